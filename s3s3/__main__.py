@@ -1,0 +1,5 @@
+import sys
+
+from s3s3.cli import main
+
+sys.exit(main())

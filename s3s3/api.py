@@ -1,0 +1,44 @@
+"""The Python API, under the original s3s3's names so code written against it still reads right."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from s3s3.bucket import Summary
+from s3s3.bucket import duplicate_bucket as _duplicate_bucket
+from s3s3.config import Endpoint, endpoint_from_options
+from s3s3.copy import Outcome, copy_key
+from s3s3.logs import log_outcome
+from s3s3.s3 import Bucket, create_client
+
+
+def create_connection(connection_args: Mapping[str, Any] | Endpoint, *, pool_size: int = 10) -> Any:
+    """A boto3 S3 client from a config section's options (a dict) or an Endpoint."""
+    endpoint = (
+        connection_args
+        if isinstance(connection_args, Endpoint)
+        else endpoint_from_options("connection", dict(connection_args))
+    )
+    return create_client(endpoint, pool_size=pool_size)
+
+
+def upload(
+    source: Bucket, dests: Bucket | Sequence[Bucket], key: str, *, verify_md5: bool = False
+) -> list[Outcome]:
+    """Copy one key from `source` to each destination; one Outcome per destination, never raises."""
+    targets = [dests] if isinstance(dests, Bucket) else list(dests)
+    outcomes = []
+    for dest in targets:
+        outcome = copy_key(source, dest, key, verify_md5=verify_md5)
+        log_outcome(outcome)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def duplicate_bucket(
+    source: Bucket, dests: Bucket | Sequence[Bucket], *, verify_md5: bool = False, workers: int = 8
+) -> Summary:
+    """Copy every key of `source` that is missing or changed at each destination."""
+    targets = [dests] if isinstance(dests, Bucket) else list(dests)
+    return _duplicate_bucket(source, targets, verify_md5=verify_md5, workers=workers)

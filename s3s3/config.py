@@ -1,0 +1,369 @@
+"""The configuration file: parsed once into frozen dataclasses, validated at load time.
+
+The file is the original s3s3's INI format (`[source]`, `[dest...]`, `[pubsub]`),
+including its inline comments and indented keys, plus the options the original
+never had. Every error names the file, section and option in one line.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from s3s3.errors import ConfigError
+
+# Where the configuration is looked for when --config is not given, in order
+# ($S3S3_CONFIG is tried before these).
+DEFAULT_PATHS = ("./s3s3.ini", "/usr/local/etc/s3s3.ini")
+CONFIG_ENV = "S3S3_CONFIG"
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+MAX_PART = 5 * GiB  # S3's largest single PUT and largest part
+MIN_PART = 5 * MiB  # S3's smallest part (all but the last)
+
+ENDPOINT_OPTIONS = frozenset(
+    {
+        "aws_access_key_id", "aws_secret_access_key", "bucket_name", "host", "port",
+        "is_secure", "calling_format", "verify_md5", "endpoint_url", "region", "profile",
+        "signature_version", "addressing_style", "multipart", "multipart_threshold",
+        "multipart_chunksize", "list_version", "verify_ssl", "ca_bundle", "storage_class",
+        "prefix", "checksums", "propagate_deletes",
+    }
+)
+PUBSUB_OPTIONS = frozenset({"url", "channel", "workers", "redis", "sns"})
+CALLING_FORMATS = {
+    "ordinarycallingformat": "path",
+    "subdomaincallingformat": "virtual",
+}
+SIGNATURE_VERSIONS = ("s3v4", "s3")
+ADDRESSING_STYLES = ("auto", "path", "virtual")
+_PLACEHOLDER = re.compile(r"\{[A-Z][A-Z0-9_]*\}")
+_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_TRUE = ("1", "yes", "true", "on")
+_FALSE = ("0", "no", "false", "off")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One S3 bucket s3s3 reads from or writes to, and how to reach it."""
+
+    name: str
+    bucket: str
+    endpoint_url: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
+    region: str | None = None
+    profile: str | None = None
+    signature_version: str = "s3v4"
+    addressing_style: str = "auto"
+    multipart: bool = True
+    multipart_threshold: int = 8 * MiB
+    multipart_chunksize: int = 8 * MiB
+    list_version: int = 2
+    verify_ssl: bool = True
+    ca_bundle: str | None = None
+    storage_class: str | None = None
+    prefix: str = ""
+    verify_md5: bool = False
+    checksums: bool = False
+    propagate_deletes: bool = False
+
+    @property
+    def label(self) -> str:
+        """How logs name this endpoint: section, bucket and where it lives."""
+        return f"{self.name}:{self.bucket}"
+
+    def same_store(self, other: Endpoint) -> bool:
+        """True when a server-side copy between the two can work: same place, same identity."""
+        return (
+            self.endpoint_url == other.endpoint_url
+            and self.access_key == other.access_key
+            and self.secret_key == other.secret_key
+            and self.profile == other.profile
+            and self.region == other.region
+        )
+
+
+@dataclass(frozen=True)
+class PubSub:
+    """Where announcements arrive: a Redis server and a channel on it."""
+
+    url: str = field(default="redis://localhost:6379/0", repr=False)
+    channel: str = "backup"
+    workers: int = 8
+
+    @property
+    def safe_url(self) -> str:
+        """The Redis URL with any password replaced by ***, for logs and errors."""
+        return redact_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"PubSub(url={self.safe_url!r}, channel={self.channel!r}, workers={self.workers})"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration file."""
+
+    path: str
+    source: Endpoint
+    dests: tuple[Endpoint, ...]
+    pubsub: PubSub = field(default_factory=PubSub)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Config:
+        """Read, validate and return the configuration at `path`."""
+        path = str(path)
+        parser = configparser.ConfigParser(
+            interpolation=None, inline_comment_prefixes=("#", ";"), strict=True
+        )
+        parser.optionxform = str.lower  # type: ignore[assignment,method-assign]
+        try:
+            with open(path, encoding="utf-8") as f:
+                parser.read_file(f)
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from e
+        except (configparser.Error, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: not a valid INI file: {_one_line(e)}") from e
+        return _build(_Reader(path, parser))
+
+
+def find_config(explicit: str | None) -> str:
+    """The configuration path to use: --config, $S3S3_CONFIG, ./s3s3.ini, /usr/local/etc/s3s3.ini."""
+    if explicit:
+        return explicit
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        return from_env
+    for candidate in DEFAULT_PATHS:
+        if Path(candidate).is_file():
+            return candidate
+    looked = ", ".join(("--config", f"${CONFIG_ENV}", *DEFAULT_PATHS))
+    raise ConfigError(f"no configuration file found (looked at {looked})")
+
+
+def load(explicit: str | None = None) -> Config:
+    """Find and load the configuration."""
+    return Config.from_file(find_config(explicit))
+
+
+def endpoint_from_options(name: str, options: dict[str, str]) -> Endpoint:
+    """An Endpoint from one section's options given as a dict (the Python API's way in)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_dict({name: {k: str(v) for k, v in options.items()}})
+    return _endpoint(_Reader("<options>", parser), name)
+
+
+def parse_size(text: str) -> int:
+    """Bytes from `8388608`, `8MB`, `64MiB`, `1G` (K/M/G/T are binary, as in s3transfer)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a size (examples: 8MB, 64MiB, 8388608)")
+    number, unit = int(match.group(1)), (match.group(2) or "b").lower()
+    return number * {"b": 1, "k": KiB, "m": MiB, "g": GiB, "t": 1024 * GiB}[unit[0]]
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password (if any) replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+class _Reader:
+    """Typed, validated access to the raw INI values; every error names file/section/option."""
+
+    def __init__(self, path: str, parser: configparser.ConfigParser) -> None:
+        self.path = path
+        self.parser = parser
+
+    def error(self, section: str, option: str | None, problem: str) -> ConfigError:
+        where = f"[{section}] {option}" if option else f"[{section}]"
+        return ConfigError(f"{self.path}: {where}: {problem}")
+
+    def get(self, section: str, option: str, default: str | None = None) -> str | None:
+        if not self.parser.has_option(section, option):
+            return default
+        value = self.parser.get(section, option).strip()
+        if _PLACEHOLDER.search(value):
+            raise self.error(section, option, "still holds a template placeholder; fill it in")
+
+        def from_env(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise self.error(section, option, f"environment variable ${{{name}}} is not set")
+            return os.environ[name]
+
+        return _ENV_VAR.sub(from_env, value)
+
+    def require(self, section: str, option: str) -> str:
+        value = self.get(section, option)
+        if not value:
+            raise self.error(section, option, "is required")
+        return value
+
+    def boolean(self, section: str, option: str, default: bool) -> bool:
+        value = self.get(section, option)
+        if value is None or value == "":
+            return default
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        raise self.error(section, option, f"{value!r} is not true or false")
+
+    def integer(self, section: str, option: str, default: int, low: int, high: int) -> int:
+        value = self.get(section, option)
+        if value is None or value == "":
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise self.error(section, option, f"{value!r} is not a whole number") from None
+        if not low <= number <= high:
+            raise self.error(section, option, f"{number} is out of range {low}..{high}")
+        return number
+
+    def size(self, section: str, option: str, default: int) -> int:
+        value = self.get(section, option)
+        if value is None or value == "":
+            return default
+        try:
+            return parse_size(value)
+        except ValueError as e:
+            raise self.error(section, option, str(e)) from None
+
+    def choice(self, section: str, option: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = (self.get(section, option) or default).lower()
+        if value not in allowed:
+            raise self.error(section, option, f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    def check_known(self, section: str, known: frozenset[str]) -> None:
+        for option in self.parser.options(section):
+            if option not in known:
+                raise self.error(section, option, "unknown option")
+
+
+def _build(r: _Reader) -> Config:
+    sections = r.parser.sections()
+    if "source" not in sections:
+        raise ConfigError(f"{r.path}: [source]: section is missing")
+    dest_names = [s for s in sections if s.startswith("dest")]
+    if not dest_names:
+        raise ConfigError(f"{r.path}: no destination: add a section whose name starts with 'dest'")
+    for section in sections:
+        if section not in ("source", "pubsub") and not section.startswith("dest"):
+            raise r.error(section, None, "unknown section (expected source, dest..., pubsub)")
+    source = _endpoint(r, "source")
+    dests = tuple(_endpoint(r, name) for name in dest_names)
+    for dest in dests:
+        if dest.same_store(source) and dest.bucket == source.bucket and dest.prefix == source.prefix:
+            raise r.error(dest.name, "bucket_name", "is the source bucket itself")
+    pubsub = _pubsub(r) if "pubsub" in sections else PubSub()
+    return Config(path=r.path, source=source, dests=dests, pubsub=pubsub)
+
+
+def _endpoint(r: _Reader, section: str) -> Endpoint:
+    r.check_known(section, ENDPOINT_OPTIONS)
+    access_key = r.get(section, "aws_access_key_id") or None
+    secret_key = r.get(section, "aws_secret_access_key") or None
+    profile = r.get(section, "profile") or None
+    if bool(access_key) != bool(secret_key):
+        missing = "aws_secret_access_key" if access_key else "aws_access_key_id"
+        raise r.error(section, missing, "is required when the other key is given")
+    if profile and access_key:
+        raise r.error(section, "profile", "give either profile or access keys, not both")
+    multipart_chunksize = r.size(section, "multipart_chunksize", 8 * MiB)
+    if not MIN_PART <= multipart_chunksize <= MAX_PART:
+        raise r.error(section, "multipart_chunksize", "must be between 5MiB and 5GiB")
+    multipart_threshold = r.size(section, "multipart_threshold", 8 * MiB)
+    if not 1 <= multipart_threshold <= MAX_PART:
+        raise r.error(section, "multipart_threshold", "must be between 1 byte and 5GiB")
+    ca_bundle = r.get(section, "ca_bundle") or None
+    if ca_bundle and not Path(ca_bundle).is_file():
+        raise r.error(section, "ca_bundle", f"{ca_bundle!r} is not a file")
+    return Endpoint(
+        name=section,
+        bucket=r.require(section, "bucket_name"),
+        endpoint_url=_endpoint_url(r, section),
+        access_key=access_key,
+        secret_key=secret_key,
+        region=r.get(section, "region") or None,
+        profile=profile,
+        signature_version=r.choice(section, "signature_version", "s3v4", SIGNATURE_VERSIONS),
+        addressing_style=_addressing_style(r, section),
+        multipart=r.boolean(section, "multipart", True),
+        multipart_threshold=multipart_threshold,
+        multipart_chunksize=multipart_chunksize,
+        list_version=r.integer(section, "list_version", 2, 1, 2),
+        verify_ssl=r.boolean(section, "verify_ssl", True),
+        ca_bundle=ca_bundle,
+        storage_class=(r.get(section, "storage_class") or None) if section != "source" else None,
+        prefix=(r.get(section, "prefix") or "").lstrip("/"),
+        verify_md5=r.boolean(section, "verify_md5", False),
+        checksums=r.boolean(section, "checksums", False),
+        propagate_deletes=r.boolean(section, "propagate_deletes", False),
+    )
+
+
+def _endpoint_url(r: _Reader, section: str) -> str | None:
+    url = r.get(section, "endpoint_url") or None
+    host = r.get(section, "host") or None
+    if url and host:
+        raise r.error(section, "endpoint_url", "give either endpoint_url or host/port, not both")
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise r.error(section, "endpoint_url", f"{url!r} is not an http(s):// URL")
+        return url.rstrip("/")
+    if not host:
+        return None  # AWS itself, found from the region
+    secure = r.boolean(section, "is_secure", True)
+    port = r.integer(section, "port", 0, 0, 65535)
+    scheme = "https" if secure else "http"
+    return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
+
+
+def _addressing_style(r: _Reader, section: str) -> str:
+    calling_format = r.get(section, "calling_format")
+    if r.get(section, "addressing_style") or not calling_format:
+        return r.choice(section, "addressing_style", "auto", ADDRESSING_STYLES)
+    short = calling_format.rsplit(".", 1)[-1].lower()
+    if short not in CALLING_FORMATS:
+        raise r.error(
+            section,
+            "calling_format",
+            f"{calling_format!r} is not OrdinaryCallingFormat or SubdomainCallingFormat",
+        )
+    return CALLING_FORMATS[short]
+
+
+def _pubsub(r: _Reader) -> PubSub:
+    r.check_known("pubsub", PUBSUB_OPTIONS)
+    if r.boolean("pubsub", "sns", False):
+        raise r.error("pubsub", "sns", "SNS is not supported; use redis")
+    if not r.boolean("pubsub", "redis", True):
+        raise r.error("pubsub", "redis", "redis is the only transport; it cannot be turned off")
+    url = r.get("pubsub", "url") or PubSub.url
+    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        raise r.error("pubsub", "url", f"{redact_url(url)!r} is not a redis://, rediss:// or unix:// URL")
+    return PubSub(
+        url=url,
+        channel=r.get("pubsub", "channel") or PubSub.channel,
+        workers=r.integer("pubsub", "workers", PubSub.workers, 1, 256),
+    )
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())

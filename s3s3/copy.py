@@ -1,0 +1,402 @@
+"""The copy engine: one key, from the source bucket to one destination, intact or not at all.
+
+boto3's managed upload cannot do what s3s3 needs here: a Content-MD5 on every
+part (the only checksum Ceph and Swift enforce), an MD5 of the whole object
+computed while it streams, multipart turned off for stores where it is
+unreliable, and bounded memory for a body that is not seekable (its managed
+upload buffered 520-600 MiB for one stream). So the short loop is written
+here, once. Memory per copy is bounded by the part size times the part window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from s3s3.config import MAX_PART
+from s3s3.errors import CopyError, IntegrityError
+from s3s3.s3 import (
+    META_ETAG,
+    META_MD5,
+    Bucket,
+    ObjectInfo,
+    b64_md5,
+    error_code,
+    head,
+    info_from_response,
+    is_md5,
+    is_not_found,
+    multipart_etag,
+    strip_etag,
+)
+
+logger = logging.getLogger(__name__)
+
+PART_WINDOW = 4  # parts of one object uploading at once (each holds one part in memory)
+READ_BLOCK = 1024 * 1024  # how much a hashing pass reads at a time
+ATTEMPTS = 3  # whole-key attempts; botocore already retries each request
+RETRY_DELAY = 0.5  # seconds before the second attempt, doubling
+
+# Errors worth trying the whole key again for: the connection broke mid-stream,
+# or a body failed its MD5 (a corrupt read is not likely to repeat).
+TRANSIENT = (BotoCoreError, IntegrityError, ConnectionError, TimeoutError)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one key at one destination."""
+
+    key: str
+    dest: str  # the destination's label, "section:bucket"
+    action: str  # copied | skipped | missing | failed | deleted
+    size: int = 0
+    seconds: float = 0.0
+    md5: str | None = None
+    source_etag: str | None = None
+    dest_etag: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.action != "failed"
+
+
+def dest_key(source: Bucket, dest: Bucket, key: str) -> str:
+    """Where a source key lands: the source prefix swapped for the destination's."""
+    return dest.endpoint.prefix + key[len(source.endpoint.prefix) :]
+
+
+def identical(src: ObjectInfo, dst: ObjectInfo | None) -> bool:
+    """True when `dst` already holds the bytes of `src` (by size and MD5, or by s3s3's record)."""
+    if dst is None or dst.size != src.size:
+        return False
+    if src.md5 and dst.md5:
+        return src.md5 == dst.md5
+    if dst.metadata and dst.metadata.get(META_ETAG) == src.etag:
+        return True  # s3s3 copied it from this very source version
+    return bool(src.etag) and src.etag == dst.etag
+
+
+def copy_key(
+    source: Bucket,
+    dest: Bucket,
+    key: str,
+    *,
+    verify_md5: bool = False,
+    check_dest: bool = True,
+) -> Outcome:
+    """Copy `key` to `dest` unless it already holds it; never raises for a store's error."""
+    started = time.monotonic()
+    last: BaseException | None = None
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            outcome = _copy_once(source, dest, key, verify_md5=verify_md5, check_dest=check_dest)
+            return _timed(outcome, started)
+        except TRANSIENT as e:
+            last = e
+        except ClientError as e:
+            if not _retryable(e):
+                return _failed(key, dest, e, started)
+            last = e
+        except CopyError as e:
+            return _failed(key, dest, e, started)
+        if attempt < ATTEMPTS:
+            delay = RETRY_DELAY * 2 ** (attempt - 1)
+            logger.warning("Retrying %r to %s in %.1fs after: %s", key, dest.endpoint.label, delay, _describe(last))
+            time.sleep(delay)
+    assert last is not None
+    return _failed(key, dest, last, started)
+
+
+def _copy_once(source: Bucket, dest: Bucket, key: str, *, verify_md5: bool, check_dest: bool) -> Outcome:
+    target = dest_key(source, dest, key)
+    verify_md5 = verify_md5 or source.endpoint.verify_md5 or dest.endpoint.verify_md5
+    if dest.endpoint.same_store(source.endpoint):
+        return _server_side_copy(source, dest, key, target, verify_md5=verify_md5, check_dest=check_dest)
+    try:
+        response = source.client.get_object(Bucket=source.name, Key=key)
+    except ClientError as e:
+        if is_not_found(e):
+            return Outcome(key, dest.endpoint.label, "missing")
+        raise
+    body = response["Body"]
+    try:
+        info = info_from_response(key, response)
+        if check_dest and identical(info, head(dest, target)):
+            return _skipped(key, dest, info)
+        md5, etag = _stream(source, dest, target, info, body)
+    finally:
+        body.close()
+    if verify_md5:
+        _verify(dest, target, md5, etag)
+    return Outcome(key, dest.endpoint.label, "copied", info.size, md5=md5, source_etag=info.etag, dest_etag=etag)
+
+
+def _stream(source: Bucket, dest: Bucket, target: str, info: ObjectInfo, body: BinaryIO) -> tuple[str, str]:
+    """Send `body` to the destination in the shape its options ask for; return (md5, dest ETag)."""
+    ep = dest.endpoint
+    if info.size <= ep.multipart_threshold:
+        return _put_buffered(dest, target, info, body.read())
+    if ep.multipart:
+        return _put_multipart(dest, target, info, body)
+    if info.size > MAX_PART:
+        raise CopyError(f"{info.key!r} is {info.size} bytes: over 5 GiB it needs multipart, which {ep.name} turns off")
+    return _put_streaming(source, dest, target, info, body)
+
+
+def _put_buffered(dest: Bucket, target: str, info: ObjectInfo, data: bytes) -> tuple[str, str]:
+    md5 = hashlib.md5(data).hexdigest()
+    _check_read(info, len(data), md5)
+    response = dest.client.put_object(
+        Bucket=dest.name, Key=target, Body=data, ContentMD5=b64_md5(md5), **_put_args(dest, info, md5)
+    )
+    return md5, strip_etag(response.get("ETag"))
+
+
+def _put_streaming(source: Bucket, dest: Bucket, target: str, info: ObjectInfo, body: BinaryIO) -> tuple[str, str]:
+    """A single PUT of a large object, streamed; its Content-MD5 must be known before it starts."""
+    md5 = info.md5
+    if md5 is None:
+        # A multipart source gives no MD5 and the store checks only Content-MD5,
+        # so hash the object in a first pass rather than send it unchecked.
+        md5 = _hash_object(source, info)
+        body.close()
+        body = source.client.get_object(Bucket=source.name, Key=info.key, IfMatch=f'"{info.etag}"')["Body"]
+    reader = _HashingReader(body)
+    response = dest.client.put_object(
+        Bucket=dest.name,
+        Key=target,
+        Body=reader,
+        ContentLength=info.size,
+        ContentMD5=b64_md5(md5),
+        **_put_args(dest, info, md5),
+    )
+    _check_read(info, reader.count, reader.md5.hexdigest())
+    return md5, strip_etag(response.get("ETag"))
+
+
+def _put_multipart(dest: Bucket, target: str, info: ObjectInfo, body: BinaryIO) -> tuple[str, str]:
+    """Upload in parts, each with its Content-MD5; abort on any failure so nothing partial is left."""
+    client, chunk = dest.client, dest.endpoint.multipart_chunksize
+    upload_id = client.create_multipart_upload(Bucket=dest.name, Key=target, **_put_args(dest, info, info.md5))[
+        "UploadId"
+    ]
+    try:
+        whole, part_md5s, parts = _upload_parts(dest, target, upload_id, body, chunk)
+        md5 = whole.hexdigest()
+        _check_read(info, sum(p["Size"] for p in parts), md5)
+        response = client.complete_multipart_upload(
+            Bucket=dest.name,
+            Key=target,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]},
+        )
+    except BaseException:
+        _abort(dest, target, upload_id)
+        raise
+    etag = strip_etag(response.get("ETag"))
+    if not etag:
+        # Ceph: CompleteMultipartUpload answers with an empty ETag; ask again.
+        found = head(dest, target)
+        etag = found.etag if found else ""
+    expected = multipart_etag(part_md5s)
+    if "-" in etag and etag != expected:
+        raise IntegrityError(f"{target!r}: completed ETag {etag} is not the {expected} of the parts sent")
+    return md5, etag
+
+
+def _upload_parts(
+    dest: Bucket, target: str, upload_id: str, body: BinaryIO, chunk: int
+) -> tuple[Any, list[bytes], list[dict[str, Any]]]:
+    whole = hashlib.md5()
+    part_md5s: list[bytes] = []
+    futures: list[Future[dict[str, Any]]] = []
+    with ThreadPoolExecutor(PART_WINDOW, thread_name_prefix="s3s3-part") as pool:
+        for number, data in enumerate(_chunks(body, chunk), start=1):
+            whole.update(data)
+            digest = hashlib.md5(data).digest()
+            part_md5s.append(digest)
+            pending = [f for f in futures if not f.done()]
+            if len(pending) >= PART_WINDOW:
+                wait(pending, return_when=FIRST_EXCEPTION)
+            if any(f.done() and f.exception() for f in futures):
+                break
+            futures.append(pool.submit(_upload_part, dest, target, upload_id, number, data, digest))
+        parts = [f.result() for f in futures]
+    return whole, part_md5s, parts
+
+
+def _upload_part(dest: Bucket, target: str, upload_id: str, number: int, data: bytes, digest: bytes) -> dict[str, Any]:
+    response = dest.client.upload_part(
+        Bucket=dest.name,
+        Key=target,
+        UploadId=upload_id,
+        PartNumber=number,
+        Body=data,
+        ContentMD5=b64_md5(digest.hex()),
+    )
+    etag = strip_etag(response.get("ETag"))
+    if is_md5(etag) and etag != digest.hex():
+        raise IntegrityError(f"{target!r} part {number}: store says {etag}, sent {digest.hex()}")
+    return {"PartNumber": number, "ETag": response["ETag"], "Size": len(data)}
+
+
+def _abort(dest: Bucket, target: str, upload_id: str) -> None:
+    try:
+        dest.client.abort_multipart_upload(Bucket=dest.name, Key=target, UploadId=upload_id)
+    except (BotoCoreError, ClientError) as e:
+        logger.warning("Could not abort the multipart upload of %r to %s: %s", target, dest.endpoint.label, e)
+
+
+def _server_side_copy(
+    source: Bucket, dest: Bucket, key: str, target: str, *, verify_md5: bool, check_dest: bool
+) -> Outcome:
+    """Same store, same identity: let the store copy the bytes (CopyObject, multipart copy past 5 GiB)."""
+    info = head(source, key)
+    if info is None:
+        return Outcome(key, dest.endpoint.label, "missing")
+    if check_dest and identical(info, head(dest, target)):
+        return _skipped(key, dest, info)
+    args = _put_args(dest, info, info.md5)
+    args["MetadataDirective"] = "REPLACE"
+    dest.client.copy(
+        {"Bucket": source.name, "Key": key},
+        dest.name,
+        target,
+        ExtraArgs=args,
+        Config=TransferConfig(multipart_threshold=MAX_PART, multipart_chunksize=dest.endpoint.multipart_chunksize),
+    )
+    copied = head(dest, target)
+    if copied is None or copied.size != info.size:
+        left = copied.size if copied else "no"
+        raise IntegrityError(f"{target!r}: server-side copy left {left} bytes, not {info.size}")
+    md5 = info.md5
+    if verify_md5 and not (md5 and copied.etag == info.etag):
+        md5 = _hash_object(source, info)
+        _verify(dest, target, md5, copied.etag)
+    return Outcome(key, dest.endpoint.label, "copied", info.size, md5=md5, source_etag=info.etag, dest_etag=copied.etag)
+
+
+def _put_args(dest: Bucket, info: ObjectInfo, md5: str | None) -> dict[str, Any]:
+    """Headers, user metadata and storage class for the destination object."""
+    metadata = dict(info.metadata or {})
+    metadata[META_ETAG] = info.etag
+    if md5:
+        metadata[META_MD5] = md5
+    else:
+        metadata.pop(META_MD5, None)
+    args: dict[str, Any] = dict(info.headers)
+    args["Metadata"] = metadata
+    if dest.endpoint.storage_class:
+        args["StorageClass"] = dest.endpoint.storage_class
+    return args
+
+
+def _verify(dest: Bucket, target: str, md5: str, etag: str) -> None:
+    """Prove the destination holds bytes with this MD5: by its ETag, else by reading it back."""
+    if etag == md5:
+        return
+    found = head(dest, target)
+    if found is None:
+        raise IntegrityError(f"{target!r} is not at {dest.endpoint.label} after the copy")
+    if found.etag == md5:
+        return
+    read_back = _hash_object(dest, found)
+    if read_back != md5:
+        raise IntegrityError(f"{target!r} at {dest.endpoint.label} has MD5 {read_back}, expected {md5}")
+
+
+def _hash_object(bucket: Bucket, info: ObjectInfo) -> str:
+    """Read an object whole and return its MD5 (for stores that give none)."""
+    body = bucket.client.get_object(Bucket=bucket.name, Key=info.key)["Body"]
+    digest = hashlib.md5()
+    try:
+        for block in iter(lambda: body.read(READ_BLOCK), b""):
+            digest.update(block)
+    finally:
+        body.close()
+    return digest.hexdigest()
+
+
+def _check_read(info: ObjectInfo, size: int, md5: str) -> None:
+    """Fail the copy when what was read is not what the source says it holds."""
+    if size != info.size:
+        raise IntegrityError(f"{info.key!r}: read {size} bytes, the source says {info.size}")
+    if info.md5 and info.md5 != md5:
+        raise IntegrityError(f"{info.key!r}: read MD5 {md5}, the source says {info.md5}")
+
+
+def _chunks(body: BinaryIO, size: int) -> Iterator[bytes]:
+    """`body` in pieces of exactly `size` bytes (the last may be shorter); at least one piece."""
+    first = True
+    while True:
+        data = body.read(size)
+        while data and len(data) < size:
+            more = body.read(size - len(data))
+            if not more:
+                break
+            data += more
+        if not data and not first:
+            return
+        yield data
+        first = False
+        if len(data) < size:
+            return
+
+
+class _HashingReader:
+    """A file-like body that hashes what botocore reads from it."""
+
+    def __init__(self, body: BinaryIO) -> None:
+        self.body = body
+        self.md5 = hashlib.md5()
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.body.read(size)
+        self.md5.update(data)
+        self.count += len(data)
+        return data
+
+
+def _retryable(error: ClientError) -> bool:
+    code = error_code(error)
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return status >= 500 or code in ("SlowDown", "RequestTimeout", "PreconditionFailed", "InternalError")
+
+
+def _describe(error: BaseException | None) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:300]
+
+
+def _skipped(key: str, dest: Bucket, info: ObjectInfo) -> Outcome:
+    return Outcome(key, dest.endpoint.label, "skipped", info.size, md5=info.md5, source_etag=info.etag)
+
+
+def _timed(outcome: Outcome, started: float) -> Outcome:
+    return Outcome(**{**outcome.__dict__, "seconds": time.monotonic() - started})
+
+
+def _failed(key: str, dest: Bucket, error: BaseException, started: float) -> Outcome:
+    return Outcome(key, dest.endpoint.label, "failed", seconds=time.monotonic() - started, error=_describe(error))
+
+
+def delete_key(source: Bucket, dest: Bucket, key: str) -> Outcome:
+    """Remove `key` at `dest`, but only once the source really no longer has it."""
+    started = time.monotonic()
+    try:
+        if head(source, key) is not None:
+            return _timed(Outcome(key, dest.endpoint.label, "skipped"), started)
+        dest.client.delete_object(Bucket=dest.name, Key=dest_key(source, dest, key))
+    except (BotoCoreError, ClientError) as e:
+        return _failed(key, dest, e, started)
+    return _timed(Outcome(key, dest.endpoint.label, "deleted"), started)

@@ -1,0 +1,224 @@
+"""The S3 boundary: clients built from an Endpoint, object facts, listings.
+
+Everything that talks to a store goes through a client made here, so the store
+quirks that s3s3 works around are fixed once, at the line below that names them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from s3s3.config import Endpoint
+
+# Headers a copy carries over, as GetObject/HeadObject name them -> PutObject's parameter.
+CONTENT_HEADERS = (
+    "ContentType",
+    "CacheControl",
+    "ContentDisposition",
+    "ContentEncoding",
+    "ContentLanguage",
+    "Expires",
+)
+# User metadata s3s3 writes on every object it copies.
+META_MD5 = "s3s3-md5"  # MD5 of the whole object, hex
+META_ETAG = "s3s3-source-etag"  # the source ETag this copy was made from
+_MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
+NOT_FOUND = ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """An Endpoint with its client: everything needed to read or write its bucket."""
+
+    endpoint: Endpoint
+    client: Any = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.endpoint.bucket
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a listing or a HEAD says of one object."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime | None = None
+    metadata: dict[str, str] | None = None  # None when it came from a listing
+    headers: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def md5(self) -> str | None:
+        """The object's MD5 where the store or s3s3 recorded one, else None."""
+        if is_md5(self.etag):
+            return self.etag
+        recorded = (self.metadata or {}).get(META_MD5)
+        return recorded if recorded and is_md5(recorded) else None
+
+
+def is_md5(etag: str | None) -> bool:
+    """True when an ETag is a plain MD5 (a single PUT), not a multipart `...-N` one."""
+    return bool(etag) and bool(_MD5_ETAG.match(etag))  # type: ignore[arg-type]
+
+
+def strip_etag(etag: str | None) -> str:
+    """An ETag without its quotes, lower-cased."""
+    return (etag or "").strip().strip('"').lower()
+
+
+def b64_md5(hexdigest: str) -> str:
+    """A hex MD5 as the base64 that Content-MD5 wants."""
+    return base64.b64encode(bytes.fromhex(hexdigest)).decode()
+
+
+def multipart_etag(part_md5s: list[bytes]) -> str:
+    """The ETag S3 (and Ceph, Swift, SeaweedFS) give an object uploaded in these parts."""
+    return f"{hashlib.md5(b''.join(part_md5s)).hexdigest()}-{len(part_md5s)}"
+
+
+def error_code(error: BaseException) -> str:
+    """The S3 error code (or HTTP status) of a botocore error, '' for others."""
+    if isinstance(error, ClientError):
+        err = error.response.get("Error", {})
+        return str(err.get("Code") or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+    return ""
+
+
+def is_not_found(error: BaseException) -> bool:
+    return error_code(error) in NOT_FOUND
+
+
+def create_client(endpoint: Endpoint, *, pool_size: int = 10) -> Any:
+    """A thread-safe boto3 S3 client for `endpoint`, with s3s3's store fixes registered."""
+    checksums = "when_supported" if endpoint.checksums else "when_required"
+    config = BotoConfig(
+        signature_version=endpoint.signature_version,
+        s3={
+            "addressing_style": endpoint.addressing_style,
+            # Every body s3s3 sends carries a Content-MD5 the store checks, so
+            # the SHA-256 of the payload adds CPU and no integrity.
+            "payload_signing_enabled": False,
+        },
+        retries={"mode": "standard", "max_attempts": 4},
+        connect_timeout=10,
+        read_timeout=120,
+        max_pool_connections=max(pool_size, 10),
+        # boto3's default CRC32 checksums and aws-chunked trailers are rejected
+        # by Ceph (411 MissingContentLength over HTTPS), Swift before 2.36 and
+        # older MinIO; none of them checks x-amz-checksum-* anyway.
+        request_checksum_calculation=checksums,
+        response_checksum_validation=checksums,
+    )
+    session = boto3.session.Session(profile_name=endpoint.profile) if endpoint.profile else boto3.session.Session()
+    verify: bool | str = endpoint.ca_bundle or endpoint.verify_ssl
+    client = session.client(
+        "s3",
+        endpoint_url=endpoint.endpoint_url,
+        aws_access_key_id=endpoint.access_key,
+        aws_secret_access_key=endpoint.secret_key,
+        region_name=endpoint.region or "us-east-1",
+        verify=verify,
+        config=config,
+    )
+    events = client.meta.events
+    if endpoint.signature_version == "s3":
+        events.register("before-sign.s3", _sigv2_bucket_path)
+    if not endpoint.checksums:
+        events.register("before-call.s3.DeleteObjects", _content_md5_instead_of_crc32)
+    return client
+
+
+def _sigv2_bucket_path(request: Any, **_: Any) -> None:
+    # Ceph, Swift: with SigV2 and path style, botocore signs "/bucket/" but
+    # sends "/bucket" for bucket-level calls (ListObjects, CreateBucket,
+    # DeleteObjects...), so every one fails with SignatureDoesNotMatch. Send
+    # the path that was signed, as boto 2 did.
+    auth_path = getattr(request, "auth_path", None)
+    if not auth_path:
+        return
+    parts = urlsplit(request.url)
+    if parts.path + "/" == auth_path:
+        request.url = urlunsplit(parts._replace(path=auth_path))
+
+
+def _content_md5_instead_of_crc32(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    # Swift: DeleteObjects requires Content-MD5; botocore >= 1.36 sends a
+    # CRC32 header instead, even in when_required mode, and Swift answers 400.
+    checksum = context.setdefault("checksum", {})
+    checksum["request_algorithm"] = "conditional-md5"
+    checksum.pop("request_algorithm_header", None)
+    params.get("headers", {}).pop("x-amz-sdk-checksum-algorithm", None)
+
+
+def open_bucket(endpoint: Endpoint, *, pool_size: int = 10) -> Bucket:
+    """A Bucket for `endpoint` with a new client."""
+    return Bucket(endpoint, create_client(endpoint, pool_size=pool_size))
+
+
+def head(bucket: Bucket, key: str) -> ObjectInfo | None:
+    """HEAD one object; None when it does not exist."""
+    try:
+        response = bucket.client.head_object(Bucket=bucket.name, Key=key)
+    except ClientError as e:
+        if is_not_found(e):
+            return None
+        raise
+    return info_from_response(key, response)
+
+
+def info_from_response(key: str, response: dict[str, Any]) -> ObjectInfo:
+    """ObjectInfo from a HeadObject or GetObject response."""
+    return ObjectInfo(
+        key=key,
+        size=int(response.get("ContentLength", 0)),
+        etag=strip_etag(response.get("ETag")),
+        last_modified=response.get("LastModified"),
+        metadata={k.lower(): v for k, v in (response.get("Metadata") or {}).items()},
+        headers={h: response[h] for h in CONTENT_HEADERS if response.get(h) is not None},
+    )
+
+
+def list_objects(bucket: Bucket, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
+    """Every object under `prefix`, in the store's (UTF-8 binary) order, page by page."""
+    if bucket.endpoint.list_version == 1:
+        # Old Ceph RGW: ListObjectsV2 pages repeat or skip keys; V1 markers work.
+        pages = bucket.client.get_paginator("list_objects").paginate(
+            Bucket=bucket.name, Prefix=prefix, Marker=start_after
+        )
+    else:
+        pages = bucket.client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket.name, Prefix=prefix, StartAfter=start_after
+        )
+    for page in pages:
+        for item in page.get("Contents", ()):
+            yield ObjectInfo(
+                key=item["Key"],
+                size=int(item["Size"]),
+                etag=strip_etag(item.get("ETag")),
+                last_modified=item.get("LastModified"),
+            )
+
+
+__all__ = [
+    "Bucket",
+    "BotoCoreError",
+    "ClientError",
+    "ObjectInfo",
+    "create_client",
+    "head",
+    "list_objects",
+    "open_bucket",
+]
