@@ -1,0 +1,41 @@
+# make demo   - set up and watch s3s3 replicate between two local S3 servers
+# make test   - set up and run the test suite
+# make compat - the compatibility suite against real Ceph, Swift, SeaweedFS, rclone
+# make lint   - ruff
+# make bench  - s3s3 against rclone and a raw floor on two SeaweedFS servers
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test compat lint bench redis-server clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+redis-server:
+	@command -v redis-server >/dev/null || { \
+	  echo "installing redis-server (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+demo: $(STAMP) redis-server
+	$(BIN)/python -m tests.demo
+
+test: $(STAMP) redis-server
+	$(BIN)/python -m pytest -m "not compat" -q
+
+compat: $(STAMP) redis-server
+	$(BIN)/python -m pytest -m compat -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP) redis-server
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info bench/out
