@@ -29,7 +29,7 @@ Command = Callable[[argparse.Namespace], int]
 def main(argv: Sequence[str] | None = None) -> int:
     """`s3s3 SUBCOMMAND ...`; returns the exit code."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv, argparse.Namespace(config=None, verbose=False))
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -51,14 +51,16 @@ def bucket_main(argv: Sequence[str] | None = None) -> int:
     return main(["bucket", *(sys.argv[1:] if argv is None else argv)])
 
 
-def ini_template_main() -> int:
+def ini_template_main(argv: Sequence[str] | None = None) -> int:
     """The `echo_s3s3_ini_template` script: print the documented configuration template."""
+    _echo_parser("echo_s3s3_ini_template", "Print the s3s3.ini template.").parse_args(argv)
     sys.stdout.write(resources.files("s3s3.data").joinpath("s3s3.ini.dist").read_text())
     return EXIT_OK
 
 
-def supervisord_conf_main() -> int:
+def supervisord_conf_main(argv: Sequence[str] | None = None) -> int:
     """The `echo_s3s3_supervisord_conf` script: print a supervisord program file for the listener."""
+    _echo_parser("echo_s3s3_supervisord_conf", "Print a supervisord program file.").parse_args(argv)
     sys.stdout.write(resources.files("s3s3.data").joinpath("supervisord.conf").read_text())
     return EXIT_OK
 
@@ -120,9 +122,10 @@ def _check_endpoint(endpoint: Endpoint) -> bool:
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", "-c", metavar="FILE", help="configuration file (default: $S3S3_CONFIG, "
-                        "./s3s3.ini, /usr/local/etc/s3s3.ini)")
-    common.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    # SUPPRESS: a subcommand's own default would overwrite `s3s3 --config FILE listen`; main() sets the defaults.
+    common.add_argument("--config", "-c", metavar="FILE", default=argparse.SUPPRESS, help="configuration file "
+                        "(default: $S3S3_CONFIG, ./s3s3.ini, /usr/local/etc/s3s3.ini)")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug detail")
     common.add_argument("--version", action="version", version=f"s3s3 {__version__}")
 
     parser = argparse.ArgumentParser(prog="s3s3", parents=[common], description="Replicate S3 objects.")
@@ -144,6 +147,13 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", parents=[common], help="validate the file and try every connection")
     check.set_defaults(command=cmd_check_config)
+    return parser
+
+
+def _echo_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    # The echo scripts take no arguments, but --help and --version must not print the file.
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--version", action="version", version=f"s3s3 {__version__}")
     return parser
 
 

@@ -12,8 +12,9 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
+from s3s3 import names
 from s3s3.errors import ConfigError
 
 # Where the configuration is looked for when --config is not given, in order
@@ -36,14 +37,20 @@ ENDPOINT_OPTIONS = frozenset(
         "prefix", "checksums", "propagate_deletes",
     }
 )
-PUBSUB_OPTIONS = frozenset({"url", "channel", "workers", "redis", "sns"})
+PUBSUB_OPTIONS = frozenset(
+    {
+        "url", "mode", "channel", "pattern", "stream", "group", "consumer", "claim_idle", "list",
+        "workers", "max_attempts", "max_retry_seconds", "redis", "sns",
+    }
+)
+MODES = ("pubsub", "stream", "list")
 CALLING_FORMATS = {
     "ordinarycallingformat": "path",
     "subdomaincallingformat": "virtual",
 }
 SIGNATURE_VERSIONS = ("s3v4", "s3")
 ADDRESSING_STYLES = ("auto", "path", "virtual")
-_PLACEHOLDER = re.compile(r"\{[A-Z][A-Z0-9_]*\}")
+_PLACEHOLDER = re.compile(r"(?<!\$)\{[A-Z][A-Z0-9_]*\}")  # {YOUR_...}, but not ${NAME}
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 _TRUE = ("1", "yes", "true", "on")
@@ -93,19 +100,33 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class PubSub:
-    """Where announcements arrive: a Redis server and a channel on it."""
+    """Where announcements arrive (a Redis server, and a channel, stream or list on it) and how they are worked."""
 
-    url: str = field(default="redis://localhost:6379/0", repr=False)
-    channel: str = "backup"
+    url: str = field(default=names.DEFAULT_URL, repr=False)
+    mode: str = "pubsub"
+    channel: str = names.DEFAULT_CHANNEL
+    pattern: bool = False
+    stream: str = names.DEFAULT_STREAM
+    group: str = names.DEFAULT_GROUP
+    consumer: str | None = None
+    claim_idle: float = 60.0
+    list: str = names.DEFAULT_LIST
     workers: int = 8
+    max_attempts: int = 5
+    max_retry_seconds: float = 300.0
 
     @property
     def safe_url(self) -> str:
         """The Redis URL with any password replaced by ***, for logs and errors."""
         return redact_url(self.url)
 
+    @property
+    def target(self) -> str:
+        """The channel, stream or list that this mode reads and `s3s3 publish` writes."""
+        return {"stream": self.stream, "list": self.list}.get(self.mode, self.channel)
+
     def __repr__(self) -> str:
-        return f"PubSub(url={self.safe_url!r}, channel={self.channel!r}, workers={self.workers})"
+        return f"PubSub(url={self.safe_url!r}, mode={self.mode!r}, target={self.target!r}, workers={self.workers})"
 
 
 @dataclass(frozen=True)
@@ -130,6 +151,12 @@ class Config:
                 parser.read_file(f)
         except OSError as e:
             raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from e
+        # configparser quotes the offending lines, which may hold a secret: give their numbers only.
+        except configparser.MissingSectionHeaderError as e:
+            raise ConfigError(f"{path}: line {e.lineno}: an option before the first [section]") from e
+        except configparser.ParsingError as e:
+            lines = ", ".join(str(lineno) for lineno, _ in e.errors)
+            raise ConfigError(f"{path}: line {lines}: not a [section] or an 'option = value' line") from e
         except (configparser.Error, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: not a valid INI file: {_one_line(e)}") from e
         return _build(_Reader(path, parser))
@@ -323,7 +350,7 @@ def _endpoint_url(r: _Reader, section: str) -> str | None:
     if url and host:
         raise r.error(section, "endpoint_url", "give either endpoint_url or host/port, not both")
     if url:
-        parts = urlsplit(url)
+        parts = _split_url(r, section, "endpoint_url", url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise r.error(section, "endpoint_url", f"{url!r} is not an http(s):// URL")
         return url.rstrip("/")
@@ -355,14 +382,34 @@ def _pubsub(r: _Reader) -> PubSub:
         raise r.error("pubsub", "sns", "SNS is not supported; use redis")
     if not r.boolean("pubsub", "redis", True):
         raise r.error("pubsub", "redis", "redis is the only transport; it cannot be turned off")
-    url = r.get("pubsub", "url") or PubSub.url
-    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+    url = r.get("pubsub", "url") or names.DEFAULT_URL
+    if _split_url(r, "pubsub", "url", url).scheme not in ("redis", "rediss", "unix"):
         raise r.error("pubsub", "url", f"{redact_url(url)!r} is not a redis://, rediss:// or unix:// URL")
     return PubSub(
         url=url,
-        channel=r.get("pubsub", "channel") or PubSub.channel,
+        mode=r.choice("pubsub", "mode", "pubsub", MODES),
+        channel=r.get("pubsub", "channel") or names.DEFAULT_CHANNEL,
+        pattern=r.boolean("pubsub", "pattern", False),
+        stream=r.get("pubsub", "stream") or names.DEFAULT_STREAM,
+        group=r.get("pubsub", "group") or names.DEFAULT_GROUP,
+        consumer=r.get("pubsub", "consumer") or None,
+        claim_idle=r.integer("pubsub", "claim_idle", 60, 1, 86400),
+        list=r.get("pubsub", "list") or names.DEFAULT_LIST,
         workers=r.integer("pubsub", "workers", PubSub.workers, 1, 256),
+        max_attempts=r.integer("pubsub", "max_attempts", PubSub.max_attempts, 1, 100),
+        max_retry_seconds=r.integer("pubsub", "max_retry_seconds", 300, 0, 86400),
     )
+
+
+def _split_url(r: _Reader, section: str, option: str, url: str) -> SplitResult:
+    # urlsplit raises on a broken [IPv6] address, .port on a port that is no
+    # number; the URL is not quoted back, as it may hold a password.
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError as e:
+        raise r.error(section, option, f"is not a valid URL: {e}") from None
+    return parts
 
 
 def _one_line(error: Exception) -> str:

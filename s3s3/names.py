@@ -2,5 +2,21 @@
 
 from __future__ import annotations
 
-DEFAULT_CHANNEL = "backup"  # pubsub channel producers PUBLISH key names on
 DEFAULT_URL = "redis://localhost:6379/0"  # the Redis of [pubsub] url when none is given
+DEFAULT_CHANNEL = "backup"  # pubsub mode: the channel producers PUBLISH announcements on
+DEFAULT_STREAM = "s3s3:events"  # stream mode: the stream announcements are appended to
+DEFAULT_GROUP = "s3s3"  # stream mode: the consumer group all listeners share
+DEFAULT_LIST = "s3s3:queue"  # list mode: the list producers RPUSH announcements onto
+STREAM_FIELD = "message"  # stream mode: the entry field holding the announcement
+STREAM_MAXLEN = 1_000_000  # stream mode: entries kept (approximately) before the oldest go
+DEADLETTER = "s3s3:failed"  # stream of keys that failed beyond retries, and rejected messages
+DEADLETTER_MAXLEN = 100_000  # dead-letter entries kept (approximately)
+GAPS = "s3s3:gaps"  # stream of (from, to) periods when a pubsub listener was disconnected
+GAPS_MAXLEN = 10_000  # gap entries kept (approximately)
+LOCK_PREFIX = "s3s3:lock:"  # + source and destinations: held by the running bucket sync
+LEDGER_PREFIX = "s3s3:ledger:"  # + destination: hash key -> what s3s3 copied there
+
+
+def processing_list(queue: str, consumer: str) -> str:
+    """List mode: the list holding what `consumer` took from `queue` and has not finished."""
+    return f"{queue}:processing:{consumer}"

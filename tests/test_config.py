@@ -1,0 +1,594 @@
+"""The configuration file: the original template loads as is, every option parses, every error is one line."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from s3s3.config import Config, Endpoint, GiB, MiB, PubSub, parse_size
+from s3s3.errors import ConfigError
+
+pytestmark = pytest.mark.timeout(30)
+
+SECRET = "SENTINEL-secret-9f8e7d"  # must never be shown anywhere
+PASSWORD = "SENTINEL-redis-pw-4c3b2a"  # likewise, inside a Redis URL
+
+# The original s3s3 template, word for word (indents, inline comments and the
+# trailing space after "operations." included).
+ORIGINAL_TEMPLATE = "".join(
+    line + "\n"
+    for line in (
+        "[source]",
+        "     aws_access_key_id = {YOUR_AWS_ACCESS_KEY_ID}",
+        "     aws_secret_access_key = {YOUR_AWS_SECRET_ACCESS_KEY}",
+        "     bucket_name = {YOUR_S3_BUCKET}",
+        "     host = {YOUR_CEPH_S3_ENDPOINT}",
+        "     verify_md5 = False # Verify md5 during s3 operations. ",
+        "     is_secure = True # Optional",
+        "     calling_format = OrdinaryCallingFormat # Optional",
+        "[destination]",
+        "     aws_access_key_id = {YOUR_AWS_ACCESS_KEY_ID}",
+        "     aws_secret_access_key = {YOUR_AWS_SECRET_ACCESS_KEY}",
+        "     bucket_name = {YOUR_S3_BUCKET}",
+        "     verify_md5 = False # Verify md5 during s3 operations. ",
+        "     is_secure = True # Optional",
+    )
+)
+FILLED_IN = {
+    "{YOUR_AWS_ACCESS_KEY_ID}": "AKIAEXAMPLE",
+    "{YOUR_AWS_SECRET_ACCESS_KEY}": SECRET,
+    "{YOUR_S3_BUCKET}": "photos",
+    "{YOUR_CEPH_S3_ENDPOINT}": "rgw.example.com",
+}
+MINIMAL = "[source]\nbucket_name = src\n[dest]\nbucket_name = dst\n"
+
+
+def fill_in(template: str) -> str:
+    for placeholder, value in FILLED_IN.items():
+        template = template.replace(placeholder, value)
+    return template
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "s3s3.ini"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load(tmp_path: Path, text: str) -> Config:
+    return Config.from_file(write(tmp_path, text))
+
+
+def load_error(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, text)
+    return str(caught.value)
+
+
+def source_with(tmp_path: Path, *lines: str) -> Endpoint:
+    """The [source] of a minimal file with these extra lines in it."""
+    return load(
+        tmp_path,
+        "[source]\nbucket_name = src\n" + "".join(f"{line}\n" for line in lines) + "[dest]\nbucket_name = dst\n",
+    ).source
+
+
+def dest_with(tmp_path: Path, *lines: str) -> Endpoint:
+    """The [dest] of a minimal file with these extra lines in it."""
+    return load(tmp_path, MINIMAL + "".join(f"{line}\n" for line in lines)).dests[0]
+
+
+def test_original_template_with_placeholders_filled_in_loads_as_is(tmp_path: Path) -> None:
+    # Given the 2015 template with its placeholders filled in and nothing else changed
+    text = fill_in(ORIGINAL_TEMPLATE)
+
+    # When it is loaded
+    config = load(tmp_path, text)
+
+    # Then both sections are read, inline comments dropped, and [pubsub] takes its defaults
+    assert config.source == Endpoint(
+        name="source",
+        bucket="photos",
+        endpoint_url="https://rgw.example.com",
+        access_key="AKIAEXAMPLE",
+        secret_key=SECRET,
+        addressing_style="path",
+        verify_md5=False,
+    )
+    assert config.dests == (
+        Endpoint(
+            name="destination",
+            bucket="photos",
+            endpoint_url=None,
+            access_key="AKIAEXAMPLE",
+            secret_key=SECRET,
+            addressing_style="auto",
+            verify_md5=False,
+        ),
+    )
+    assert config.pubsub == PubSub(url="redis://localhost:6379/0", channel="backup", workers=8)
+    assert config.path == str(tmp_path / "s3s3.ini")
+
+
+@pytest.mark.parametrize(
+    ("left_in", "where"),
+    [
+        ("{YOUR_AWS_ACCESS_KEY_ID}", "[source] aws_access_key_id"),
+        ("{YOUR_CEPH_S3_ENDPOINT}", "[source] host"),
+    ],
+)
+def test_original_template_with_a_placeholder_left_in_names_file_section_and_option(
+    tmp_path: Path, left_in: str, where: str
+) -> None:
+    # Given the template with every placeholder but one filled in
+    text = ORIGINAL_TEMPLATE
+    for placeholder, value in FILLED_IN.items():
+        if placeholder != left_in:
+            text = text.replace(placeholder, value)
+
+    # When it is loaded
+    message = load_error(tmp_path, text)
+
+    # Then the error says where the placeholder is
+    assert message == f"{tmp_path / 's3s3.ini'}: {where}: still holds a template placeholder; fill it in"
+
+
+def test_placeholder_left_only_in_the_destination_names_the_destination(tmp_path: Path) -> None:
+    # Given a filled-in template whose destination bucket is still a placeholder
+    text = fill_in(ORIGINAL_TEMPLATE).replace(
+        "bucket_name = photos\n     verify_md5 = False # Verify md5 during s3 operations. \n     is_secure",
+        "bucket_name = {YOUR_S3_BUCKET}\n     verify_md5 = False\n     is_secure",
+    )
+    assert text.count("{YOUR_S3_BUCKET}") == 1
+
+    # When it is loaded / Then the destination's bucket_name is named
+    assert load_error(tmp_path, text) == (
+        f"{tmp_path / 's3s3.ini'}: [destination] bucket_name: still holds a template placeholder; fill it in"
+    )
+
+
+def test_shipped_template_with_placeholders_filled_in_loads(tmp_path: Path) -> None:
+    # Given the template the package ships (what echo_s3s3_ini_template prints), filled in
+    shipped = resources.files("s3s3.data").joinpath("s3s3.ini.dist").read_text()
+    text = fill_in(shipped)
+
+    # When it is loaded
+    config = load(tmp_path, text)
+
+    # Then it describes the same setup as the original template
+    assert config.source.endpoint_url == "https://rgw.example.com"
+    assert config.source.addressing_style == "path"
+    assert (config.source.bucket, config.source.access_key, config.source.secret_key) == (
+        "photos",
+        "AKIAEXAMPLE",
+        SECRET,
+    )
+    assert [d.name for d in config.dests] == ["destination"]
+    assert config.dests[0].endpoint_url is None
+    assert config.pubsub == PubSub(url="redis://localhost:6379/0", channel="backup", workers=8)
+
+
+def test_shipped_template_is_the_one_at_the_top_of_the_repository() -> None:
+    # Given the two copies of the template / Then they are the same text
+    shipped = resources.files("s3s3.data").joinpath("s3s3.ini.dist").read_text()
+    assert shipped == (Path(__file__).parent.parent / "s3s3.ini.dist").read_text()
+
+
+def test_shipped_template_unfilled_is_refused_at_its_first_placeholder(tmp_path: Path) -> None:
+    shipped = resources.files("s3s3.data").joinpath("s3s3.ini.dist").read_text()
+    assert load_error(tmp_path, shipped) == (
+        f"{tmp_path / 's3s3.ini'}: [source] aws_access_key_id: still holds a template placeholder; fill it in"
+    )
+
+
+@pytest.mark.parametrize(
+    ("lines", "endpoint_url"),
+    [
+        ((), None),
+        (("host = rgw.local",), "https://rgw.local"),
+        (("host = rgw.local", "is_secure = False"), "http://rgw.local"),
+        (("host = rgw.local", "port = 8080", "is_secure = false"), "http://rgw.local:8080"),
+        (("host = rgw.local", "port = 8443", "is_secure = True"), "https://rgw.local:8443"),
+        (("endpoint_url = http://127.0.0.1:9000/",), "http://127.0.0.1:9000"),
+        (("endpoint_url = https://s3.example.com",), "https://s3.example.com"),
+    ],
+)
+def test_host_port_and_is_secure_become_the_endpoint_url(
+    tmp_path: Path, lines: tuple[str, ...], endpoint_url: str | None
+) -> None:
+    assert source_with(tmp_path, *lines).endpoint_url == endpoint_url
+
+
+@pytest.mark.parametrize(
+    ("lines", "style"),
+    [
+        ((), "auto"),
+        (("calling_format = OrdinaryCallingFormat",), "path"),
+        (("calling_format = SubdomainCallingFormat",), "virtual"),
+        (("calling_format = boto.s3.connection.OrdinaryCallingFormat",), "path"),
+        (("addressing_style = virtual",), "virtual"),
+        (("addressing_style = PATH",), "path"),
+        (("calling_format = OrdinaryCallingFormat", "addressing_style = virtual"), "virtual"),
+        (("calling_format = SubdomainCallingFormat", "addressing_style = path"), "path"),
+    ],
+)
+def test_calling_format_maps_to_addressing_style_and_addressing_style_overrides_it(
+    tmp_path: Path, lines: tuple[str, ...], style: str
+) -> None:
+    assert source_with(tmp_path, *lines).addressing_style == style
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("8388608", 8388608),
+        ("8MB", 8 * MiB),
+        ("8mb", 8 * MiB),
+        ("64MiB", 64 * MiB),
+        ("16M", 16 * MiB),
+        ("1G", GiB),
+        ("5 GiB", 5 * GiB),
+        ("512KiB", 512 * 1024),
+        ("100b", 100),
+    ],
+)
+def test_sizes_are_read_as_bytes_with_binary_units(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+def test_multipart_sizes_are_read_from_the_file(tmp_path: Path) -> None:
+    dest = dest_with(tmp_path, "multipart_threshold = 64MiB", "multipart_chunksize = 8MB")
+    assert (dest.multipart_threshold, dest.multipart_chunksize) == (64 * MiB, 8 * MiB)
+
+    dest = dest_with(tmp_path, "multipart_threshold = 1", "multipart_chunksize = 5242880")
+    assert (dest.multipart_threshold, dest.multipart_chunksize) == (1, 5 * MiB)
+
+
+def test_defaults_of_an_endpoint_that_sets_nothing_but_its_bucket(tmp_path: Path) -> None:
+    assert dest_with(tmp_path) == Endpoint(
+        name="dest",
+        bucket="dst",
+        endpoint_url=None,
+        access_key=None,
+        secret_key=None,
+        region=None,
+        profile=None,
+        signature_version="s3v4",
+        addressing_style="auto",
+        multipart=True,
+        multipart_threshold=8 * MiB,
+        multipart_chunksize=8 * MiB,
+        list_version=2,
+        verify_ssl=True,
+        ca_bundle=None,
+        storage_class=None,
+        prefix="",
+        verify_md5=False,
+        checksums=False,
+        propagate_deletes=False,
+    )
+
+
+def test_every_endpoint_option_is_read_from_the_file(tmp_path: Path) -> None:
+    # Given a CA bundle on disk and a destination that sets every option
+    ca_bundle = tmp_path / "ca.pem"
+    ca_bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+
+    dest = dest_with(
+        tmp_path,
+        "multipart = False",
+        "list_version = 1",
+        "signature_version = S3",
+        "verify_ssl = no",
+        f"ca_bundle = {ca_bundle}",
+        "storage_class = STANDARD_IA",
+        "prefix = /photos/",
+        "region = eu-west-1",
+        "verify_md5 = yes",
+        "checksums = on",
+        "propagate_deletes = 1",
+    )
+
+    assert (dest.multipart, dest.list_version, dest.signature_version) == (False, 1, "s3")
+    assert (dest.verify_ssl, dest.ca_bundle) == (False, str(ca_bundle))
+    assert (dest.storage_class, dest.prefix, dest.region) == ("STANDARD_IA", "photos/", "eu-west-1")
+    assert (dest.verify_md5, dest.checksums, dest.propagate_deletes) == (True, True, True)
+
+
+@pytest.mark.parametrize("value", ["s3", "s3v4", "S3V4"])
+def test_signature_version_accepts_sigv2_and_sigv4(tmp_path: Path, value: str) -> None:
+    assert source_with(tmp_path, f"signature_version = {value}").signature_version == value.lower()
+
+
+def test_profile_is_used_instead_of_keys(tmp_path: Path) -> None:
+    source = source_with(tmp_path, "profile = backup")
+    assert (source.profile, source.access_key, source.secret_key) == ("backup", None, None)
+
+
+def test_keys_are_used_without_a_profile(tmp_path: Path) -> None:
+    source = source_with(tmp_path, "aws_access_key_id = AK", f"aws_secret_access_key = {SECRET}")
+    assert (source.profile, source.access_key, source.secret_key) == (None, "AK", SECRET)
+
+
+def test_value_naming_an_environment_variable_is_read_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the secret and the Redis password in the environment, not the file
+    monkeypatch.setenv("S3S3_TEST_SECRET", SECRET)
+    monkeypatch.setenv("S3S3_TEST_REDIS_PW", PASSWORD)
+    text = (
+        "[source]\nbucket_name = src\naws_access_key_id = AK\naws_secret_access_key = ${S3S3_TEST_SECRET}\n"
+        "[dest]\nbucket_name = dst-${S3S3_TEST_SUFFIX}\n"
+        "[pubsub]\nurl = redis://:${S3S3_TEST_REDIS_PW}@127.0.0.1:6380/1\n"
+    )
+    monkeypatch.setenv("S3S3_TEST_SUFFIX", "eu")
+
+    # When it is loaded
+    config = load(tmp_path, text)
+
+    # Then each ${NAME} is replaced by its value
+    assert config.source.secret_key == SECRET
+    assert config.dests[0].bucket == "dst-eu"
+    assert config.pubsub.url == f"redis://:{PASSWORD}@127.0.0.1:6380/1"
+
+
+def test_value_naming_a_missing_environment_variable_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("S3S3_TEST_UNSET", raising=False)
+    text = "[source]\nbucket_name = src\nprofile = ${S3S3_TEST_UNSET}\n[dest]\nbucket_name = d\n"
+    message = load_error(tmp_path, text)
+    assert message == f"{tmp_path / 's3s3.ini'}: [source] profile: environment variable ${{S3S3_TEST_UNSET}} is not set"
+
+
+def test_pubsub_section_of_the_original_is_accepted(tmp_path: Path) -> None:
+    # Given the original's [pubsub] flags, Redis on and SNS off
+    config = load(tmp_path, MINIMAL + "[pubsub]\nredis = True\nsns = False\nchannel = photos\nworkers = 3\n")
+
+    # Then they are accepted and the rest of the section is read
+    assert config.pubsub == PubSub(url="redis://localhost:6379/0", channel="photos", workers=3)
+
+
+def test_pubsub_with_sns_turned_on_is_refused(tmp_path: Path) -> None:
+    message = load_error(tmp_path, MINIMAL + "[pubsub]\nredis = True\nsns = True\n")
+    assert message == f"{tmp_path / 's3s3.ini'}: [pubsub] sns: SNS is not supported; use redis"
+
+
+def test_redis_password_is_kept_for_connecting_but_never_shown(tmp_path: Path) -> None:
+    # Given a Redis URL with a password
+    config = load(tmp_path, MINIMAL + f"[pubsub]\nurl = redis://:{PASSWORD}@127.0.0.1:6380/2\n")
+
+    # Then the URL is whole for connecting, and redacted everywhere it is shown
+    assert config.pubsub.url == f"redis://:{PASSWORD}@127.0.0.1:6380/2"
+    assert config.pubsub.safe_url == "redis://:***@127.0.0.1:6380/2"
+    assert "url='redis://:***@127.0.0.1:6380/2'" in repr(config.pubsub)
+    assert PASSWORD not in repr(config)
+    assert PASSWORD not in str(config)
+
+
+def test_redis_password_with_a_user_is_redacted_too(tmp_path: Path) -> None:
+    config = load(tmp_path, MINIMAL + f"[pubsub]\nurl = rediss://backup:{PASSWORD}@redis.example.com:6380/0\n")
+    assert config.pubsub.safe_url == "rediss://backup:***@redis.example.com:6380/0"
+    assert PASSWORD not in repr(config)
+
+
+def test_secret_key_is_not_in_the_repr_of_an_endpoint_or_the_config(tmp_path: Path) -> None:
+    # Given the filled-in original template, whose two secrets are the sentinel
+    config = load(tmp_path, fill_in(ORIGINAL_TEMPLATE))
+
+    # Then no repr shows it
+    assert config.source.secret_key == SECRET
+    assert SECRET not in repr(config.source)
+    assert SECRET not in repr(config.dests)
+    assert SECRET not in repr(config)
+    assert SECRET not in f"{config}"
+
+
+ERRORS = [
+    pytest.param("[dest]\nbucket_name = d\n", "[source]: section is missing", id="missing-source"),
+    pytest.param(
+        "[source]\nbucket_name = s\n[pubsub]\nchannel = c\n",
+        "no destination: add a section whose name starts with 'dest'",
+        id="no-dest",
+    ),
+    pytest.param("[source]\nbucket_name = s\n[dest]\nregion = eu\n", "[dest] bucket_name: is required", id="no-bucket"),
+    pytest.param(
+        "[source]\nbucket_name =\n[dest]\nbucket_name = d\n", "[source] bucket_name: is required", id="empty-bucket"
+    ),
+    pytest.param(MINIMAL + "verify_md5 = maybe\n", "[dest] verify_md5: 'maybe' is not true or false", id="bad-boolean"),
+    pytest.param(
+        MINIMAL + "multipart_chunksize = 8 apples\n",
+        "[dest] multipart_chunksize: '8 apples' is not a size (examples: 8MB, 64MiB, 8388608)",
+        id="bad-size",
+    ),
+    pytest.param(
+        MINIMAL + "multipart_chunksize = 4MiB\n",
+        "[dest] multipart_chunksize: must be between 5MiB and 5GiB",
+        id="chunksize-below-5MiB",
+    ),
+    pytest.param(
+        MINIMAL + "multipart_threshold = 0\n",
+        "[dest] multipart_threshold: must be between 1 byte and 5GiB",
+        id="threshold-zero",
+    ),
+    pytest.param(
+        MINIMAL + "signature_version = s2\n",
+        "[dest] signature_version: 's2' is not one of s3v4, s3",
+        id="bad-signature-version",
+    ),
+    pytest.param(
+        MINIMAL + "addressing_style = sideways\n",
+        "[dest] addressing_style: 'sideways' is not one of auto, path, virtual",
+        id="bad-addressing-style",
+    ),
+    pytest.param(
+        MINIMAL + "calling_format = ProtocolIndependentOrdinaryCallingFormat\n",
+        "[dest] calling_format: 'ProtocolIndependentOrdinaryCallingFormat' is not OrdinaryCallingFormat "
+        "or SubdomainCallingFormat",
+        id="bad-calling-format",
+    ),
+    pytest.param(MINIMAL + "list_version = 3\n", "[dest] list_version: 3 is out of range 1..2", id="bad-list-version"),
+    pytest.param(
+        MINIMAL + "host = rgw.local\nport = http\n", "[dest] port: 'http' is not a whole number", id="bad-port"
+    ),
+    pytest.param(
+        MINIMAL + "ca_bundle = /nonexistent/ca.pem\n",
+        "[dest] ca_bundle: '/nonexistent/ca.pem' is not a file",
+        id="missing-ca-bundle",
+    ),
+    pytest.param(
+        MINIMAL + "[pubsub]\nurl = http://localhost:6379/0\n",
+        "[pubsub] url: 'http://localhost:6379/0' is not a redis://, rediss:// or unix:// URL",
+        id="bad-url-scheme",
+    ),
+    pytest.param(
+        MINIMAL + "[pubsub]\nurl = redis://127.0.0.1:redis/0\n",
+        "[pubsub] url: is not a valid URL: Port could not be cast to integer value as 'redis'",
+        id="bad-url-port",
+    ),
+    pytest.param(MINIMAL + "[pubsub]\nworkers = 0\n", "[pubsub] workers: 0 is out of range 1..256", id="zero-workers"),
+    pytest.param(
+        MINIMAL + "[pubsub]\nredis = False\n",
+        "[pubsub] redis: redis is the only transport; it cannot be turned off",
+        id="redis-off",
+    ),
+    pytest.param(MINIMAL + "[pubsub]\nhost = r\n", "[pubsub] host: unknown option", id="unknown-pubsub-option"),
+    pytest.param(
+        "[source]\nbucket_name = s\nbucket = s\n[dest]\nbucket_name = d\n",
+        "[source] bucket: unknown option",
+        id="unknown-option",
+    ),
+    pytest.param(
+        MINIMAL + "[sources]\nbucket_name = x\n",
+        "[sources]: unknown section (expected source, dest..., pubsub)",
+        id="unknown-section",
+    ),
+    pytest.param(
+        MINIMAL + "aws_access_key_id = AK\n",
+        "[dest] aws_secret_access_key: is required when the other key is given",
+        id="access-key-only",
+    ),
+    pytest.param(
+        MINIMAL + f"aws_secret_access_key = {SECRET}\n",
+        "[dest] aws_access_key_id: is required when the other key is given",
+        id="secret-key-only",
+    ),
+    pytest.param(
+        MINIMAL + f"aws_access_key_id = AK\naws_secret_access_key = {SECRET}\nprofile = backup\n",
+        "[dest] profile: give either profile or access keys, not both",
+        id="profile-and-keys",
+    ),
+    pytest.param(
+        MINIMAL + "endpoint_url = https://s3.example.com\nhost = rgw.local\n",
+        "[dest] endpoint_url: give either endpoint_url or host/port, not both",
+        id="endpoint-url-and-host",
+    ),
+    pytest.param(
+        MINIMAL + "endpoint_url = ftp://files.example.com\n",
+        "[dest] endpoint_url: 'ftp://files.example.com' is not an http(s):// URL",
+        id="endpoint-url-not-http",
+    ),
+    pytest.param(
+        MINIMAL + "endpoint_url = http://[::1:9000\n",
+        "[dest] endpoint_url: is not a valid URL: Invalid IPv6 URL",
+        id="endpoint-url-broken",
+    ),
+    pytest.param(
+        "[source]\nbucket_name = same\n[dest]\nbucket_name = same\n",
+        "[dest] bucket_name: is the source bucket itself",
+        id="dest-is-source",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "problem"), ERRORS)
+def test_every_configuration_error_is_one_line_naming_file_section_and_option(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    # Given a file with one mistake / When it is loaded
+    message = load_error(tmp_path, text)
+
+    # Then the error is exactly one line: the file, then where, then what is wrong
+    assert message == f"{tmp_path / 's3s3.ini'}: {problem}"
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        pytest.param(
+            f"aws_secret_access_key = {SECRET}\n[source]\nbucket_name = s\n",
+            "line 1: an option before the first [section]",
+            id="no-section-header",
+        ),
+        pytest.param(
+            f"[source]\nbucket_name = s\naws_secret_access_key {SECRET}\n",
+            "line 3: not a [section] or an 'option = value' line",
+            id="no-equals-sign",
+        ),
+        pytest.param(
+            f"[source]\naws_secret_access_key = {SECRET}\naws_secret_access_key = {SECRET}\n",
+            "not a valid INI file: While reading from "
+            "'{path}' [line 3]: option 'aws_secret_access_key' in section 'source' already exists",
+            id="duplicate-option",
+        ),
+        pytest.param(
+            "[source]\nbucket_name = s\n[source]\nbucket_name = t\n",
+            "not a valid INI file: While reading from '{path}' [line 3]: section 'source' already exists",
+            id="duplicate-section",
+        ),
+    ],
+)
+def test_file_that_is_not_valid_ini_is_one_line_that_never_quotes_the_secret(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    # Given a broken file whose broken line holds the secret key
+    path = tmp_path / "s3s3.ini"
+
+    # When it is loaded
+    message = load_error(tmp_path, text)
+
+    # Then the line is named by number only
+    assert message == f"{path}: " + problem.replace("{path}", str(path))
+    assert "\n" not in message
+    assert SECRET not in message
+
+
+def test_errors_about_a_redis_url_never_show_its_password(tmp_path: Path) -> None:
+    for url, problem in [
+        (
+            f"http://:{PASSWORD}@127.0.0.1:6379/0",
+            "'http://:***@127.0.0.1:6379/0' is not a redis://, rediss:// or unix:// URL",
+        ),
+        (
+            f"redis://:{PASSWORD}@127.0.0.1:63x9/0",
+            "is not a valid URL: Port could not be cast to integer value as '63x9'",
+        ),
+        (f"redis://:{PASSWORD}@[::1/0", "is not a valid URL: Invalid IPv6 URL"),
+    ]:
+        message = load_error(tmp_path, MINIMAL + f"[pubsub]\nurl = {url}\n")
+        assert message == f"{tmp_path / 's3s3.ini'}: [pubsub] url: {problem}"
+        assert PASSWORD not in message
+
+
+def test_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.ini"
+    with pytest.raises(ConfigError) as caught:
+        Config.from_file(missing)
+    assert str(caught.value) == f"{missing}: cannot read: No such file or directory"
+
+
+def test_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "s3s3.ini"
+    path.write_bytes(b"[source]\nbucket_name = caf\xe9\n[dest]\nbucket_name = d\n")
+    with pytest.raises(ConfigError) as caught:
+        Config.from_file(path)
+    assert str(caught.value).startswith(f"{path}: not a valid INI file: 'utf-8' codec can't decode byte 0xe9")
+    assert "\n" not in str(caught.value)
+
+
+def test_every_section_starting_with_dest_is_a_destination_in_file_order(tmp_path: Path) -> None:
+    text = "[source]\nbucket_name = s\n[dest-b]\nbucket_name = b\n[destination]\nbucket_name = a\n"
+    assert [(d.name, d.bucket) for d in load(tmp_path, text).dests] == [("dest-b", "b"), ("destination", "a")]
