@@ -194,8 +194,13 @@ class Listener:
                 return
             self._inflight[key] = False
         while True:
-            for dest in self.dests:
-                self.on_outcome(copy_key(self.source, dest, key, verify_md5=self.verify_md5))
+            try:
+                for dest in self.dests:
+                    self.on_outcome(copy_key(self.source, dest, key, verify_md5=self.verify_md5))
+            except BaseException:
+                with self._lock:
+                    del self._inflight[key]  # else every later announcement of it is taken for a repeat
+                raise
             with self._lock:
                 if not self._inflight[key]:
                     del self._inflight[key]
