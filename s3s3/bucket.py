@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from s3s3.copy import Outcome, copy_key, dest_key
 from s3s3.errors import S3S3Error
 from s3s3.logs import log_outcome
-from s3s3.s3 import Bucket, ObjectInfo, list_objects
+from s3s3.s3 import Bucket, ClientError, ObjectInfo, error_code, list_objects
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,8 @@ def duplicate_bucket(
             for src, dst in diff(source, dest):
                 summary.checked += 1
                 if dst is not None and _unchanged(src, dst):
-                    summary.skipped += 1
+                    # Through add(): worker threads update the same counters under its lock.
+                    summary.add(Outcome(src.key, dest.endpoint.label, "skipped", src.size))
                     continue
                 gate.acquire()
                 # A key whose ETags differ (multipart, other upload shapes) may
@@ -110,7 +111,14 @@ def diff(source: Bucket, dest: Bucket) -> Iterator[tuple[ObjectInfo, ObjectInfo 
     """Each source object with the destination object at its key (None where there is none)."""
     src_iter = _ordered(list_objects(source, source.endpoint.prefix), source)
     dst_iter = _ordered(list_objects(dest, dest.endpoint.prefix), dest)
-    dst = next(dst_iter, None)
+    try:
+        dst = next(dst_iter, None)
+    except ClientError as e:
+        if error_code(e) != "NoSuchBucket":
+            raise
+        # A destination bucket that does not exist holds nothing: each key is
+        # tried, fails and is listed, and the other destinations still sync.
+        dst = None
     for src in src_iter:
         target = dest_key(source, dest, src.key)
         while dst is not None and _sort_key(dst.key) < _sort_key(target):

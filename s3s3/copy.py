@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
 from boto3.s3.transfer import TransferConfig
@@ -42,8 +43,11 @@ logger = logging.getLogger(__name__)
 
 PART_WINDOW = 4  # parts of one object uploading at once (each holds one part in memory)
 READ_BLOCK = 1024 * 1024  # how much a hashing pass reads at a time
-ATTEMPTS = 3  # whole-key attempts; botocore already retries each request
-RETRY_DELAY = 0.5  # seconds before the second attempt, doubling
+# Swift's user-metadata limits, the tightest of the stores s3s3 meets; only used
+# to explain a store's refusal, never to refuse metadata ahead of the store.
+META_VALUE_LIMIT = 256  # bytes in one value
+META_COUNT_LIMIT = 90  # keys
+META_TOTAL_LIMIT = 4096  # bytes of all names and values
 
 # Errors worth trying the whole key again for: the connection broke mid-stream,
 # or a body failed its MD5 (a corrupt read is not likely to repeat).
@@ -56,13 +60,14 @@ class Outcome:
 
     key: str
     dest: str  # the destination's label, "section:bucket"
-    action: str  # copied | skipped | missing | failed | deleted
+    action: str  # copied | skipped | missing | failed | deleted | kept
     size: int = 0
     seconds: float = 0.0
     md5: str | None = None
     source_etag: str | None = None
     dest_etag: str | None = None
-    error: str | None = None
+    error: str | None = None  # why it failed, or why a delete was not done
+    attempts: int = 1
 
     @property
     def ok(self) -> bool:
@@ -85,6 +90,24 @@ def identical(src: ObjectInfo, dst: ObjectInfo | None) -> bool:
     return bool(src.etag) and src.etag == dst.etag
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often, and for how long, a key is tried again after a transient failure.
+
+    botocore already retries each request; these are whole-key attempts on top,
+    for what botocore cannot retry (a stream that broke half-way, a corrupt read).
+    """
+
+    attempts: int = 5
+    max_seconds: float = 300.0
+    first_delay: float = 0.5  # seconds before the second attempt; doubles each time
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt`, with jitter."""
+        return min(self.max_delay, self.first_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
 def copy_key(
     source: Bucket,
     dest: Bucket,
@@ -92,28 +115,30 @@ def copy_key(
     *,
     verify_md5: bool = False,
     check_dest: bool = True,
+    retry: RetryPolicy = RetryPolicy(),
 ) -> Outcome:
     """Copy `key` to `dest` unless it already holds it; never raises for a store's error."""
     started = time.monotonic()
     last: BaseException | None = None
-    for attempt in range(1, ATTEMPTS + 1):
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             outcome = _copy_once(source, dest, key, verify_md5=verify_md5, check_dest=check_dest)
-            return _timed(outcome, started)
+            return _timed(replace(outcome, attempts=attempt), started)
         except TRANSIENT as e:
             last = e
         except ClientError as e:
             if not _retryable(e):
-                return _failed(key, dest, e, started)
+                return _failed(key, dest, e, started, attempt)
             last = e
         except CopyError as e:
-            return _failed(key, dest, e, started)
-        if attempt < ATTEMPTS:
-            delay = RETRY_DELAY * 2 ** (attempt - 1)
-            logger.warning("Retrying %r to %s in %.1fs after: %s", key, dest.endpoint.label, delay, _describe(last))
-            time.sleep(delay)
-    assert last is not None
-    return _failed(key, dest, last, started)
+            return _failed(key, dest, e, started, attempt)
+        delay = retry.delay(attempt)
+        if attempt >= retry.attempts or time.monotonic() - started + delay > retry.max_seconds:
+            return _failed(key, dest, last, started, attempt)
+        logger.warning("Retrying %r to %s in %.1fs after: %s", key, dest.endpoint.label, delay, _describe(last))
+        time.sleep(delay)
 
 
 def _copy_once(source: Bucket, dest: Bucket, key: str, *, verify_md5: bool, check_dest: bool) -> Outcome:
@@ -132,7 +157,13 @@ def _copy_once(source: Bucket, dest: Bucket, key: str, *, verify_md5: bool, chec
         info = info_from_response(key, response)
         if check_dest and identical(info, head(dest, target)):
             return _skipped(key, dest, info)
-        md5, etag = _stream(source, dest, target, info, body)
+        try:
+            md5, etag = _stream(source, dest, target, info, body)
+        except ClientError as e:
+            reason = _refusal_reason(dest, info, e)
+            if reason is None:
+                raise
+            raise CopyError(f"{target!r}: {dest.endpoint.label} refused it: {reason}", e) from e
     finally:
         body.close()
     if verify_md5:
@@ -158,7 +189,11 @@ def _put_buffered(dest: Bucket, target: str, info: ObjectInfo, data: bytes) -> t
     response = dest.client.put_object(
         Bucket=dest.name, Key=target, Body=data, ContentMD5=b64_md5(md5), **_put_args(dest, info, md5)
     )
-    return md5, strip_etag(response.get("ETag"))
+    etag = strip_etag(response.get("ETag"))
+    if is_md5(etag) and etag != md5:
+        _discard(dest, target)
+        raise IntegrityError(f"{target!r}: the store says it holds MD5 {etag}, {md5} was sent")
+    return md5, etag
 
 
 def _put_streaming(source: Bucket, dest: Bucket, target: str, info: ObjectInfo, body: BinaryIO) -> tuple[str, str]:
@@ -311,7 +346,17 @@ def _verify(dest: Bucket, target: str, md5: str, etag: str) -> None:
         return
     read_back = _hash_object(dest, found)
     if read_back != md5:
+        # Its s3s3-md5 claims the right MD5: left in place, later syncs would trust it.
+        _discard(dest, target)
         raise IntegrityError(f"{target!r} at {dest.endpoint.label} has MD5 {read_back}, expected {md5}")
+
+
+def _discard(dest: Bucket, target: str) -> None:
+    """Delete a copy proven corrupt, so nothing trusts it; the key is copied again."""
+    try:
+        dest.client.delete_object(Bucket=dest.name, Key=target)
+    except (BotoCoreError, ClientError) as e:
+        logger.warning("Could not delete the corrupt copy %r at %s: %s", target, dest.endpoint.label, e)
 
 
 def _hash_object(bucket: Bucket, info: ObjectInfo) -> str:
@@ -367,6 +412,38 @@ class _HashingReader:
         return data
 
 
+def _refusal_reason(dest: Bucket, info: ObjectInfo, error: ClientError) -> str | None:
+    """Why a store refused a PUT when its own answer does not say (and retrying cannot help)."""
+    code = error_code(error)
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    storage_class = dest.endpoint.storage_class
+    # Ceph answers a storage class it lacks with a bare 400 InvalidArgument.
+    if storage_class and (code == "InvalidStorageClass" or (status == 400 and code == "InvalidArgument")):
+        section = dest.endpoint.name
+        return f"storage_class = {storage_class} is not offered by this store ({code}); remove it from [{section}]"
+    if status >= 500:
+        problem = _metadata_over_limits(_put_args(dest, info, info.md5 or "0" * 32)["Metadata"])
+        if problem:
+            return f"{problem} (the store answered {code or status}; retrying cannot help)"
+    return None
+
+
+def _metadata_over_limits(metadata: dict[str, str]) -> str | None:
+    # Swift: user metadata over its limits (a value over 256 bytes, more than
+    # 90 keys, over 4096 bytes in all) is answered with 500 InternalError, not
+    # 400, so the copy would otherwise be retried as if the store were down.
+    sizes = {name: len(value.encode()) for name, value in metadata.items()}
+    name, largest = max(sizes.items(), key=lambda item: item[1], default=("", 0))
+    total = sum(len(n.encode()) + size for n, size in sizes.items())
+    if largest > META_VALUE_LIMIT:
+        return f"metadata value of {largest} bytes in {name!r} (Swift allows {META_VALUE_LIMIT})"
+    if len(sizes) > META_COUNT_LIMIT:
+        return f"{len(sizes)} metadata keys (Swift allows {META_COUNT_LIMIT})"
+    if total > META_TOTAL_LIMIT:
+        return f"metadata of {total} bytes in all (Swift allows {META_TOTAL_LIMIT})"
+    return None
+
+
 def _retryable(error: ClientError) -> bool:
     code = error_code(error)
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
@@ -383,11 +460,12 @@ def _skipped(key: str, dest: Bucket, info: ObjectInfo) -> Outcome:
 
 
 def _timed(outcome: Outcome, started: float) -> Outcome:
-    return Outcome(**{**outcome.__dict__, "seconds": time.monotonic() - started})
+    return replace(outcome, seconds=time.monotonic() - started)
 
 
-def _failed(key: str, dest: Bucket, error: BaseException, started: float) -> Outcome:
-    return Outcome(key, dest.endpoint.label, "failed", seconds=time.monotonic() - started, error=_describe(error))
+def _failed(key: str, dest: Bucket, error: BaseException | None, started: float, attempts: int = 1) -> Outcome:
+    seconds = time.monotonic() - started
+    return Outcome(key, dest.endpoint.label, "failed", seconds=seconds, error=_describe(error), attempts=attempts)
 
 
 def delete_key(source: Bucket, dest: Bucket, key: str) -> Outcome:
@@ -395,7 +473,7 @@ def delete_key(source: Bucket, dest: Bucket, key: str) -> Outcome:
     started = time.monotonic()
     try:
         if head(source, key) is not None:
-            return _timed(Outcome(key, dest.endpoint.label, "skipped"), started)
+            return _timed(Outcome(key, dest.endpoint.label, "kept", error="it is still at the source"), started)
         dest.client.delete_object(Bucket=dest.name, Key=dest_key(source, dest, key))
     except (BotoCoreError, ClientError) as e:
         return _failed(key, dest, e, started)

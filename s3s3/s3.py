@@ -101,8 +101,12 @@ def is_not_found(error: BaseException) -> bool:
     return error_code(error) in NOT_FOUND
 
 
-def create_client(endpoint: Endpoint, *, pool_size: int = 10) -> Any:
-    """A thread-safe boto3 S3 client for `endpoint`, with s3s3's store fixes registered."""
+def create_client(endpoint: Endpoint, *, pool_size: int = 10, max_attempts: int = 4) -> Any:
+    """A thread-safe boto3 S3 client for `endpoint`, with s3s3's store fixes registered.
+
+    `max_attempts` counts botocore's tries per request; probes use 1, where an
+    error is an answer to record rather than something to retry.
+    """
     checksums = "when_supported" if endpoint.checksums else "when_required"
     config = BotoConfig(
         signature_version=endpoint.signature_version,
@@ -112,7 +116,7 @@ def create_client(endpoint: Endpoint, *, pool_size: int = 10) -> Any:
             # the SHA-256 of the payload adds CPU and no integrity.
             "payload_signing_enabled": False,
         },
-        retries={"mode": "standard", "max_attempts": 4},
+        retries={"mode": "standard", "max_attempts": max_attempts},
         connect_timeout=10,
         read_timeout=120,
         max_pool_connections=max(pool_size, 10),
@@ -136,6 +140,8 @@ def create_client(endpoint: Endpoint, *, pool_size: int = 10) -> Any:
     events = client.meta.events
     if endpoint.signature_version == "s3":
         events.register("before-sign.s3", _sigv2_bucket_path)
+        for operation in ("PutObject", "CreateMultipartUpload", "CopyObject"):
+            events.register(f"before-parameter-build.s3.{operation}", _sigv2_metadata_dashes)
     if not endpoint.checksums:
         events.register("before-call.s3.DeleteObjects", _content_md5_instead_of_crc32)
     return client
@@ -154,13 +160,29 @@ def _sigv2_bucket_path(request: Any, **_: Any) -> None:
         request.url = urlunsplit(parts._replace(path=auth_path))
 
 
+def _sigv2_metadata_dashes(params: dict[str, Any], **_: Any) -> None:
+    # Ceph: with SigV2, a user-metadata key holding `_` fails with
+    # SignatureDoesNotMatch (RGW turns `_` into `-` before checking the
+    # signature; SigV4 is unaffected). Ceph stores `-` anyway, so send that.
+    metadata = params.get("Metadata")
+    if metadata and any("_" in name for name in metadata):
+        params["Metadata"] = {name.replace("_", "-"): value for name, value in metadata.items()}
+
+
 def _content_md5_instead_of_crc32(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
     # Swift: DeleteObjects requires Content-MD5; botocore >= 1.36 sends a
     # CRC32 header instead, even in when_required mode, and Swift answers 400.
+    # Set the header here and drop botocore's checksum plan: its own
+    # "conditional-md5" plan crashes botocore 1.44's before-sign handler
+    # (AttributeError: 'str' object has no attribute 'get').
     checksum = context.setdefault("checksum", {})
-    checksum["request_algorithm"] = "conditional-md5"
+    checksum.pop("request_algorithm", None)
     checksum.pop("request_algorithm_header", None)
-    params.get("headers", {}).pop("x-amz-sdk-checksum-algorithm", None)
+    headers = params.setdefault("headers", {})
+    headers.pop("x-amz-sdk-checksum-algorithm", None)
+    body = params.get("body") or b""
+    body = body.encode() if isinstance(body, str) else body
+    headers["Content-MD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()
 
 
 def open_bucket(endpoint: Endpoint, *, pool_size: int = 10) -> Bucket:
