@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from importlib import resources
 
 from botocore.exceptions import BotoCoreError, ClientError
 from redis.exceptions import RedisError
 
-from s3s3 import __version__, logs
+from s3s3 import __version__, deadletter, doctor, logs, names, status
 from s3s3.client import BucketClient, ListenClient
-from s3s3.config import Endpoint, load
+from s3s3.config import LOG_FORMATS, LOG_LEVELS, Config, Endpoint, load
+from s3s3.delivery import describe, publish
 from s3s3.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, S3S3Error
 from s3s3.listen import connect_redis
 from s3s3.s3 import list_objects, open_bucket
+from s3s3.webhook import WebhookServer
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -29,11 +34,11 @@ Command = Callable[[argparse.Namespace], int]
 def main(argv: Sequence[str] | None = None) -> int:
     """`s3s3 SUBCOMMAND ...`; returns the exit code."""
     parser = _parser()
-    args = parser.parse_args(argv, argparse.Namespace(config=None, verbose=False))
+    args = parser.parse_args(argv, argparse.Namespace(config=None, verbose=False, log_level=None, log_format=None))
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    logs.setup(verbose=args.verbose)
+    _setup_logging(args, None)
     try:
         return args.command(args)
     except S3S3Error as e:
@@ -65,13 +70,26 @@ def supervisord_conf_main(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
-def cmd_listen(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace) -> Config:
+    """Load the configuration, then log as it (or the command line, which wins) says."""
     config = load(args.config)
+    _setup_logging(args, config)
+    return config
+
+
+def _setup_logging(args: argparse.Namespace, config: Config | None) -> None:
+    level = args.log_level or ("DEBUG" if args.verbose else None) or (config.logging.level if config else "INFO")
+    fmt = args.log_format or (config.logging.format if config else "text")
+    logs.setup(level, fmt)
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    config = _load(args)
     return ListenClient(config, workers=args.workers).listen()
 
 
 def cmd_bucket(args: argparse.Namespace) -> int:
-    config = load(args.config)
+    config = _load(args)
     summary = BucketClient(config, workers=args.workers).duplicate_bucket(verify_md5=args.verify_md5)
     if args.json:
         print(json.dumps(summary.as_dict(), sort_keys=True))
@@ -83,20 +101,76 @@ def cmd_bucket(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    config = load(args.config)
-    client = connect_redis(config.pubsub.url)
+    config = _load(args)
+    pubsub = config.pubsub
     try:
+        client = connect_redis(pubsub.url)
         for key in args.keys:
-            receivers = client.publish(config.pubsub.channel, key.encode("utf-8"))
-            print(f"published {key!r} on {config.pubsub.channel!r} to {receivers} listener(s)")
+            reached = publish(client, pubsub.mode, pubsub.target, key.encode("utf-8"))
+            if pubsub.mode == "pubsub":
+                print(f"published {key!r} on {pubsub.target!r} to {reached} listener(s)")
+            else:
+                print(f"published {key!r} on {pubsub.mode} {pubsub.target!r}")
     except RedisError as e:
-        print(f"s3s3: error: cannot publish to {config.pubsub.safe_url}: {e}", file=sys.stderr)
+        print(f"s3s3: error: cannot publish to {pubsub.safe_url}: {e}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 
 
+def cmd_failed(args: argparse.Namespace) -> int:
+    config = _load(args)
+    try:
+        entries = list(deadletter.failures(connect_redis(config.pubsub.url), args.limit))
+    except RedisError as e:
+        print(f"s3s3: error: cannot read {names.DEADLETTER} at {config.pubsub.safe_url}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    for failure in entries:
+        print(failure.line())
+    print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} in {names.DEADLETTER}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_retry_failed(args: argparse.Namespace) -> int:
+    config = _load(args)
+    pubsub = config.pubsub
+    try:
+        client = connect_redis(pubsub.url)
+        done, left = deadletter.retry(
+            client, lambda key: publish(client, pubsub.mode, pubsub.target, key.encode("utf-8")) > 0
+        )
+    except RedisError as e:
+        print(f"s3s3: error: cannot retry from {config.pubsub.safe_url}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"announced {done} failed key(s) again on {pubsub.mode} {pubsub.target!r}; {left} could not be")
+    return EXIT_OK if not left else EXIT_FAILED
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config = _load(args)
+    return EXIT_OK if status.show(config, args.key) else EXIT_FAILED
+
+
+def cmd_webhook(args: argparse.Namespace) -> int:
+    config = _load(args)
+    pubsub, hook = config.pubsub, config.webhook
+    server = WebhookServer(
+        (hook.bind, hook.port), connect_redis(pubsub.url), pubsub.mode, pubsub.target, config.source.bucket, hook.token
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    server.start()
+    logging.getLogger("s3s3.webhook").info(
+        "Webhook listening on http://%s:%d, handing notifications to %s", *server.server_address[:2],
+        describe(pubsub),
+    )
+    stop.wait()
+    server.shutdown()
+    return EXIT_OK
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = load(args.config)
+    config = _load(args)
     print(f"{config.path}: configuration is valid")
     results = [_check_endpoint(ep) for ep in (config.source, *config.dests)]
     try:
@@ -107,6 +181,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"[pubsub] {config.pubsub.safe_url}: {e}")
         results.append(False)
     return EXIT_OK if all(results) else EXIT_FAILED
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    return doctor.run(_load(args), args.sections)
 
 
 def _check_endpoint(endpoint: Endpoint) -> bool:
@@ -126,6 +204,10 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--config", "-c", metavar="FILE", default=argparse.SUPPRESS, help="configuration file "
                         "(default: $S3S3_CONFIG, ./s3s3.ini, /usr/local/etc/s3s3.ini)")
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug detail")
+    common.add_argument("--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS, type=str.lower,
+                        help="debug, info, warning or error (default: [logging] level, info)")
+    common.add_argument("--log-format", choices=LOG_FORMATS, default=argparse.SUPPRESS,
+                        help="text lines or json lines (default: [logging] format, text)")
     common.add_argument("--version", action="version", version=f"s3s3 {__version__}")
 
     parser = argparse.ArgumentParser(prog="s3s3", parents=[common], description="Replicate S3 objects.")
@@ -147,6 +229,24 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", parents=[common], help="validate the file and try every connection")
     check.set_defaults(command=cmd_check_config)
+
+    doctor = sub.add_parser("doctor", parents=[common], help="probe each endpoint's store and recommend options")
+    doctor.add_argument("sections", nargs="*", metavar="SECTION", help="sections to probe (default: all)")
+    doctor.set_defaults(command=cmd_doctor)
+
+    failed = sub.add_parser("failed", parents=[common], help=f"list the dead-letter stream {names.DEADLETTER!r}")
+    failed.add_argument("--limit", type=_positive, help="show at most this many (oldest first)")
+    failed.set_defaults(command=cmd_failed)
+
+    retry = sub.add_parser("retry-failed", parents=[common], help="announce the dead-lettered keys again")
+    retry.set_defaults(command=cmd_retry_failed)
+
+    show = sub.add_parser("status", parents=[common], help="one key at the source and every destination")
+    show.add_argument("key", metavar="KEY")
+    show.set_defaults(command=cmd_status)
+
+    webhook = sub.add_parser("webhook", parents=[common], help="receive S3 event notifications over HTTP")
+    webhook.set_defaults(command=cmd_webhook)
     return parser
 
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from dataclasses import dataclass, field
 
 from s3s3.bucket import Summary, duplicate_bucket
 from s3s3.config import Config
-from s3s3.listen import Listener
+from s3s3.copy import RetryPolicy, copy_key
+from s3s3.delivery import describe, make_delivery
+from s3s3.listen import Listener, connect_redis
+from s3s3.metrics import Metrics, MetricsServer
 from s3s3.s3 import Bucket, open_bucket
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -22,21 +29,44 @@ class _Buckets:
         self.source = open_bucket(self.config.source, pool_size=pool * 2)
         self.dests = [open_bucket(d, pool_size=pool * 2) for d in self.config.dests]
 
+    @property
+    def retry(self) -> RetryPolicy:
+        pubsub = self.config.pubsub
+        return RetryPolicy(attempts=pubsub.max_attempts, max_seconds=pubsub.max_retry_seconds)
+
 
 class ListenClient(_Buckets):
-    """Listens on the configured channel and copies each announced key: `listen()`."""
+    """Listens for announcements and copies each key: `listen()`."""
+
+    def listener(self) -> Listener:
+        """The Listener this configuration describes (not yet running)."""
+        pubsub = self.config.pubsub
+        client = connect_redis(pubsub.url)
+        return Listener(
+            self.source,
+            self.dests,
+            client,
+            make_delivery(client, pubsub),
+            workers=self.workers or pubsub.workers,
+            copy=functools.partial(copy_key, retry=self.retry),
+            metrics=Metrics(),
+            label=describe(pubsub),
+        )
 
     def listen(self) -> int:
         """Run the listener until SIGTERM/SIGINT; return the exit code."""
-        pubsub = self.config.pubsub
-        listener = Listener(
-            self.source,
-            self.dests,
-            pubsub.url,
-            pubsub.channel,
-            workers=self.workers or pubsub.workers,
-        )
-        return listener.run()
+        listener = self.listener()
+        server = None
+        if self.config.metrics.port:
+            address = (self.config.metrics.bind, self.config.metrics.port)
+            server = MetricsServer(address, listener.metrics, listener.healthy, listener.refresh_gauges)
+            server.start()
+            logger.info("Serving /metrics and /healthz on http://%s:%d", *server.server_address[:2])
+        try:
+            return listener.run()
+        finally:
+            if server is not None:
+                server.shutdown()
 
 
 class BucketClient(_Buckets):

@@ -44,6 +44,9 @@ PUBSUB_OPTIONS = frozenset(
     }
 )
 MODES = ("pubsub", "stream", "list")
+OTHER_SECTIONS = ("pubsub", "metrics", "logging", "webhook")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 CALLING_FORMATS = {
     "ordinarycallingformat": "path",
     "subdomaincallingformat": "virtual",
@@ -130,6 +133,31 @@ class PubSub:
 
 
 @dataclass(frozen=True)
+class Metrics:
+    """The listener's /metrics and /healthz endpoint; off unless a port is given."""
+
+    port: int = 0
+    bind: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Logging:
+    """How the commands log (the command line's --log-level/--log-format win)."""
+
+    level: str = "INFO"
+    format: str = "text"
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """`s3s3 webhook`: where it listens, and the token a sender must show."""
+
+    bind: str = "127.0.0.1"
+    port: int = 8340
+    token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration file."""
 
@@ -137,6 +165,9 @@ class Config:
     source: Endpoint
     dests: tuple[Endpoint, ...]
     pubsub: PubSub = field(default_factory=PubSub)
+    metrics: Metrics = field(default_factory=Metrics)
+    logging: Logging = field(default_factory=Logging)
+    webhook: Webhook = field(default_factory=Webhook)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Config:
@@ -290,15 +321,23 @@ def _build(r: _Reader) -> Config:
     if not dest_names:
         raise ConfigError(f"{r.path}: no destination: add a section whose name starts with 'dest'")
     for section in sections:
-        if section not in ("source", "pubsub") and not section.startswith("dest"):
-            raise r.error(section, None, "unknown section (expected source, dest..., pubsub)")
+        if section not in OTHER_SECTIONS and section != "source" and not section.startswith("dest"):
+            expected = ", ".join(("source", "dest...", *OTHER_SECTIONS))
+            raise r.error(section, None, f"unknown section (expected {expected})")
     source = _endpoint(r, "source")
     dests = tuple(_endpoint(r, name) for name in dest_names)
     for dest in dests:
         if dest.same_store(source) and dest.bucket == source.bucket and dest.prefix == source.prefix:
             raise r.error(dest.name, "bucket_name", "is the source bucket itself")
-    pubsub = _pubsub(r) if "pubsub" in sections else PubSub()
-    return Config(path=r.path, source=source, dests=dests, pubsub=pubsub)
+    return Config(
+        path=r.path,
+        source=source,
+        dests=dests,
+        pubsub=_pubsub(r) if "pubsub" in sections else PubSub(),
+        metrics=_metrics(r) if "metrics" in sections else Metrics(),
+        logging=_logging(r) if "logging" in sections else Logging(),
+        webhook=_webhook(r) if "webhook" in sections else Webhook(),
+    )
 
 
 def _endpoint(r: _Reader, section: str) -> Endpoint:
@@ -410,6 +449,28 @@ def _split_url(r: _Reader, section: str, option: str, url: str) -> SplitResult:
     except ValueError as e:
         raise r.error(section, option, f"is not a valid URL: {e}") from None
     return parts
+
+
+def _metrics(r: _Reader) -> Metrics:
+    r.check_known("metrics", frozenset({"port", "bind"}))
+    return Metrics(port=r.integer("metrics", "port", 0, 0, 65535), bind=r.get("metrics", "bind") or Metrics.bind)
+
+
+def _logging(r: _Reader) -> Logging:
+    r.check_known("logging", frozenset({"level", "format"}))
+    return Logging(
+        level=r.choice("logging", "level", "info", LOG_LEVELS).upper(),
+        format=r.choice("logging", "format", "text", LOG_FORMATS),
+    )
+
+
+def _webhook(r: _Reader) -> Webhook:
+    r.check_known("webhook", frozenset({"bind", "port", "token"}))
+    return Webhook(
+        bind=r.get("webhook", "bind") or Webhook.bind,
+        port=r.integer("webhook", "port", Webhook.port, 1, 65535),
+        token=r.get("webhook", "token") or None,
+    )
 
 
 def _one_line(error: Exception) -> str:

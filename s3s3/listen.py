@@ -1,10 +1,12 @@
-"""The listener: copy every key announced on the Redis channel to every destination.
+"""The listener: copy every announced key to every destination.
 
 The loop reads like a job queue worker's: read with a timeout so a stop request
 is seen within a second, hand each announcement to a bounded pool of copy
 threads (when all are busy it stops reading: no unbounded queue), reconnect to
 Redis with a backoff that doubles to a cap, and on SIGTERM finish the copies in
-flight before returning.
+flight before returning. Announcements arrive through a `Delivery` (pubsub,
+stream or list); each is acknowledged only once every destination holds its
+keys, or their failure is kept in the dead-letter stream.
 """
 
 from __future__ import annotations
@@ -15,25 +17,30 @@ import os
 import random
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from s3s3 import deadletter, ledger, names
 from s3s3.config import redact_url
-from s3s3.copy import Outcome, copy_key, delete_key
+from s3s3.copy import Outcome, copy_key, delete_key, dest_key
+from s3s3.delivery import Delivery, Message
 from s3s3.errors import EXIT_OK, BadMessage
 from s3s3.logs import log_outcome
 from s3s3.messages import Event, parse
+from s3s3.metrics import Metrics
 from s3s3.s3 import Bucket
 
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0  # longest wait for a message before the stop flag is looked at again
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 
 
 def connect_redis(url: str, **options: Any) -> redis.Redis:
@@ -52,8 +59,26 @@ def connect_redis(url: str, **options: Any) -> redis.Redis:
     )
 
 
+@dataclass
+class _Pending:
+    """One message being worked: acknowledged when its last event is done."""
+
+    message: Message
+    remaining: int
+    ok: bool = True
+
+
+@dataclass
+class _KeyState:
+    """A key being copied or deleted now, and what was announced for it meanwhile."""
+
+    action: str
+    again: str | None = None  # the latest action announced while this one ran
+    waiting: list[_Pending] = field(default_factory=list)  # messages done when the next round is
+
+
 class Listener:
-    """Subscribes to the channel and copies each announced key; `run()` until stopped."""
+    """Reads announcements and copies each key everywhere; `run()` until stopped."""
 
     backoff_start = 0.5  # seconds before the first reconnect to Redis
     backoff_cap = 30.0  # the longest wait between reconnects
@@ -62,23 +87,28 @@ class Listener:
         self,
         source: Bucket,
         dests: Sequence[Bucket],
-        redis_url: str,
-        channel: str,
+        client: redis.Redis,
+        delivery: Delivery,
         *,
         workers: int = 8,
         verify_md5: bool = False,
-        connect: Callable[[str], redis.Redis] = connect_redis,
+        metrics: Metrics | None = None,
+        copy: Callable[..., Outcome] | None = None,
+        label: str = "",
     ) -> None:
         self.source = source
         self.dests = list(dests)
-        self.redis_url = redis_url
-        self.channel = channel
+        self.client = client
+        self.delivery = delivery
         self.workers = workers
         self.verify_md5 = verify_md5
-        self.connect = connect
+        self.metrics = metrics or Metrics()
+        self.copy = copy or copy_key
+        self.label = label or "announcements"
         self.stopping = threading.Event()
+        self.connected = threading.Event()
         self._slots = threading.BoundedSemaphore(workers)
-        self._inflight: dict[str, bool] = {}  # key -> announced again while copying
+        self._keys: dict[str, _KeyState] = {}
         self._lock = threading.Lock()
         self.on_outcome: Callable[[Outcome], None] = log_outcome
 
@@ -89,6 +119,15 @@ class Listener:
             os._exit(1)
         self.stopping.set()
 
+    def healthy(self) -> bool:
+        """Connected to Redis and still working (what /healthz answers)."""
+        return self.connected.is_set() and not self.stopping.is_set()
+
+    def refresh_gauges(self) -> None:
+        """Bring the gauges that live in Redis up to date (before a scrape)."""
+        with contextlib.suppress(redis.RedisError):  # else the gauge keeps its last value
+            self.metrics.deadletter.set(self.client.xlen(names.DEADLETTER))
+
     def run(self) -> int:
         """Listen until stopped; return the exit code."""
         if threading.current_thread() is threading.main_thread():
@@ -96,8 +135,8 @@ class Listener:
             signal.signal(signal.SIGINT, self.request_stop)
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="s3s3-copy")
         logger.info(
-            "Listening on channel %r for %s -> %s with %d workers",
-            self.channel,
+            "Listening on %s for %s -> %s with %d workers",
+            self.label,
             self.source.endpoint.label,
             ", ".join(d.endpoint.label for d in self.dests),
             self.workers,
@@ -107,113 +146,145 @@ class Listener:
         finally:
             logger.info("Stopping: finishing the copies in flight")
             pool.shutdown(wait=True)
+            self.delivery.close()
             logger.info("Stopped")
         return EXIT_OK
 
     def _loop(self, pool: ThreadPoolExecutor) -> None:
         delay = self.backoff_start
-        lost_at: datetime | None = None
         while not self.stopping.is_set():
             try:
-                pubsub = self._subscribe()
-            except (redis.ConnectionError, redis.TimeoutError) as e:
-                lost_at = lost_at or _now()
+                self.delivery.connect()
+            except REDIS_ERRORS as e:
                 delay = self._wait_to_reconnect(e, delay)
                 continue
-            if lost_at is not None:
-                logger.error(
-                    "Reconnected to Redis: announcements published from %s to %s were missed; "
-                    "run s3s3bucket to catch up",
-                    lost_at.isoformat(timespec="seconds"),
-                    _now().isoformat(timespec="seconds"),
-                )
-                lost_at = None
+            self.connected.set()
+            logger.info("Connected to %s, reading %s", self.redis_safe_url, self.label)
             delay = self.backoff_start
             try:
-                self._read(pubsub, pool)
-            except (redis.ConnectionError, redis.TimeoutError) as e:
-                lost_at = _now()
+                self._read(pool)
+            except REDIS_ERRORS as e:
+                self.connected.clear()
+                self.metrics.reconnects.inc()
                 logger.error("Lost the Redis connection at %s: %s", self.redis_safe_url, e)
-            finally:
-                _close(pubsub)
+                self.delivery.close()
 
-    def _subscribe(self) -> Any:
-        pubsub = self.connect(self.redis_url).pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(self.channel)
-        logger.info("Subscribed to %r at %s", self.channel, self.redis_safe_url)
-        return pubsub
-
-    def _read(self, pubsub: Any, pool: ThreadPoolExecutor) -> None:
+    def _read(self, pool: ThreadPoolExecutor) -> None:
         while not self.stopping.is_set():
             if not self._slots.acquire(timeout=POLL_SECONDS):
                 continue  # every worker is busy: read nothing until one frees
             try:
-                message = pubsub.get_message(timeout=POLL_SECONDS)
+                message = self.delivery.receive(POLL_SECONDS)
             except BaseException:
                 self._slots.release()
                 raise
-            if message is None or message.get("type") != "message":
+            if message is None:
                 self._slots.release()
                 continue
-            events = self._parse(message["data"])
+            self.metrics.events_received.inc()
+            events = self._parse(message)
             if not events:
                 self._slots.release()
+                self.delivery.ack(message)
                 continue
-            pool.submit(self._handle, events)
+            pool.submit(self._work, _Pending(message, len(events)), events)
 
-    def _parse(self, raw: bytes) -> list[Event]:
+    def _parse(self, message: Message) -> list[Event]:
+        """The message's events; a bad one is logged, counted and kept in the dead-letter stream."""
         try:
-            events = parse(raw, self.source.name)
+            events = parse(message.data, self.source.name)
+            outside = [e.key for e in events if not e.key.startswith(self.source.endpoint.prefix)]
+            if outside:
+                raise BadMessage(f"{outside[0]!r} is not under the source prefix {self.source.endpoint.prefix!r}")
         except BadMessage as e:
             logger.warning("Rejected an announcement: %s", e)
+            self.metrics.events_rejected.inc()
+            deadletter.record_rejected(self.client, message.data, str(e))
             return []
-        prefix = self.source.endpoint.prefix
-        kept = [e for e in events if e.key.startswith(prefix)]
-        for event in events:
-            if event not in kept:
-                logger.warning("Rejected %r: not under the source prefix %r", event.key, prefix)
-        return kept
+        return events
 
-    def _handle(self, events: list[Event]) -> None:
+    def _work(self, pending: _Pending, events: list[Event]) -> None:
+        self.metrics.in_flight.inc()
         try:
             for event in events:
-                if event.action == "delete":
-                    self._delete(event.key)
-                else:
-                    self._copy_once_at_a_time(event.key)
+                self._once_at_a_time(event, pending)
         except Exception:
-            logger.exception("Unexpected error while copying %r", [e.key for e in events])
+            logger.exception("Unexpected error while handling %r", [e.key for e in events])
         finally:
+            self.metrics.in_flight.dec()
             self._slots.release()
 
-    def _copy_once_at_a_time(self, key: str) -> None:
-        """Copy `key` everywhere; if it is announced again meanwhile, copy once more after."""
+    def _once_at_a_time(self, event: Event, pending: _Pending) -> None:
+        """Act on `event.key`; if announced again meanwhile, act once more after, never at once."""
         with self._lock:
-            if key in self._inflight:
-                self._inflight[key] = True  # the copy in flight will run once more
+            state = self._keys.get(event.key)
+            if state is not None:
+                state.again = event.action  # the newest announcement wins
+                state.waiting.append(pending)
                 return
-            self._inflight[key] = False
+            state = self._keys[event.key] = _KeyState(event.action)
+        done = [pending]
+        since = event.event_time or pending.message.published_at
         while True:
             try:
-                for dest in self.dests:
-                    self.on_outcome(copy_key(self.source, dest, key, verify_md5=self.verify_md5))
+                ok = self._act(event.key, state.action, since)
             except BaseException:
                 with self._lock:
-                    del self._inflight[key]  # else every later announcement of it is taken for a repeat
+                    del self._keys[event.key]  # else every later announcement of it is taken for a repeat
                 raise
+            for p in done:
+                self._finish(p, ok)
             with self._lock:
-                if not self._inflight[key]:
-                    del self._inflight[key]
+                if state.again is None:
+                    del self._keys[event.key]
                     return
-                self._inflight[key] = False
+                state.action, state.again = state.again, None
+                done, state.waiting = state.waiting, []
 
-    def _delete(self, key: str) -> None:
-        """A backup keeps what the source deleted, unless a destination says propagate_deletes."""
+    def _act(self, key: str, action: str, since: float | None) -> bool:
+        """Copy (or delete) one key at every destination; False if any destination failed."""
+        ok = True
         for dest in self.dests:
-            if dest.endpoint.propagate_deletes:
-                self.on_outcome(delete_key(self.source, dest, key))
+            if action == "delete":
+                outcome = self._delete(dest, key)
             else:
-                logger.info("Kept %r at %s: the source deleted it (propagate_deletes is off)", key, dest.endpoint.label)
+                outcome = self.copy(self.source, dest, key, verify_md5=self.verify_md5)
+            self._record(dest, outcome, since)
+            ok = ok and outcome.ok
+        return ok
+
+    def _delete(self, dest: Bucket, key: str) -> Outcome:
+        """A backup keeps what the source deleted, unless the destination says propagate_deletes."""
+        if dest.endpoint.propagate_deletes:
+            return delete_key(self.source, dest, key)
+        return Outcome(key, dest.endpoint.label, "kept", error="deleted at the source, propagate_deletes is off")
+
+    def _record(self, dest: Bucket, outcome: Outcome, since: float | None) -> None:
+        """Log, count, and remember the outcome (ledger, or dead-letter stream when it failed)."""
+        self.on_outcome(outcome)
+        self.metrics.outcome(outcome)
+        if outcome.action == "copied" and since:
+            self.metrics.lag_seconds.observe(max(0.0, time.time() - since))
+        try:
+            if outcome.action == "failed":
+                deadletter.record_failure(self.client, outcome.key, outcome.dest, outcome.error or "", outcome.attempts)
+            else:
+                ledger.record(self.client, dest, dest_key(self.source, dest, outcome.key), outcome)
+        except redis.RedisError as e:
+            logger.warning("Could not record %r for %s in Redis: %s", outcome.key, outcome.dest, e)
+
+    def _finish(self, pending: _Pending, ok: bool) -> None:
+        """Count down one event of a message; acknowledge the message after its last."""
+        with self._lock:
+            pending.remaining -= 1
+            pending.ok = pending.ok and ok
+            if pending.remaining:
+                return
+        try:
+            self.delivery.ack(pending.message)
+        except redis.RedisError as e:
+            # Not acknowledged: it will be delivered again, and copied again (harmless).
+            logger.warning("Could not acknowledge a message: %s", e)
 
     def _wait_to_reconnect(self, error: BaseException, delay: float) -> float:
         wait = delay * random.uniform(0.8, 1.2)
@@ -223,13 +294,6 @@ class Listener:
 
     @property
     def redis_safe_url(self) -> str:
-        return redact_url(self.redis_url)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _close(pubsub: Any) -> None:
-    with contextlib.suppress(Exception):  # the connection is already gone; nothing to tidy
-        pubsub.close()
+        pool = self.client.connection_pool.connection_kwargs
+        where = pool.get("path") or f"{pool.get('host')}:{pool.get('port')}"
+        return redact_url(f"redis://{where}/{pool.get('db', 0)}")

@@ -462,7 +462,7 @@ ERRORS = [
     ),
     pytest.param(
         MINIMAL + "[sources]\nbucket_name = x\n",
-        "[sources]: unknown section (expected source, dest..., pubsub)",
+        "[sources]: unknown section (expected source, dest..., pubsub, metrics, logging, webhook)",
         id="unknown-section",
     ),
     pytest.param(

@@ -30,6 +30,7 @@ import redis
 import s3s3.listen
 from s3s3.config import Config, Endpoint
 from s3s3.copy import Outcome
+from s3s3.delivery import PubSubDelivery
 from s3s3.listen import Listener
 from s3s3.logs import log_outcome
 from s3s3.s3 import Bucket, open_bucket
@@ -104,7 +105,7 @@ class Running:
 
     def publish(self, *messages: bytes | str) -> None:
         for message in messages:
-            self.publisher.publish(self.listener.channel, message)
+            self.publisher.publish(self.listener.delivery.channel, message)
 
     def stop(self) -> int:
         self.listener.stopping.set()
@@ -140,13 +141,13 @@ def start_listener(
         *,
         workers: int = 2,
     ) -> Running:
+        client = fakeredis.FakeRedis(server=server)
         listener = Listener(
             source or fake_bucket("source", "src"),
             dests or [fake_bucket("dest1", "dst")],
-            "redis://fake/0",
-            "ch-" + uuid.uuid4().hex[:8],
+            client,
+            PubSubDelivery(client, "ch-" + uuid.uuid4().hex[:8]),
             workers=workers,
-            connect=lambda url: fakeredis.FakeRedis(server=server),
         )
         outcomes: list[Outcome] = []
         listener.on_outcome = lambda o: (outcomes.append(o), log_outcome(o))  # type: ignore[func-returns-value]
@@ -154,7 +155,7 @@ def start_listener(
         thread = threading.Thread(target=lambda: result.append(listener.run()), daemon=True)
         run = Running(listener, fakeredis.FakeRedis(server=server), thread, result)
         thread.start()
-        wait_until(lambda: run.publisher.pubsub_numsub(listener.channel)[0][1] == 1, timeout=5)
+        wait_until(lambda: run.publisher.pubsub_numsub(listener.delivery.channel)[0][1] == 1, timeout=5)
         runs.append(run)
         return run
 
@@ -200,8 +201,16 @@ def test_given_bad_announcements_when_listening_then_each_is_rejected_with_one_w
         "Rejected an announcement: unknown JSON message shape: '{\"hello\": \"world\"}'",
         "Rejected an announcement: event for bucket 'photos', not the source bucket 'src'",
         "Rejected an announcement: unknown event 'rename': must be 'put' or 'delete'",
-        "Rejected 'out/a': not under the source prefix 'in/'",
+        "Rejected an announcement: 'out/a' is not under the source prefix 'in/'",
     ]
+    # And each is kept, as it came, in the dead-letter stream, and counted
+    kept = [fields for _id, fields in run.publisher.xrange("s3s3:failed")]
+    assert [f[b"key"] for f in kept] == [b"\xffin/a", b"", b"\n", b'{"hello": "world"}',
+                                         b'{"key": "in/a", "bucket": "photos"}', b'{"key": "in/a", "event": "rename"}',
+                                         b"out/a"]  # fmt: skip
+    assert {f[b"kind"] for f in kept} == {b"rejected"}
+    assert run.listener.metrics.events_rejected._value.get() == 7
+    assert run.listener.metrics.events_received._value.get() == 8
     assert copies.started == ["in/good"]
     assert "Copied 'in/good' to dest1:dst: 3 bytes in 0.00s" in logged(caplog)
     assert run.thread.is_alive() and not run.listener.stopping.is_set()
@@ -239,7 +248,7 @@ def test_given_a_copy_that_raises_when_its_key_is_announced_again_then_it_is_cop
     copies.explode_once.add("k")
     run = start_listener()
     run.publish("k")
-    wait_until(lambda: "Unexpected error while copying ['k']" in logged(caplog, logging.ERROR), timeout=5)
+    wait_until(lambda: "Unexpected error while handling ['k']" in logged(caplog, logging.ERROR), timeout=5)
 
     # When "k" is announced again
     run.publish("k")
@@ -337,7 +346,9 @@ def test_given_a_stop_requested_when_a_second_signal_comes_then_it_exits_1_at_on
         raise Exited(code)
 
     monkeypatch.setattr(os, "_exit", fake_exit)
-    listener = Listener(fake_bucket("source", "src"), [fake_bucket("dest1", "dst")], "redis://fake/0", "ch")
+    client = fakeredis.FakeRedis()
+    delivery = PubSubDelivery(client, "ch")
+    listener = Listener(fake_bucket("source", "src"), [fake_bucket("dest1", "dst")], client, delivery)
     listener.request_stop(signal.SIGTERM, None)
     assert capfd.readouterr().err == ""
 
@@ -354,9 +365,9 @@ def test_given_a_stop_requested_when_a_second_signal_comes_then_it_exits_1_at_on
 @pytest.mark.parametrize(
     ("propagate", "at_source", "kept", "line"),
     [
-        (False, False, True, r"Kept 'gone\.txt' at dest1:{dest}: the source deleted it \(propagate_deletes is off\)"),
-        (True, False, False, r"Deleted 'gone\.txt' to dest1:{dest}: 0 bytes in \d+\.\d\ds"),
-        (True, True, True, r"Skipped 'gone\.txt' to dest1:{dest}: 0 bytes in \d+\.\d\ds"),
+        (False, False, True, r"Kept 'gone\.txt' at dest1:{dest}: deleted at the source, propagate_deletes is off"),
+        (True, False, False, r"Deleted 'gone\.txt' at dest1:{dest} in \d+\.\d\ds"),
+        (True, True, True, r"Kept 'gone\.txt' at dest1:{dest}: it is still at the source"),
     ],
     ids=["propagate-off-keeps", "propagate-on-deletes-what-the-source-lost", "propagate-on-keeps-what-the-source-has"],
 )
@@ -525,7 +536,8 @@ def test_given_s3s3listen_running_when_keys_are_published_then_every_destination
                             ContentType="application/x-six"), "application/x-six"),
     }  # fmt: skip
     listener = spawn_listener(config)
-    listener.wait_for(rf"INFO s3s3\.listen: Subscribed to '{config.pubsub.channel}' at {re.escape(redis_server.url)}")
+    url = re.escape(redis_server.url)
+    listener.wait_for(rf"INFO s3s3\.listen: Connected to {url}, reading channel '{config.pubsub.channel}'")
     wait_until(subscribed(redis_client, config.pubsub.channel), timeout=5)
 
     # When both keys are published
@@ -625,9 +637,12 @@ def test_given_redis_restarts_under_s3s3listen_then_it_logs_the_loss_and_the_gap
 
         # Then the listener subscribes again and names the gap in which announcements were lost
         wait_until(subscribed(client, channel), timeout=15)
-        listener.wait_for(rf"ERROR s3s3\.listen: Reconnected to Redis: announcements published from {ISO} to {ISO} "
-                          r"were missed; run s3s3bucket to catch up")  # fmt: skip
-        assert len(listener.find(rf"INFO s3s3\.listen: Subscribed to '{channel}' at {url}")) == 2
+        listener.wait_for(rf"ERROR s3s3\.delivery: Announcements published on '{channel}' from {ISO} to {ISO} "
+                          r"were missed while Redis was unreachable; run s3s3bucket to catch up")  # fmt: skip
+        connected = rf"INFO s3s3\.listen: Connected to {url}, reading channel '{channel}'"
+        wait_until(lambda: len(listener.find(connected)) == 2, timeout=5)
+        gaps = client.xrange("s3s3:gaps")
+        assert len(gaps) == 1 and gaps[0][1][b"channel"] == channel.encode()
 
         # And a key published now is copied
         assert client.publish(channel, b"after.txt") == 1

@@ -1,0 +1,102 @@
+"""The dead-letter stream: copies that failed beyond their retries, and announcements rejected as bad.
+
+Nothing s3s3 gives up on is dropped silently: it lands here with the reason,
+`s3s3 failed` lists it, `s3s3 retry-failed` announces the keys again, and
+`s3s3bucket` retries them first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import redis
+
+from s3s3 import names
+
+MAX_RAW = 4096  # bytes of a rejected message kept for inspection
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One dead-letter entry."""
+
+    id: str
+    kind: str  # "copy" (a key that failed) or "rejected" (a message that could not be understood)
+    key: str
+    dest: str
+    error: str
+    attempts: int
+    time: float
+
+    def line(self) -> str:
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.time))
+        if self.kind == "rejected":
+            return f"{self.id} {when} rejected {self.key!r}: {self.error}"
+        return f"{self.id} {when} {self.key!r} to {self.dest} after {self.attempts} attempt(s): {self.error}"
+
+
+def record_failure(client: redis.Redis, key: str, dest: str, error: str, attempts: int) -> None:
+    """Keep a key that could not be copied to `dest`."""
+    _add(client, {"kind": "copy", "key": key, "dest": dest, "error": error, "attempts": attempts})
+
+
+def record_rejected(client: redis.Redis, raw: bytes, reason: str) -> None:
+    """Keep an announcement that could not be understood, as it came (cut to MAX_RAW bytes)."""
+    _add(client, {"kind": "rejected", "key": raw[:MAX_RAW], "dest": "", "error": reason, "attempts": 0})
+
+
+def failures(client: redis.Redis, count: int | None = None) -> Iterator[Failure]:
+    """The dead-letter entries, oldest first."""
+    last = "-"
+    while True:
+        batch = client.xrange(names.DEADLETTER, min=last, max="+", count=500)
+        if last != "-":
+            batch = batch[1:]
+        if not batch:
+            return
+        for entry_id, fields in batch:
+            yield _failure(entry_id, fields)
+            if count is not None:
+                count -= 1
+                if count <= 0:
+                    return
+        last = batch[-1][0]
+
+
+def retry(client: redis.Redis, copy: Callable[[str], bool]) -> tuple[int, int]:
+    """Call `copy(key)` for each failed key (once per key); drop those that now succeed.
+
+    Returns (succeeded, still failing). Rejected messages are left for a person.
+    """
+    by_key: dict[str, list[str]] = {}
+    for failure in failures(client):
+        if failure.kind == "copy":
+            by_key.setdefault(failure.key, []).append(failure.id)
+    done = 0
+    for key, ids in by_key.items():
+        if copy(key):
+            client.xdel(names.DEADLETTER, *ids)
+            done += 1
+    return done, len(by_key) - done
+
+
+def _add(client: redis.Redis, fields: dict[str, object]) -> None:
+    fields = {**fields, "time": f"{time.time():.3f}"}
+    client.xadd(names.DEADLETTER, fields, maxlen=names.DEADLETTER_MAXLEN, approximate=True)  # type: ignore[arg-type]
+
+
+def _failure(entry_id: bytes, fields: dict[bytes, bytes]) -> Failure:
+    def text(name: str) -> str:
+        return fields.get(name.encode(), b"").decode("utf-8", "replace")
+
+    return Failure(
+        id=entry_id.decode(),
+        kind=text("kind"),
+        key=text("key"),
+        dest=text("dest"),
+        error=text("error"),
+        attempts=int(text("attempts") or 0),
+        time=float(text("time") or 0),
+    )

@@ -1,0 +1,264 @@
+"""How announcements reach the listener: a pubsub channel, a stream, or a list.
+
+All three sit behind one small interface (`receive` a message with a timeout,
+`ack` it once every destination holds the object), so the listener's loop is
+the same whichever the configuration chooses:
+
+- pubsub: fire-and-forget; what is published while no listener is subscribed
+  is lost, so a reconnect logs the gap and records it in Redis.
+- stream: a consumer group; an entry stays pending until acknowledged, and
+  entries a crashed listener left pending are claimed by the others.
+- list: a reliable queue; each message moves to a per-consumer processing list
+  and is removed from it once done; a restarted listener recovers its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import redis
+
+from s3s3 import names
+
+if TYPE_CHECKING:
+    from s3s3.config import PubSub as PubSubConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One raw announcement and what acknowledging it needs."""
+
+    data: bytes
+    receipt: Any = None  # stream entry id, or the list element itself
+    published_at: float | None = None  # epoch seconds, where the transport knows
+
+
+class Delivery(Protocol):
+    """The interface the listener reads announcements through."""
+
+    def connect(self) -> None: ...
+
+    def receive(self, timeout: float) -> Message | None: ...
+
+    def ack(self, message: Message) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def default_consumer() -> str:
+    """`host:pid`: unique per process, so each listener's pending entries are its own."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class PubSubDelivery:
+    """SUBSCRIBE (or PSUBSCRIBE) to a channel; nothing to acknowledge."""
+
+    def __init__(self, client: redis.Redis, channel: str, *, pattern: bool = False) -> None:
+        self.client = client
+        self.channel = channel
+        self.pattern = pattern
+        self.pubsub: Any = None
+        self.lost_at: float | None = None
+
+    def connect(self) -> None:
+        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        if self.pattern:
+            self.pubsub.psubscribe(self.channel)
+        else:
+            self.pubsub.subscribe(self.channel)
+        if self.lost_at is not None:
+            self._record_gap(self.lost_at, time.time())
+            self.lost_at = None
+
+    def receive(self, timeout: float) -> Message | None:
+        try:
+            message = self.pubsub.get_message(timeout=timeout)
+        except (redis.ConnectionError, redis.TimeoutError):
+            self.lost_at = self.lost_at or time.time()
+            raise
+        if message is None or message.get("type") not in ("message", "pmessage"):
+            return None
+        return Message(message["data"])
+
+    def ack(self, message: Message) -> None:
+        """Pubsub has nothing to acknowledge: a message is gone once read."""
+
+    def close(self) -> None:
+        _quietly(self.pubsub.close if self.pubsub is not None else None)
+        self.pubsub = None
+
+    def _record_gap(self, lost: float, back: float) -> None:
+        start, end = _iso(lost), _iso(back)
+        logger.error(
+            "Announcements published on %r from %s to %s were missed while Redis was unreachable; "
+            "run s3s3bucket to catch up",
+            self.channel,
+            start,
+            end,
+        )
+        try:
+            self.client.xadd(names.GAPS, {"from": start, "to": end, "channel": self.channel},
+                             maxlen=names.GAPS_MAXLEN, approximate=True)
+        except redis.RedisError as e:
+            logger.warning("Could not record the gap in %r: %s", names.GAPS, e)
+
+
+class StreamDelivery:
+    """XREADGROUP from a stream; XACK once done; claim what crashed listeners left pending."""
+
+    def __init__(
+        self, client: redis.Redis, stream: str, group: str, consumer: str, *, claim_idle: float = 60.0
+    ) -> None:
+        self.client = client
+        self.stream = stream
+        self.group = group
+        self.consumer = consumer
+        self.claim_idle_ms = int(claim_idle * 1000)
+        self.inflight: set[bytes] = set()
+        self._claimed: list[Message] = []
+        self._next_claim = 0.0
+
+    def connect(self) -> None:
+        try:
+            self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except redis.ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+
+    def receive(self, timeout: float) -> Message | None:
+        if time.monotonic() >= self._next_claim:
+            self._claim()
+        if self._claimed:
+            return self._take(self._claimed.pop(0))
+        reply = self.client.xreadgroup(
+            self.group, self.consumer, {self.stream: ">"}, count=1, block=max(1, int(timeout * 1000))
+        )
+        for _stream, entries in reply or ():
+            for entry_id, fields in entries:
+                return self._take(_stream_message(entry_id, fields))
+        return None
+
+    def ack(self, message: Message) -> None:
+        # The delivery guarantee: an entry is acknowledged only here, after
+        # every destination holds the object (or its failure is dead-lettered).
+        self.client.xack(self.stream, self.group, message.receipt)
+        self.inflight.discard(message.receipt)
+
+    def close(self) -> None:
+        """Pending entries stay pending: another listener claims them after claim_idle."""
+
+    def _take(self, message: Message) -> Message:
+        self.inflight.add(message.receipt)
+        return message
+
+    def _claim(self) -> None:
+        """Claim entries idle past claim_idle; keep our own in-flight entries from looking idle."""
+        self._next_claim = time.monotonic() + max(self.claim_idle_ms / 4000, 0.5)
+        if self.inflight:
+            # A long copy must not be claimed by another listener mid-way:
+            # re-claiming our own entries resets their idle time.
+            self.client.xclaim(self.stream, self.group, self.consumer, 0, list(self.inflight), justid=True)
+        reply = self.client.xautoclaim(
+            self.stream, self.group, self.consumer, self.claim_idle_ms, start_id="0-0", count=16
+        )
+        for entry_id, fields in reply[1]:
+            if fields is None:  # deleted from the stream since it was delivered
+                self.client.xack(self.stream, self.group, entry_id)
+                continue
+            if entry_id not in self.inflight:
+                logger.warning("Claimed %s, left pending by a listener that stopped", entry_id.decode())
+                self._claimed.append(_stream_message(entry_id, fields))
+
+
+class ListDelivery:
+    """BLMOVE from a list into this consumer's processing list; LREM once done."""
+
+    def __init__(self, client: redis.Redis, key: str, consumer: str) -> None:
+        self.client = client
+        self.key = key
+        self.processing = names.processing_list(key, consumer)
+        self._recovered = False
+
+    def connect(self) -> None:
+        if self._recovered:
+            return
+        moved = 0
+        # What this consumer held when it last stopped goes back to the head
+        # of the queue, to be copied again (copies are idempotent).
+        while self.client.lmove(self.processing, self.key, "RIGHT", "LEFT") is not None:
+            moved += 1
+        if moved:
+            logger.warning("Recovered %d announcement(s) left in %r by a previous run", moved, self.processing)
+        self._recovered = True
+
+    def receive(self, timeout: float) -> Message | None:
+        data = self.client.blmove(self.key, self.processing, max(timeout, 0.01), "LEFT", "RIGHT")
+        return None if data is None else Message(data, receipt=data)
+
+    def ack(self, message: Message) -> None:
+        # The delivery guarantee: removed from the processing list only once
+        # every destination holds the object (or its failure is dead-lettered).
+        self.client.lrem(self.processing, 1, message.receipt)
+
+    def close(self) -> None:
+        """The processing list stays: the next start of this consumer recovers it."""
+
+
+def publish(client: redis.Redis, mode: str, target: str, data: bytes) -> int:
+    """Announce `data` the way `mode` delivers it; returns subscribers reached (pubsub) or 1."""
+    if mode == "stream":
+        client.xadd(target, {names.STREAM_FIELD: data}, maxlen=names.STREAM_MAXLEN, approximate=True)
+        return 1
+    if mode == "list":
+        client.rpush(target, data)
+        return 1
+    return int(client.publish(target, data))
+
+
+def _stream_message(entry_id: bytes, fields: dict[bytes, bytes]) -> Message:
+    data = fields.get(names.STREAM_FIELD.encode())
+    if data is None and fields:
+        data = next(iter(fields.values()))  # a producer that named the field otherwise
+    millis = int(entry_id.split(b"-")[0])
+    return Message(data or b"", receipt=entry_id, published_at=millis / 1000)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+def _quietly(call: Any) -> None:
+    if call is None:
+        return
+    with contextlib.suppress(redis.RedisError, OSError):  # the connection is already gone
+        call()
+
+
+def make_delivery(client: redis.Redis, pubsub: PubSubConfig) -> Delivery:
+    """The Delivery that `[pubsub] mode` asks for."""
+    if pubsub.mode == "stream":
+        return StreamDelivery(
+            client, pubsub.stream, pubsub.group, pubsub.consumer or default_consumer(), claim_idle=pubsub.claim_idle
+        )
+    if pubsub.mode == "list":
+        # Stable across restarts (unlike host:pid), so a restarted listener finds its processing list.
+        return ListDelivery(client, pubsub.list, pubsub.consumer or socket.gethostname())
+    return PubSubDelivery(client, pubsub.channel, pattern=pubsub.pattern)
+
+
+def describe(pubsub: PubSubConfig) -> str:
+    """How logs name what a listener reads."""
+    if pubsub.mode == "stream":
+        return f"stream {pubsub.stream!r} (group {pubsub.group!r})"
+    if pubsub.mode == "list":
+        return f"list {pubsub.list!r}"
+    return f"{'pattern' if pubsub.pattern else 'channel'} {pubsub.channel!r}"

@@ -1,0 +1,304 @@
+"""`s3s3 doctor`: probe each configured endpoint and say which options its store needs.
+
+Every probe writes under a scratch prefix `s3s3-doctor-<random>/` in the
+configured bucket and everything written there is deleted afterwards, also
+when a probe fails. Probes use clients that try each request once: a refusal
+(even a 500) is the answer being looked for, not a reason to retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from s3s3.config import MIN_PART, Config, Endpoint
+from s3s3.errors import EXIT_FAILED, EXIT_OK, ConfigError
+from s3s3.s3 import b64_md5, create_client, error_code, multipart_etag, strip_etag
+
+logger = logging.getLogger(__name__)
+
+SIGNATURES = ("s3v4", "s3")
+METADATA_SIZES = (256, 1024, 2048)  # metadata value sizes tried, in bytes
+LISTED_KEYS = 5  # keys written for the paging probe, listed two at a time
+PAGE_SIZE = 2
+S3_ERRORS = (BotoCoreError, ClientError)
+
+
+@dataclass
+class Report:
+    """What the probes of one endpoint found, line by line, and what to configure."""
+
+    endpoint: Endpoint
+    lines: list[tuple[str, str]] = field(default_factory=list)  # (feature, finding)
+    recommended: dict[str, str] = field(default_factory=dict)  # option -> value
+    usable: bool = False
+
+    def add(self, feature: str, finding: str) -> None:
+        self.lines.append((feature, finding))
+
+    def render(self) -> str:
+        ep = self.endpoint
+        out = [f"[{ep.name}] bucket {ep.bucket!r} at {ep.endpoint_url or 'AWS'}"]
+        width = max((len(f) for f, _ in self.lines), default=0)
+        out += [f"  {feature.ljust(width)}  {finding}" for feature, finding in self.lines]
+        out.append(f"  usable: {'yes' if self.usable else 'no'}")
+        if self.recommended:
+            out.append(f"  recommended for [{ep.name}]:")
+            out += [f"    {option} = {value}" for option, value in self.recommended.items()]
+        return "\n".join(out)
+
+
+def run(config: Config, sections: list[str]) -> int:
+    """Probe the endpoints named by `sections` (all when empty), print the reports; exit 0 if all are usable."""
+    endpoints = _select(config, sections)
+    usable = True
+    for endpoint in endpoints:
+        report = probe(endpoint)
+        print(report.render(), flush=True)
+        usable = usable and report.usable
+    return EXIT_OK if usable else EXIT_FAILED
+
+
+def probe(endpoint: Endpoint) -> Report:
+    """Run every probe against `endpoint` in a scratch prefix, cleaning up after itself."""
+    report = Report(endpoint)
+    scratch = f"s3s3-doctor-{uuid.uuid4().hex[:12]}/"
+    working = _probe_signatures(endpoint, scratch, report)
+    if working is None:
+        report.add("verdict", "no signature version can read and write this bucket")
+        return report
+    client = create_client(working, max_attempts=1)
+    try:
+        _probe_addressing(working, scratch, report)
+        _probe_features(working, client, scratch, report)
+    finally:
+        _clean(client, working.bucket, scratch, report)
+    return report
+
+
+def _select(config: Config, sections: list[str]) -> list[Endpoint]:
+    endpoints = {ep.name: ep for ep in (config.source, *config.dests)}
+    unknown = [name for name in sections if name not in endpoints]
+    if unknown:
+        raise ConfigError(f"{config.path}: no section {', '.join(map(repr, unknown))}; it has {', '.join(endpoints)}")
+    return [endpoints[name] for name in sections] if sections else list(endpoints.values())
+
+
+def _attempt(call: Callable[[], object]) -> str | None:
+    """None when `call` succeeds, else a one-line description of the refusal."""
+    try:
+        call()
+    except ClientError as e:
+        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
+        return f"{error_code(e) or 'error'} (HTTP {status})"
+    except BotoCoreError as e:
+        return " ".join(str(e).split())[:160]
+    return None
+
+
+def _round_trip(client: Any, bucket: str, key: str) -> None:
+    """List, write, read back: bucket-level and object-level calls both."""
+    client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    body = b"s3s3 doctor"
+    client.put_object(Bucket=bucket, Key=key, Body=body, ContentMD5=b64_md5(hashlib.md5(body).hexdigest()))
+    client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def _probe_signatures(endpoint: Endpoint, scratch: str, report: Report) -> Endpoint | None:
+    """Try SigV4 and SigV2 (path style where virtual is not asked for); return the endpoint that works."""
+    style = endpoint.addressing_style if endpoint.addressing_style == "virtual" else "path"
+    works: list[str] = []
+    for version in SIGNATURES:
+        candidate = replace(endpoint, signature_version=version, addressing_style=style)
+        client = create_client(candidate, max_attempts=1)
+        problem = _attempt(lambda c=client, v=version: _round_trip(c, endpoint.bucket, f"{scratch}sig-{v}"))
+        report.add(f"signature {version}", "works" if problem is None else f"fails: {problem}")
+        if problem is None:
+            works.append(version)
+    if not works:
+        return None
+    version = endpoint.signature_version if endpoint.signature_version in works else works[0]
+    report.recommended["signature_version"] = version
+    return replace(endpoint, signature_version=version, addressing_style=style)
+
+
+def _probe_addressing(endpoint: Endpoint, scratch: str, report: Report) -> None:
+    results = {}
+    for style in ("path", "virtual"):
+        if style == "virtual" and _is_ip(endpoint.endpoint_url):
+            report.add("addressing virtual", "not testable on an IP endpoint")
+            continue
+        candidate = replace(endpoint, addressing_style=style)
+        client = create_client(candidate, max_attempts=1)
+        results[style] = _attempt(lambda c=client, s=style: _round_trip(c, endpoint.bucket, f"{scratch}addr-{s}"))
+        report.add(f"addressing {style}", "works" if results[style] is None else f"fails: {results[style]}")
+    if results.get("path") is None:
+        report.recommended["addressing_style"] = "path"
+    elif "virtual" in results and results["virtual"] is None:
+        report.recommended["addressing_style"] = "virtual"
+
+
+def _probe_features(endpoint: Endpoint, client: Any, scratch: str, report: Report) -> None:
+    report.usable = True
+    _probe_checksums(endpoint, scratch, report)
+    _probe_content_md5(client, endpoint.bucket, scratch, report)
+    _probe_multipart(client, endpoint.bucket, scratch, report)
+    _probe_listing(client, endpoint, scratch, report)
+    _probe_metadata(client, endpoint.bucket, scratch, report)
+    _probe_storage_class(client, endpoint, scratch, report)
+
+
+def _probe_checksums(endpoint: Endpoint, scratch: str, report: Report) -> None:
+    """boto3's defaults (CRC32, aws-chunked bodies) on a single PUT and a part."""
+    client = create_client(replace(endpoint, checksums=True), max_attempts=1)
+    bucket, key = endpoint.bucket, f"{scratch}checksums"
+    problem = _attempt(lambda: client.put_object(Bucket=bucket, Key=key, Body=b"checksummed"))
+    if problem is None:
+        report.add("boto3 default checksums", "accepted")
+        report.recommended["checksums"] = "False  # True also works here"
+    else:
+        report.add("boto3 default checksums", f"refused: {problem}")
+        report.recommended["checksums"] = "False"
+
+
+def _probe_content_md5(client: Any, bucket: str, scratch: str, report: Report) -> None:
+    wrong = b64_md5(hashlib.md5(b"something else").hexdigest())
+    key = f"{scratch}bad-md5"
+    problem = _attempt(lambda: client.put_object(Bucket=bucket, Key=key, Body=b"payload", ContentMD5=wrong))
+    if problem is None:
+        report.add("Content-MD5", "NOT enforced: a wrong MD5 was accepted (copies are checked by reading back)")
+        report.recommended["verify_md5"] = "True"
+    else:
+        report.add("Content-MD5", f"enforced (a wrong MD5 is refused: {problem})")
+
+
+def _probe_multipart(client: Any, bucket: str, scratch: str, report: Report) -> None:
+    key = f"{scratch}multipart"
+    parts = [b"m" * MIN_PART, b"n"]
+    try:
+        upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        done = []
+        for number, data in enumerate(parts, start=1):
+            md5 = hashlib.md5(data).hexdigest()
+            answer = client.upload_part(
+                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, ContentMD5=b64_md5(md5)
+            )
+            done.append({"PartNumber": number, "ETag": answer["ETag"]})
+        completed = client.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": done}
+        )
+        etag = strip_etag(client.head_object(Bucket=bucket, Key=key)["ETag"])
+    except S3_ERRORS as e:
+        report.add("multipart upload", f"fails: {_one_line(e)}")
+        report.recommended["multipart"] = "False"
+        return
+    expected = multipart_etag([hashlib.md5(p).digest() for p in parts])
+    shape = "md5-of-md5s-N" if etag == expected else f"other ({etag})"
+    note = "; CompleteMultipartUpload answered with an empty ETag" if not strip_etag(completed.get("ETag")) else ""
+    report.add("multipart ETag", shape + note)
+
+
+def _probe_listing(client: Any, endpoint: Endpoint, scratch: str, report: Report) -> None:
+    """Write a few keys, list them a page of two at a time with V2 and V1: each must come once, in order."""
+    bucket, prefix = endpoint.bucket, f"{scratch}list/"
+    keys = [f"{prefix}{i:02d}" for i in range(LISTED_KEYS)]
+    try:
+        for key in keys:
+            client.put_object(Bucket=bucket, Key=key, Body=b"")
+        v2 = _listed(client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, MaxKeys=PAGE_SIZE))
+        v1 = _listed(client.get_paginator("list_objects").paginate(Bucket=bucket, Prefix=prefix, MaxKeys=PAGE_SIZE))
+    except S3_ERRORS as e:
+        report.add("listing", f"fails: {_one_line(e)}")
+        report.usable = False
+        return
+    report.add("ListObjectsV2 paging", "correct" if v2 == keys else f"BROKEN (saw {len(v2)} keys for {len(keys)})")
+    report.add("ListObjects (V1) paging", "correct" if v1 == keys else f"BROKEN (saw {len(v1)} keys for {len(keys)})")
+    if v2 == keys:
+        report.recommended["list_version"] = "2"
+    elif v1 == keys:
+        report.recommended["list_version"] = "1"
+    else:
+        report.usable = False
+
+
+def _listed(pages: Any) -> list[str]:
+    return [item["Key"] for page in pages for item in page.get("Contents", ())]
+
+
+def _probe_metadata(client: Any, bucket: str, scratch: str, report: Report) -> None:
+    """The largest user-metadata value accepted, and what happens to `_` in metadata keys."""
+    largest, refusal = 0, ""
+    for size in METADATA_SIZES:
+        key = f"{scratch}meta-{size}"
+        metadata = {"probe": "v" * size}
+        problem = _attempt(lambda k=key, m=metadata: client.put_object(Bucket=bucket, Key=k, Body=b"", Metadata=m))
+        if problem is not None:
+            refusal = f" ({size} refused: {problem})"
+            break
+        largest = size
+    if largest:
+        report.add("metadata values", f"{largest} bytes accepted{refusal or ' (the largest tried)'}")
+    else:
+        report.add("metadata values", f"none of {METADATA_SIZES[0]} bytes accepted{refusal}")
+    key = f"{scratch}meta-underscore"
+    try:
+        client.put_object(Bucket=bucket, Key=key, Body=b"", Metadata={"s3s3_probe": "x"})
+        names = set(client.head_object(Bucket=bucket, Key=key)["Metadata"])
+    except S3_ERRORS as e:
+        report.add("metadata keys", f"fails: {_one_line(e)}")
+        return
+    if "s3s3_probe" in names:
+        found = "kept"
+    else:
+        found = "turned into '-'" if "s3s3-probe" in names else f"lost ({sorted(names)})"
+    report.add("'_' in metadata keys", found)
+
+
+def _probe_storage_class(client: Any, endpoint: Endpoint, scratch: str, report: Report) -> None:
+    storage_class = endpoint.storage_class or "STANDARD_IA"
+    key = f"{scratch}storage-class"
+    problem = _attempt(
+        lambda: client.put_object(Bucket=endpoint.bucket, Key=key, Body=b"", StorageClass=storage_class)
+    )
+    report.add(f"storage class {storage_class}", "accepted" if problem is None else f"refused: {problem}")
+    if problem is not None and endpoint.storage_class:
+        report.recommended["storage_class"] = "(remove it: the store refuses it)"
+
+
+def _clean(client: Any, bucket: str, scratch: str, report: Report) -> None:
+    """Delete every object and abort every upload under the scratch prefix."""
+    left: list[str] = []
+    try:
+        uploads = client.list_multipart_uploads(Bucket=bucket, Prefix=scratch).get("Uploads", ())
+        for upload in uploads:
+            client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        for page in client.get_paginator("list_objects").paginate(Bucket=bucket, Prefix=scratch):
+            for item in page.get("Contents", ()):
+                if _attempt(lambda k=item["Key"]: client.delete_object(Bucket=bucket, Key=k)) is not None:
+                    left.append(item["Key"])
+    except S3_ERRORS as e:
+        report.add("clean-up", f"incomplete: {_one_line(e)}; delete {scratch} by hand")
+        return
+    if left:
+        report.add("clean-up", f"could not delete {len(left)} keys under {scratch}")
+
+
+def _is_ip(url: str | None) -> bool:
+    host = urlsplit(url or "").hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())[:200]

@@ -1,0 +1,60 @@
+"""The ledger: what s3s3 copied where, so a bucket sync can trust listings whose ETags differ.
+
+A listing gives each object's size and ETag but no metadata. Where both ETags
+are plain MD5s, comparing them settles "unchanged". Where they cannot be
+compared (a multipart ETag on either side, a store whose ETag is no MD5, a copy
+made in a different upload shape), the ledger can: for each destination key it
+holds the source ETag and size that were copied and the ETag the copy got. If
+the two listings still show exactly those, the copy is current, with no request
+per key. Without a ledger entry s3s3 falls back to a HEAD of the destination
+(its `s3s3-source-etag` metadata says the same thing, one request per key).
+
+One Redis hash per destination bucket; the field is the destination key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+
+import redis
+
+from s3s3 import names
+from s3s3.copy import Outcome
+from s3s3.s3 import Bucket, ObjectInfo
+
+
+def ledger_key(dest: Bucket) -> str:
+    """The Redis hash for one destination bucket (named by where it lives, not by config section)."""
+    where = f"{dest.endpoint.endpoint_url or 'aws'}/{dest.name}"
+    return names.LEDGER_PREFIX + hashlib.sha1(where.encode()).hexdigest()[:16] + ":" + dest.name
+
+
+def entry(source_etag: str, size: int, dest_etag: str) -> str:
+    return f"{source_etag} {size} {dest_etag}"
+
+
+def record(client: redis.Redis, dest: Bucket, target: str, outcome: Outcome) -> None:
+    """Remember a copy (or a proven-identical skip) that knows both ETags."""
+    if outcome.action in ("copied", "skipped") and outcome.source_etag and outcome.dest_etag:
+        client.hset(ledger_key(dest), target, entry(outcome.source_etag, outcome.size, outcome.dest_etag))
+    elif outcome.action == "deleted":
+        client.hdel(ledger_key(dest), target)
+
+
+def forget(client: redis.Redis, dest: Bucket, targets: Iterable[str]) -> None:
+    """Drop entries for keys deleted at the destination."""
+    batch = list(targets)
+    if batch:
+        client.hdel(ledger_key(dest), *batch)
+
+
+def current(client: redis.Redis, dest: Bucket, pairs: Sequence[tuple[ObjectInfo, ObjectInfo]]) -> list[bool]:
+    """For each (source, destination) listing pair: does the ledger prove the copy current?"""
+    if not pairs:
+        return []
+    values = client.hmget(ledger_key(dest), [dst.key for _src, dst in pairs])
+    return [
+        value is not None and value.decode() == entry(src.etag, src.size, dst.etag)
+        for (src, dst), value in zip(pairs, values, strict=True)
+    ]
