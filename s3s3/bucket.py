@@ -1,7 +1,11 @@
-"""The bucket sync: compare the source listing with each destination's, copy what differs.
+"""The bucket sync: compare the source with each destination, copy what differs.
 
-Both listings arrive sorted (S3 lists keys in UTF-8 binary order), so the diff is
-a streaming merge of the two: memory stays flat whatever the number of keys.
+The diff is a streaming merge of the two listings (`s3s3.diff`), so memory stays
+flat whatever the number of keys. Most keys are decided from the listings
+alone: same size and same plain-MD5 ETag is unchanged, a missing key or a
+different size is a copy. Where the ETags cannot be compared (multipart ETags,
+stores whose ETag is no MD5) the ledger decides, one Redis round trip per page
+of keys; only keys the ledger knows nothing of cost a HEAD.
 """
 
 from __future__ import annotations
@@ -9,66 +13,127 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any, TypeVar
 
-from s3s3.copy import Outcome, copy_key, dest_key
-from s3s3.errors import S3S3Error
+import redis
+from botocore.exceptions import BotoCoreError, ClientError
+
+from s3s3 import deadletter, ledger
+from s3s3.copy import Outcome, RetryPolicy, copy_key, dest_key, identical, read_md5
+from s3s3.diff import KeyFilter, ListingOrderError, diff
 from s3s3.logs import log_outcome
-from s3s3.s3 import Bucket, ClientError, ObjectInfo, error_code, list_objects
+from s3s3.progress import Progress
+from s3s3.s3 import Bucket, ObjectInfo, head, is_md5
 
 logger = logging.getLogger(__name__)
 
+PAGE = 500  # listing pairs decided together (one ledger round trip)
+DELETE_BATCH = 1000  # keys per DeleteObjects, S3's limit
 
-class ListingOrderError(S3S3Error):
-    """Raised when a store lists keys out of UTF-8 binary order, so the diff cannot be trusted."""
+__all__ = ["ListingOrderError", "Summary", "SyncOptions", "diff", "duplicate_bucket"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """What a bucket sync may do, from s3s3bucket's command line."""
+
+    keys: KeyFilter = field(default_factory=KeyFilter)
+    dry_run: bool = False
+    delete: bool = False
+    max_delete: int = 1000  # 0: no limit
+    verify_md5: bool = False
+    workers: int = 8
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    enqueue: Callable[[str], None] | None = None  # announce keys instead of copying them
 
 
 @dataclass
-class Summary:
-    """What a bucket sync did, for the printed summary and the exit code."""
+class Counts:
+    """What happened at one destination."""
 
     checked: int = 0
     copied: int = 0
     skipped: int = 0
     missing: int = 0
     failed: int = 0
+    deleted: int = 0
+    enqueued: int = 0
     bytes: int = 0
+
+
+@dataclass
+class Summary:
+    """What a bucket sync did, for the printed summary, --json and the exit code."""
+
+    dry_run: bool = False
+    checked: int = 0
+    copied: int = 0
+    skipped: int = 0
+    missing: int = 0
+    failed: int = 0
+    deleted: int = 0
+    enqueued: int = 0
+    bytes: int = 0
+    retried: int = 0
     seconds: float = 0.0
+    interrupted: bool = False
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (dest, key, error)
+    errors: list[str] = field(default_factory=list)  # whole-destination problems (listing, refused deletes)
+    destinations: dict[str, Counts] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, outcome: Outcome) -> None:
+    def count(self, dest: str, what: str, size: int = 0) -> None:
+        """Add one key to `what` (copied, skipped, ...) for `dest` and for the totals."""
         with self._lock:
-            if outcome.action == "copied":
-                self.copied += 1
-                self.bytes += outcome.size
-            elif outcome.action == "skipped":
-                self.skipped += 1
-            elif outcome.action == "missing":
-                self.missing += 1
-            elif outcome.action == "failed":
-                self.failed += 1
-                self.failures.append((outcome.dest, outcome.key, outcome.error or ""))
+            per = self.destinations.setdefault(dest, Counts())
+            for target in (self, per):
+                setattr(target, what, getattr(target, what) + 1)
+                if what == "copied":
+                    target.bytes += size
 
-    def as_dict(self) -> dict[str, object]:
+    def add(self, outcome: Outcome) -> None:
+        """Count a copy engine outcome."""
+        if outcome.action == "failed":
+            with self._lock:
+                self.failures.append((outcome.dest, outcome.key, outcome.error or ""))
+        action = outcome.action if outcome.action in ("copied", "skipped", "missing", "failed") else "skipped"
+        self.count(outcome.dest, action, outcome.size)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failed or self.errors or self.interrupted)
+
+    def as_dict(self) -> dict[str, Any]:
+        totals = {name: getattr(self, name) for name in Counts.__dataclass_fields__}
         return {
-            "checked": self.checked,
-            "copied": self.copied,
-            "skipped": self.skipped,
-            "missing": self.missing,
-            "failed": self.failed,
-            "bytes": self.bytes,
+            **totals,
+            "dry_run": self.dry_run,
+            "retried": self.retried,
             "seconds": round(self.seconds, 3),
+            "interrupted": self.interrupted,
             "failures": [{"dest": d, "key": k, "error": e} for d, k, e in self.failures],
+            "errors": list(self.errors),
+            "destinations": {name: vars(c) for name, c in self.destinations.items()},
         }
 
     def line(self) -> str:
-        return (
-            f"checked {self.checked} keys: copied {self.copied}, skipped {self.skipped} as identical, "
-            f"missing {self.missing}, failed {self.failed}; {self.bytes} bytes in {self.seconds:.1f}s"
+        verb = "would copy" if self.dry_run else "copied"
+        text = (
+            f"checked {self.checked} keys: {verb} {self.copied}, skipped {self.skipped} as identical, "
+            f"missing {self.missing}, failed {self.failed}"
         )
+        if self.deleted:
+            text += f", {'would delete' if self.dry_run else 'deleted'} {self.deleted}"
+        if self.enqueued:
+            text += f", enqueued {self.enqueued}"
+        text += f"; {self.bytes} bytes in {self.seconds:.1f}s"
+        return text + (" (interrupted)" if self.interrupted else "")
 
 
 def duplicate_bucket(
@@ -77,77 +142,246 @@ def duplicate_bucket(
     *,
     verify_md5: bool = False,
     workers: int = 8,
+    options: SyncOptions | None = None,
+    client: redis.Redis | None = None,
+    stop: threading.Event | None = None,
+    progress: Progress | None = None,
 ) -> Summary:
-    """Copy every key missing or changed at each destination; return what was done."""
+    """Copy every key missing or changed at each destination; return what was done.
+
+    `client` (Redis) holds the ledger and the dead-letter stream; without it
+    every key the listings cannot decide costs a HEAD, and nothing is retried.
+    """
+    options = options or SyncOptions(verify_md5=verify_md5, workers=workers)
+    sync = _Sync(source, options, client, stop or threading.Event(), progress or Progress(enabled=False))
     started = time.monotonic()
-    summary = Summary()
-    gate = threading.BoundedSemaphore(workers * 2)  # listed-but-not-copied keys held in memory
-
-    def run(dest: Bucket, key: str, check_dest: bool) -> None:
-        try:
-            outcome = copy_key(source, dest, key, verify_md5=verify_md5, check_dest=check_dest)
-            log_outcome(outcome)
-            summary.add(outcome)
-        finally:
-            gate.release()
-
-    with ThreadPoolExecutor(workers, thread_name_prefix="s3s3-bucket") as pool:
+    dests = list(dests)
+    with ThreadPoolExecutor(options.workers, thread_name_prefix="s3s3-bucket") as sync.pool:
+        if client is not None and not options.dry_run and not options.enqueue:
+            sync.retry_dead_letters(dests)
         for dest in dests:
-            for src, dst in diff(source, dest):
-                summary.checked += 1
-                if dst is not None and _unchanged(src, dst):
-                    # Through add(): worker threads update the same counters under its lock.
-                    summary.add(Outcome(src.key, dest.endpoint.label, "skipped", src.size))
+            if sync.stop.is_set():
+                break
+            try:
+                sync.one(dest)
+            except (BotoCoreError, ClientError) as e:
+                message = f"{dest.endpoint.label}: cannot list: {' '.join(str(e).split())}"
+                logger.error("%s", message)
+                sync.summary.errors.append(message)
+    sync.summary.interrupted = sync.stop.is_set()
+    sync.summary.seconds = time.monotonic() - started
+    return sync.summary
+
+
+class _Sync:
+    """One bucket sync's state: the pool, the bound on queued work, the counts."""
+
+    def __init__(
+        self,
+        source: Bucket,
+        options: SyncOptions,
+        client: redis.Redis | None,
+        stop: threading.Event,
+        progress: Progress,
+    ) -> None:
+        self.source = source
+        self.options = options
+        self.client = client
+        self.stop = stop
+        self.progress = progress
+        self.summary = Summary(dry_run=options.dry_run)
+        self.pool: ThreadPoolExecutor
+        self.gate = threading.BoundedSemaphore(options.workers * 2)  # queued copies held in memory
+
+    def retry_dead_letters(self, dests: list[Bucket]) -> None:
+        """The listener's dead-letter entries first: keys it gave up on."""
+        assert self.client is not None
+
+        def copy_everywhere(key: str) -> bool:
+            return all(self.copy(dest, key, check_dest=True) for dest in dests)
+
+        try:
+            done, left = deadletter.retry(self.client, copy_everywhere)
+        except redis.RedisError as e:
+            logger.warning("Could not read the dead-letter stream: %s", e)
+            return
+        self.summary.retried = done
+        if done or left:
+            logger.info("Retried %d dead-lettered key(s); %d still fail", done, left)
+
+    def one(self, dest: Bucket) -> None:
+        """Sync one destination."""
+        self.summary.destinations.setdefault(dest.endpoint.label, Counts())
+        deletes = _Deletes(self, dest)
+        for page in _batched(diff(self.source, dest, self.options.keys), PAGE):
+            if self.stop.is_set():
+                return
+            self.progress.saw(len(page))
+            undecided = []
+            for src, dst in page:
+                if src is None:
+                    deletes.add(dst)  # type: ignore[arg-type]
                     continue
-                gate.acquire()
-                # A key whose ETags differ (multipart, other upload shapes) may
-                # still be identical: let the copy engine HEAD it and decide.
-                pool.submit(run, dest, src.key, dst is not None)
-    summary.seconds = time.monotonic() - started
-    return summary
+                self.summary.count(dest.endpoint.label, "checked")
+                verdict = _verdict(src, dst)
+                if verdict is None:
+                    undecided.append((src, dst))
+                else:
+                    self.dispatch(dest, src, dst, verdict)
+            for (src, dst), proven in zip(undecided, self.proven(dest, undecided), strict=True):
+                self.dispatch(dest, src, dst, "same" if proven else "unproven")
+        deletes.finish()
 
+    def proven(self, dest: Bucket, pairs: list[tuple[ObjectInfo, ObjectInfo]]) -> list[bool]:
+        """Which pairs the ledger proves current (none without Redis)."""
+        if self.client is None or not pairs:
+            return [False] * len(pairs)
+        try:
+            return ledger.current(self.client, dest, pairs)
+        except redis.RedisError as e:
+            logger.warning("Could not read the ledger (each such key costs a HEAD): %s", e)
+            return [False] * len(pairs)
 
-def diff(source: Bucket, dest: Bucket) -> Iterator[tuple[ObjectInfo, ObjectInfo | None]]:
-    """Each source object with the destination object at its key (None where there is none)."""
-    src_iter = _ordered(list_objects(source, source.endpoint.prefix), source)
-    dst_iter = _ordered(list_objects(dest, dest.endpoint.prefix), dest)
-    try:
-        dst = next(dst_iter, None)
-    except ClientError as e:
-        if error_code(e) != "NoSuchBucket":
-            raise
-        # A destination bucket that does not exist holds nothing: each key is
-        # tried, fails and is listed, and the other destinations still sync.
-        dst = None
-    for src in src_iter:
-        target = dest_key(source, dest, src.key)
-        while dst is not None and _sort_key(dst.key) < _sort_key(target):
-            dst = next(dst_iter, None)
-        if dst is not None and dst.key == target:
-            yield src, dst
-            dst = next(dst_iter, None)
+    def dispatch(self, dest: Bucket, src: ObjectInfo, dst: ObjectInfo | None, verdict: str) -> None:
+        """Act on one key's verdict: same, missing, changed, or unproven (a HEAD decides)."""
+        label = dest.endpoint.label
+        if verdict == "same" and not self.options.verify_md5:
+            self.summary.count(label, "skipped")
+            return
+        if self.options.dry_run:
+            self.dry_run(dest, src, dst, verdict)
+        elif self.options.enqueue is not None and verdict != "same":
+            self.options.enqueue(src.key)
+            self.summary.count(label, "enqueued")
+        elif verdict == "same":
+            self.submit(self.verify, dest, src, dst)
         else:
-            yield src, None
+            self.progress.queue(src.size)
+            self.submit(self.copy, dest, src.key, check_dest=verdict == "unproven")
+
+    def dry_run(self, dest: Bucket, src: ObjectInfo, dst: ObjectInfo | None, verdict: str) -> None:
+        if verdict == "unproven" and identical(src, head(dest, dest_key(self.source, dest, src.key))):
+            self.summary.count(dest.endpoint.label, "skipped")
+            return
+        if verdict == "same":  # --verify-md5 in a dry run: say what it would read, read nothing
+            self.summary.count(dest.endpoint.label, "skipped")
+            return
+        print(f"would copy {src.key!r} to {dest.endpoint.label} ({verdict})", flush=True)
+        self.summary.count(dest.endpoint.label, "copied", src.size)
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.gate.acquire()
+
+        def run() -> None:
+            try:
+                fn(*args, **kwargs)
+            except Exception:
+                logger.exception("Unexpected error in the bucket sync")
+            finally:
+                self.gate.release()
+
+        self.pool.submit(run)
+
+    def copy(self, dest: Bucket, key: str, *, check_dest: bool) -> bool:
+        outcome = copy_key(
+            self.source, dest, key, verify_md5=self.options.verify_md5, check_dest=check_dest,
+            retry=self.options.retry,
+        )
+        log_outcome(outcome)
+        self.summary.add(outcome)
+        self.progress.finish(outcome.size)
+        if self.client is not None:
+            try:
+                ledger.record(self.client, dest, dest_key(self.source, dest, key), outcome)
+            except redis.RedisError as e:
+                logger.warning("Could not record %r in the ledger: %s", key, e)
+        return outcome.ok
+
+    def verify(self, dest: Bucket, src: ObjectInfo, dst: ObjectInfo) -> None:
+        """--verify-md5: prove an unchanged-looking copy by MD5, reading where no store gives one."""
+        try:
+            src_md5 = src.etag if is_md5(src.etag) else read_md5(self.source, src.key)
+            dst_md5 = dst.etag if is_md5(dst.etag) else read_md5(dest, dst.key)
+        except (BotoCoreError, ClientError) as e:
+            self.summary.add(Outcome(src.key, dest.endpoint.label, "failed", error=f"cannot verify: {e}"))
+            return
+        if src_md5 == dst_md5:
+            self.summary.count(dest.endpoint.label, "skipped")
+            return
+        logger.error(
+            "MD5 mismatch for %r at %s: source %s, destination %s; copying it again",
+            src.key, dest.endpoint.label, src_md5, dst_md5,
+        )
+        self.copy(dest, src.key, check_dest=False)
 
 
-def _unchanged(src: ObjectInfo, dst: ObjectInfo) -> bool:
-    """Decided from the listings alone: same size and same plain-MD5 ETag."""
-    return src.size == dst.size and bool(src.md5) and src.md5 == dst.md5
+class _Deletes:
+    """--delete: keys at a destination the source no longer has, bounded by --max-delete."""
 
+    def __init__(self, sync: _Sync, dest: Bucket) -> None:
+        self.sync = sync
+        self.dest = dest
+        self.pending: list[str] = []
+        self.refused = False
 
-def _ordered(objects: Iterator[ObjectInfo], bucket: Bucket) -> Iterator[ObjectInfo]:
-    """Pass the listing through, failing loudly if it is not in UTF-8 binary order."""
-    previous: bytes | None = None
-    for info in objects:
-        current = _sort_key(info.key)
-        if previous is not None and current <= previous:
-            raise ListingOrderError(
-                f"{bucket.endpoint.label} listed {info.key!r} after a key that sorts later; "
-                "try list_version = 1 for this endpoint"
+    def add(self, dst: ObjectInfo) -> None:
+        options = self.sync.options
+        if not options.delete or self.refused:
+            return
+        self.pending.append(dst.key)
+        limit = options.max_delete
+        if limit and len(self.pending) > limit:
+            self.refused = True
+            message = (
+                f"{self.dest.endpoint.label}: refusing to delete more than {limit} keys the source no longer has "
+                f"(raise --max-delete, or 0 for no limit); deleted none"
             )
-        previous = current
-        yield info
+            logger.error("%s", message)
+            self.sync.summary.errors.append(message)
+            self.pending = []
+        elif not limit and len(self.pending) >= DELETE_BATCH:
+            self.flush()
+
+    def finish(self) -> None:
+        if not self.refused and not self.sync.stop.is_set():
+            self.flush()
+
+    def flush(self) -> None:
+        label = self.dest.endpoint.label
+        for batch in _batched(iter(self.pending), DELETE_BATCH):
+            if self.sync.options.dry_run:
+                for key in batch:
+                    print(f"would delete {key!r} at {label}", flush=True)
+                    self.sync.summary.count(label, "deleted")
+                continue
+            response = self.dest.client.delete_objects(
+                Bucket=self.dest.name, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+            )
+            failed = {e["Key"]: e.get("Message", e.get("Code", "")) for e in response.get("Errors", [])}
+            for key in batch:
+                if key in failed:
+                    self.sync.summary.add(Outcome(key, label, "failed", error=f"delete: {failed[key]}"))
+                else:
+                    log_outcome(Outcome(key, label, "deleted"))
+                    self.sync.summary.count(label, "deleted")
+            if self.sync.client is not None:
+                ledger.forget(self.sync.client, self.dest, [k for k in batch if k not in failed])
+        self.pending = []
 
 
-def _sort_key(key: str) -> bytes:
-    return key.encode("utf-8", "surrogatepass")
+def _verdict(src: ObjectInfo, dst: ObjectInfo | None) -> str | None:
+    """What the listings alone say: missing, changed, same, or None (they cannot tell)."""
+    if dst is None:
+        return "missing"
+    if src.size != dst.size:
+        return "changed"
+    if src.md5 and dst.md5:
+        return "same" if src.md5 == dst.md5 else "changed"
+    if src.etag and src.etag == dst.etag:
+        return "same"  # the same multipart ETag: the same parts of the same bytes
+    return None
+
+
+def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    while batch := list(islice(items, size)):
+        yield batch

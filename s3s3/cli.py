@@ -20,11 +20,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from redis.exceptions import RedisError
 
 from s3s3 import __version__, deadletter, doctor, logs, names, status
+from s3s3.bucket import SyncOptions
 from s3s3.client import BucketClient, ListenClient
 from s3s3.config import LOG_FORMATS, LOG_LEVELS, Config, Endpoint, load
 from s3s3.delivery import describe, publish
-from s3s3.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, S3S3Error
+from s3s3.diff import KeyFilter, ListingOrderError
+from s3s3.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, LockHeld, S3S3Error
 from s3s3.listen import connect_redis
+from s3s3.metrics import write_textfile
+from s3s3.progress import Progress
 from s3s3.s3 import list_objects, open_bucket
 from s3s3.webhook import WebhookServer
 
@@ -90,14 +94,50 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 def cmd_bucket(args: argparse.Namespace) -> int:
     config = _load(args)
-    summary = BucketClient(config, workers=args.workers).duplicate_bucket(verify_md5=args.verify_md5)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    while True:
+        code = _bucket_once(args, config, stop)
+        if not args.every or stop.wait(args.every):
+            return code
+
+
+def _bucket_once(args: argparse.Namespace, config: Config, stop: threading.Event) -> int:
+    """One bucket sync: run it, print its summary, write its metrics file; return the exit code."""
+    client = BucketClient(config, workers=args.workers)
+    options = SyncOptions(
+        keys=KeyFilter(prefix=args.prefix, include=args.include, exclude=args.exclude, shard=args.shard),
+        dry_run=args.dry_run,
+        delete=args.delete,
+        max_delete=args.max_delete,
+        verify_md5=args.verify_md5,
+        workers=args.workers or config.pubsub.workers,
+        retry=client.retry,
+    )
+    try:
+        with Progress(enabled=None if not args.json else False) as progress:
+            summary = client.duplicate_bucket(
+                options=options, dest_names=args.dest, reverse=args.reverse, enqueue=args.enqueue, stop=stop,
+                progress=progress,
+            )
+    except LockHeld as e:
+        print(f"s3s3bucket: {e}; not starting another")
+        return EXIT_OK
+    except ListingOrderError as e:
+        print(f"s3s3: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.metrics_file:
+        write_textfile(args.metrics_file, summary)
     if args.json:
         print(json.dumps(summary.as_dict(), sort_keys=True))
     else:
         print(summary.line())
         for dest, key, error in summary.failures:
             print(f"failed: {key!r} to {dest}: {error}")
-    return EXIT_FAILED if summary.failed else EXIT_OK
+        for error in summary.errors:
+            print(f"error: {error}")
+    return EXIT_OK if summary.ok else EXIT_FAILED
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -219,8 +259,24 @@ def _parser() -> argparse.ArgumentParser:
 
     bucket = sub.add_parser("bucket", parents=[common], help="copy every missing or changed key")
     bucket.add_argument("--workers", type=_positive, help="copies at once (default: [pubsub] workers)")
-    bucket.add_argument("--verify-md5", action="store_true", help="prove each copy by its MD5")
-    bucket.add_argument("--json", action="store_true", help="print the summary as JSON")
+    bucket.add_argument("--verify-md5", action="store_true",
+                        help="prove every destination object's MD5 against the source's, reading where needed")
+    bucket.add_argument("--dry-run", action="store_true", help="print what would be copied or deleted; change nothing")
+    bucket.add_argument("--delete", action="store_true", help="delete destination keys the source no longer has")
+    bucket.add_argument("--max-delete", type=int, default=1000, metavar="N",
+                        help="refuse to delete more than N keys per destination (default 1000; 0: no limit)")
+    bucket.add_argument("--prefix", default="", help="only keys under this prefix (below the configured ones)")
+    bucket.add_argument("--include", action="append", default=[], metavar="GLOB", help="only matching keys (repeat)")
+    bucket.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip matching keys (repeat)")
+    bucket.add_argument("--dest", action="append", default=[], metavar="NAME", help="only this destination section")
+    bucket.add_argument("--reverse", action="store_true",
+                        help="restore: copy from the --dest destination back to the source (never deletes there)")
+    bucket.add_argument("--enqueue", action="store_true",
+                        help="announce needed keys on the configured stream or list instead of copying them")
+    bucket.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N", help="only shard I of N of the keys")
+    bucket.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    bucket.add_argument("--metrics-file", metavar="PATH", help="write the summary as a Prometheus textfile")
+    bucket.add_argument("--every", type=_positive, metavar="SECONDS", help="run again every SECONDS until stopped")
     bucket.set_defaults(command=cmd_bucket)
 
     publish = sub.add_parser("publish", parents=[common], help="announce keys on the configured channel")
@@ -255,6 +311,13 @@ def _echo_parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--version", action="version", version=f"s3s3 {__version__}")
     return parser
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N with 0 <= I < N (e.g. 0/4)")
+    return int(index), int(count)
 
 
 def _positive(text: str) -> int:

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
-from s3s3.bucket import Summary, duplicate_bucket
+import redis
+
+from s3s3.bucket import Summary, SyncOptions, duplicate_bucket
 from s3s3.config import Config
 from s3s3.copy import RetryPolicy, copy_key
-from s3s3.delivery import describe, make_delivery
+from s3s3.delivery import describe, make_delivery, publish
+from s3s3.errors import ConfigError
 from s3s3.listen import Listener, connect_redis
+from s3s3.lock import SyncLock, lock_name
 from s3s3.metrics import Metrics, MetricsServer
+from s3s3.progress import Progress
 from s3s3.s3 import Bucket, open_bucket
 
 logger = logging.getLogger(__name__)
@@ -72,8 +79,70 @@ class ListenClient(_Buckets):
 class BucketClient(_Buckets):
     """Syncs the source bucket onto every destination: `duplicate_bucket()`."""
 
-    def duplicate_bucket(self, *, verify_md5: bool = False) -> Summary:
-        """Copy every missing or changed key; return the summary."""
-        return duplicate_bucket(
-            self.source, self.dests, verify_md5=verify_md5, workers=self.workers or self.config.pubsub.workers
+    def duplicate_bucket(
+        self,
+        *,
+        verify_md5: bool = False,
+        options: SyncOptions | None = None,
+        dest_names: Sequence[str] = (),
+        reverse: bool = False,
+        enqueue: bool = False,
+        stop: threading.Event | None = None,
+        progress: Progress | None = None,
+    ) -> Summary:
+        """Copy every missing or changed key (under the sync lock, where Redis is reachable)."""
+        options = options or SyncOptions(
+            verify_md5=verify_md5, workers=self.workers or self.config.pubsub.workers, retry=self.retry
         )
+        source, dests = self._direction(dest_names, reverse, options)
+        client = self._redis()
+        if enqueue:
+            options = replace(options, enqueue=self._enqueuer(client))
+        if client is None:
+            return duplicate_bucket(source, dests, options=options, stop=stop, progress=progress)
+        with SyncLock(client, lock_name(source, dests)):
+            return duplicate_bucket(source, dests, options=options, client=client, stop=stop, progress=progress)
+
+    def _direction(
+        self, dest_names: Sequence[str], reverse: bool, options: SyncOptions
+    ) -> tuple[Bucket, list[Bucket]]:
+        """Source and destinations: as configured, or --reverse (a destination restores the source)."""
+        known = [d.endpoint.name for d in self.dests]
+        unknown = [n for n in dest_names if n not in known]
+        if unknown:
+            raise ConfigError(f"{self.config.path}: --dest {unknown[0]}: no such section (have {', '.join(known)})")
+        dests = [d for d in self.dests if not dest_names or d.endpoint.name in dest_names]
+        if not reverse:
+            return self.source, dests
+        if len(dests) != 1:
+            raise ConfigError(f"{self.config.path}: --reverse restores from one destination: name it with --dest")
+        if options.delete:
+            raise ConfigError(f"{self.config.path}: --reverse never deletes at the source: drop --delete")
+        return dests[0], [self.source]
+
+    def _redis(self) -> redis.Redis | None:
+        """Redis for the lock, ledger and dead-letter stream; None (with a warning) when unreachable."""
+        client = connect_redis(self.config.pubsub.url)
+        try:
+            client.ping()
+        except redis.RedisError as e:
+            logger.warning(
+                "Cannot reach Redis at %s (%s): syncing without the lock, the ledger and the dead-letter stream",
+                self.config.pubsub.safe_url,
+                e,
+            )
+            return None
+        return client
+
+    def _enqueuer(self, client: redis.Redis | None) -> Callable[[str], None]:
+        """--enqueue: append each needed key to the configured stream or list for the listeners."""
+        pubsub = self.config.pubsub
+        if pubsub.mode == "pubsub":
+            raise ConfigError(f"{self.config.path}: [pubsub] mode: --enqueue needs mode = stream or list")
+        if client is None:
+            raise ConfigError(f"{self.config.path}: [pubsub] url: --enqueue needs Redis, which is unreachable")
+
+        def enqueue(key: str) -> None:
+            publish(client, pubsub.mode, pubsub.target, key.encode("utf-8"))
+
+        return enqueue

@@ -202,7 +202,7 @@ def _put_streaming(source: Bucket, dest: Bucket, target: str, info: ObjectInfo, 
     if md5 is None:
         # A multipart source gives no MD5 and the store checks only Content-MD5,
         # so hash the object in a first pass rather than send it unchecked.
-        md5 = _hash_object(source, info)
+        md5 = read_md5(source, info.key)
         body.close()
         body = source.client.get_object(Bucket=source.name, Key=info.key, IfMatch=f'"{info.etag}"')["Body"]
     reader = _HashingReader(body)
@@ -315,7 +315,7 @@ def _server_side_copy(
         raise IntegrityError(f"{target!r}: server-side copy left {left} bytes, not {info.size}")
     md5 = info.md5
     if verify_md5 and not (md5 and copied.etag == info.etag):
-        md5 = _hash_object(source, info)
+        md5 = read_md5(source, info.key)
         _verify(dest, target, md5, copied.etag)
     return Outcome(key, dest.endpoint.label, "copied", info.size, md5=md5, source_etag=info.etag, dest_etag=copied.etag)
 
@@ -344,7 +344,7 @@ def _verify(dest: Bucket, target: str, md5: str, etag: str) -> None:
         raise IntegrityError(f"{target!r} is not at {dest.endpoint.label} after the copy")
     if found.etag == md5:
         return
-    read_back = _hash_object(dest, found)
+    read_back = read_md5(dest, found.key)
     if read_back != md5:
         # Its s3s3-md5 claims the right MD5: left in place, later syncs would trust it.
         _discard(dest, target)
@@ -359,9 +359,9 @@ def _discard(dest: Bucket, target: str) -> None:
         logger.warning("Could not delete the corrupt copy %r at %s: %s", target, dest.endpoint.label, e)
 
 
-def _hash_object(bucket: Bucket, info: ObjectInfo) -> str:
+def read_md5(bucket: Bucket, key: str) -> str:
     """Read an object whole and return its MD5 (for stores that give none)."""
-    body = bucket.client.get_object(Bucket=bucket.name, Key=info.key)["Body"]
+    body = bucket.client.get_object(Bucket=bucket.name, Key=key)["Body"]
     digest = hashlib.md5()
     try:
         for block in iter(lambda: body.read(READ_BLOCK), b""):

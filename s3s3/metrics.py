@@ -5,11 +5,22 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    write_to_textfile,
+)
 
 from s3s3.copy import Outcome
+
+if TYPE_CHECKING:
+    from s3s3.bucket import Summary
 
 _SECONDS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
@@ -93,3 +104,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
         """Scrapes are not worth a log line each."""
+
+
+def write_textfile(path: str, summary: Summary) -> None:
+    """The bucket sync's summary as a Prometheus textfile (for node_exporter), replaced atomically."""
+    registry = CollectorRegistry()
+    per_dest = Gauge("s3s3_bucket_keys", "Keys by destination and outcome in the last sync.", ["dest", "outcome"],
+                     registry=registry)  # fmt: skip
+    for dest, counts in summary.destinations.items():
+        for outcome, value in vars(counts).items():
+            if outcome != "bytes":
+                per_dest.labels(dest, outcome).set(value)
+    Gauge("s3s3_bucket_bytes_copied", "Bytes copied by the last sync.", registry=registry).set(summary.bytes)
+    Gauge("s3s3_bucket_seconds", "Duration of the last sync.", registry=registry).set(summary.seconds)
+    Gauge("s3s3_bucket_ok", "1 if the last sync had no failure.", registry=registry).set(int(summary.ok))
+    ended = Gauge("s3s3_bucket_last_run_timestamp_seconds", "When the last sync ended.", registry=registry)
+    ended.set_to_current_time()
+    write_to_textfile(path, registry)

@@ -22,7 +22,11 @@ from tests.servers.base import Server
 pytestmark = pytest.mark.timeout(60)
 
 S3S3BUCKET = str(Path(sys.executable).with_name("s3s3bucket"))
-SUMMARY_FIELDS = {"checked", "copied", "skipped", "missing", "failed", "bytes", "seconds", "failures"}
+SUMMARY_FIELDS = {
+    "checked", "copied", "skipped", "missing", "failed", "deleted", "enqueued", "bytes", "retried", "seconds",
+    "dry_run", "interrupted", "failures", "errors", "destinations",
+}  # fmt: skip
+DEST_FIELDS = {"checked", "copied", "skipped", "missing", "failed", "deleted", "enqueued", "bytes"}
 
 MakeConfig = Callable[..., Config]
 Synced = Callable[..., tuple[Config, Bucket, list[Bucket]]]
@@ -95,20 +99,24 @@ def test_diff_pairs_keys_in_utf8_binary_order_including_unicode_and_shared_prefi
     dest = listed(["a", "a!", "a/b/c", "a00", "ab", "b", "é", "😀", "😀/x/y"], name="dest")
 
     # When they are diffed
-    pairs = [(s.key, d.key if d else None) for s, d in diff(source, dest)]
+    pairs = [(s.key if s else None, d.key if d else None) for s, d in diff(source, dest)]
 
-    # Then each source key meets its destination twin, or None, and extra destination keys are passed over
+    # Then each key of either side comes once, in order, with its twin or None
     assert pairs == [
         ("a", "a"),
         ("a b", None),
+        (None, "a!"),
         ("a/b", None),
         ("a/b/c", "a/b/c"),
         ("a0", None),
+        (None, "a00"),
         ("ab", "ab"),
+        (None, "b"),
         ("é", "é"),
         ("\uff61", None),
         ("😀", "😀"),
         ("😀/x", None),
+        (None, "😀/x/y"),
     ]
 
 
@@ -118,7 +126,7 @@ def test_diff_maps_the_source_prefix_onto_the_destination_prefix() -> None:
     dest = listed(["backup/2024/a.jpg", "backup/2024/c.jpg"], name="dest", prefix="backup/2024/")
 
     # When they are diffed
-    pairs = [(s.key, d.key if d else None) for s, d in diff(source, dest)]
+    pairs = [(s.key if s else None, d.key if d else None) for s, d in diff(source, dest)]
 
     # Then keys are matched after swapping the prefixes
     assert pairs == [
@@ -319,10 +327,14 @@ def test_s3s3bucket_json_prints_the_documented_fields(
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert set(summary) == SUMMARY_FIELDS
-    assert {k: v for k, v in summary.items() if k != "seconds"} == {
-        "checked": 4, "copied": 2, "skipped": 2, "missing": 0, "failed": 0, "bytes": 10, "failures": [],
+    assert {k: v for k, v in summary.items() if k not in ("seconds", "destinations")} == {
+        "checked": 4, "copied": 2, "skipped": 2, "missing": 0, "failed": 0, "deleted": 0, "enqueued": 0,
+        "bytes": 10, "retried": 0, "dry_run": False, "interrupted": False, "failures": [], "errors": [],
     }  # fmt: skip
     assert isinstance(summary["seconds"], float | int)
+    per_dest = {"checked": 2, "copied": 1, "skipped": 1, "missing": 0, "failed": 0, "deleted": 0, "enqueued": 0,
+                "bytes": 5}  # fmt: skip
+    assert summary["destinations"] == {d.endpoint.label: per_dest for d in dests}
 
 
 def test_s3s3bucket_with_a_bad_config_exits_2_naming_the_problem(tmp_path: Path) -> None:

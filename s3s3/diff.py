@@ -1,0 +1,99 @@
+"""The listing diff: a streaming merge of two sorted listings, in constant memory.
+
+S3 lists keys in UTF-8 binary order, so walking the source and destination
+listings side by side pairs every key with its counterpart without holding
+either listing. The order is checked as it goes: a store that lists out of
+order would otherwise make keys look missing (copied for nothing) or extra
+(deleted by mistake), so it stops the diff instead.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from s3s3.errors import S3S3Error
+from s3s3.s3 import Bucket, ClientError, ObjectInfo, error_code, list_objects
+
+
+class ListingOrderError(S3S3Error):
+    """Raised when a store lists keys out of UTF-8 binary order, so the diff cannot be trusted."""
+
+
+@dataclass(frozen=True)
+class KeyFilter:
+    """Which source keys a sync looks at: --prefix, --include, --exclude, --shard."""
+
+    prefix: str = ""  # below each endpoint's own prefix
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    shard: tuple[int, int] = (0, 1)  # (i, n): keys whose CRC32 modulo n is i
+
+    def __call__(self, key: str) -> bool:
+        if self.include and not any(fnmatch.fnmatchcase(key, p) for p in self.include):
+            return False
+        if any(fnmatch.fnmatchcase(key, p) for p in self.exclude):
+            return False
+        index, count = self.shard
+        return count == 1 or zlib.crc32(key.encode("utf-8", "surrogatepass")) % count == index
+
+
+def diff(
+    source: Bucket, dest: Bucket, keys: KeyFilter | None = None
+) -> Iterator[tuple[ObjectInfo | None, ObjectInfo | None]]:
+    """Every key of either side, in order: (src, dst), (src, None) if missing, (None, dst) if extra.
+
+    Keys are compared below each bucket's configured prefix, so a source key
+    pairs with the destination key it is copied to.
+    """
+    keys = keys or KeyFilter()
+    src_base, dst_base = source.endpoint.prefix, dest.endpoint.prefix
+    src_iter = _ordered(list_objects(source, src_base + keys.prefix), source)
+    dst_iter = _ordered(_listing_or_nothing(dest, dst_base + keys.prefix), dest)
+    src, dst = next(src_iter, None), next(dst_iter, None)
+    while src is not None or dst is not None:
+        src_rel = _rel(src.key, src_base) if src else None
+        dst_rel = _rel(dst.key, dst_base) if dst else None
+        if dst_rel is None or (src_rel is not None and src_rel < dst_rel):
+            pair, src = (src, None), next(src_iter, None)
+        elif src_rel is None or dst_rel < src_rel:
+            pair, dst = (None, dst), next(dst_iter, None)
+        else:
+            pair, src, dst = (src, dst), next(src_iter, None), next(dst_iter, None)
+        key = pair[0].key if pair[0] else src_base + pair[1].key[len(dst_base) :]  # type: ignore[union-attr]
+        if keys(key):
+            yield pair
+
+
+def _listing_or_nothing(bucket: Bucket, prefix: str) -> Iterator[ObjectInfo]:
+    try:
+        yield from list_objects(bucket, prefix)
+    except ClientError as e:
+        if error_code(e) != "NoSuchBucket":
+            raise
+        # A destination bucket that does not exist holds nothing: each key is
+        # tried, fails and is listed, and the other destinations still sync.
+
+
+def _ordered(objects: Iterator[ObjectInfo], bucket: Bucket) -> Iterator[ObjectInfo]:
+    """Pass the listing through, failing loudly if it is not in UTF-8 binary order."""
+    previous: bytes | None = None
+    for info in objects:
+        current = _sort_key(info.key)
+        if previous is not None and current <= previous:
+            raise ListingOrderError(
+                f"{bucket.endpoint.label} listed {info.key!r} after a key that sorts later; "
+                "try list_version = 1 for this endpoint"
+            )
+        previous = current
+        yield info
+
+
+def _rel(key: str, base: str) -> bytes:
+    return _sort_key(key[len(base) :])
+
+
+def _sort_key(key: str) -> bytes:
+    return key.encode("utf-8", "surrogatepass")

@@ -1,0 +1,88 @@
+"""The bucket sync's lock: two runs on the same buckets never work at once.
+
+A Redis lock (redis-py's own) with a TTL that the running job renews; a run that
+dies leaves no lock beyond its TTL. The lock's token says who holds it and
+since when, so a second run can say "already running since ...".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Sequence
+
+import redis
+from redis.lock import Lock
+
+from s3s3 import names
+from s3s3.errors import LockHeld
+from s3s3.s3 import Bucket
+
+logger = logging.getLogger(__name__)
+
+TTL = 60.0  # seconds a lock outlives a job that stopped renewing it
+
+
+def lock_name(source: Bucket, dests: Sequence[Bucket]) -> str:
+    """One lock per (source, set of destinations), named by where they live."""
+    places = sorted(f"{b.endpoint.endpoint_url or 'aws'}/{b.name}/{b.endpoint.prefix}" for b in dests)
+    where = json.dumps([f"{source.endpoint.endpoint_url or 'aws'}/{source.name}/{source.endpoint.prefix}", places])
+    return names.LOCK_PREFIX + hashlib.sha1(where.encode()).hexdigest()[:16]
+
+
+class SyncLock:
+    """Hold the lock for a `with` block, renewing it in a background thread."""
+
+    def __init__(self, client: redis.Redis, name: str, ttl: float = TTL) -> None:
+        self.client = client
+        self.name = name
+        self.ttl = ttl
+        self.lost = threading.Event()  # set when renewal failed: another run may start
+        self._lock = Lock(client, name, timeout=ttl, thread_local=False)
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def __enter__(self) -> SyncLock:
+        holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": _now()}
+        if not self._lock.acquire(blocking=False, token=json.dumps(holder)):
+            raise LockHeld(self._held_by())
+        self._renewer = threading.Thread(target=self._renew, name="s3s3-lock", daemon=True)
+        self._renewer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+        try:
+            self._lock.release()
+        except (redis.RedisError, redis.exceptions.LockError) as e:
+            logger.warning("Could not release the lock %r (it expires by itself): %s", self.name, e)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            try:
+                self._lock.reacquire()
+            except (redis.RedisError, redis.exceptions.LockError) as e:
+                logger.error("Lost the lock %r: %s; another run may start", self.name, e)
+                self.lost.set()
+                return
+
+    def _held_by(self) -> str:
+        try:
+            token = self.client.get(self.name)
+            holder = json.loads(token) if token else {}
+        except (redis.RedisError, ValueError):
+            holder = {}
+        since = holder.get("since", "an unknown time")
+        who = f" (host {holder['host']}, pid {holder['pid']})" if "host" in holder else ""
+        return f"already running since {since}{who}"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
