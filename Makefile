@@ -35,7 +35,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP) redis-server
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	$(BIN)/python bench/run.py --repeat 3
 
 clean:
 	rm -rf $(VENV) build *.egg-info bench/out

@@ -31,11 +31,12 @@ from s3s3.s3 import (
     ObjectInfo,
     b64_md5,
     error_code,
+    get_object,
     head,
-    info_from_response,
     is_md5,
     is_not_found,
     multipart_etag,
+    put_object,
     strip_etag,
 )
 
@@ -147,14 +148,12 @@ def _copy_once(source: Bucket, dest: Bucket, key: str, *, verify_md5: bool, chec
     if dest.endpoint.same_store(source.endpoint):
         return _server_side_copy(source, dest, key, target, verify_md5=verify_md5, check_dest=check_dest)
     try:
-        response = source.client.get_object(Bucket=source.name, Key=key)
+        info, body = get_object(source, key)
     except ClientError as e:
         if is_not_found(e):
             return Outcome(key, dest.endpoint.label, "missing")
         raise
-    body = response["Body"]
     try:
-        info = info_from_response(key, response)
         if check_dest and identical(info, head(dest, target)):
             return _skipped(key, dest, info)
         try:
@@ -186,10 +185,7 @@ def _stream(source: Bucket, dest: Bucket, target: str, info: ObjectInfo, body: B
 def _put_buffered(dest: Bucket, target: str, info: ObjectInfo, data: bytes) -> tuple[str, str]:
     md5 = hashlib.md5(data).hexdigest()
     _check_read(info, len(data), md5)
-    response = dest.client.put_object(
-        Bucket=dest.name, Key=target, Body=data, ContentMD5=b64_md5(md5), **_put_args(dest, info, md5)
-    )
-    etag = strip_etag(response.get("ETag"))
+    etag = put_object(dest, target, data, md5, _put_args(dest, info, md5))
     if is_md5(etag) and etag != md5:
         _discard(dest, target)
         raise IntegrityError(f"{target!r}: the store says it holds MD5 {etag}, {md5} was sent")
@@ -202,9 +198,9 @@ def _put_streaming(source: Bucket, dest: Bucket, target: str, info: ObjectInfo, 
     if md5 is None:
         # A multipart source gives no MD5 and the store checks only Content-MD5,
         # so hash the object in a first pass rather than send it unchecked.
-        md5 = read_md5(source, info.key)
         body.close()
-        body = source.client.get_object(Bucket=source.name, Key=info.key, IfMatch=f'"{info.etag}"')["Body"]
+        md5 = read_md5(source, info.key)
+        _, body = get_object(source, info.key, IfMatch=f'"{info.etag}"')
     reader = _HashingReader(body)
     response = dest.client.put_object(
         Bucket=dest.name,
@@ -361,7 +357,7 @@ def _discard(dest: Bucket, target: str) -> None:
 
 def read_md5(bucket: Bucket, key: str) -> str:
     """Read an object whole and return its MD5 (for stores that give none)."""
-    body = bucket.client.get_object(Bucket=bucket.name, Key=key)["Body"]
+    _, body = get_object(bucket, key)
     digest = hashlib.md5()
     try:
         for block in iter(lambda: body.read(READ_BLOCK), b""):

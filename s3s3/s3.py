@@ -17,9 +17,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 from botocore.config import Config as BotoConfig
+from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from s3s3.config import Endpoint
+from s3s3.wire import Wire, put_headers, response_metadata
 
 # Headers a copy carries over, as GetObject/HeadObject name them -> PutObject's parameter.
 CONTENT_HEADERS = (
@@ -39,10 +41,14 @@ NOT_FOUND = ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
 
 @dataclass(frozen=True)
 class Bucket:
-    """An Endpoint with its client: everything needed to read or write its bucket."""
+    """An Endpoint with its client: everything needed to read or write its bucket.
+
+    `wire`, where set, carries the hot single-object calls (see s3s3.wire).
+    """
 
     endpoint: Endpoint
     client: Any = field(repr=False)
+    wire: Wire | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -107,6 +113,14 @@ def create_client(endpoint: Endpoint, *, pool_size: int = 10, max_attempts: int 
     `max_attempts` counts botocore's tries per request; probes use 1, where an
     error is an answer to record rather than something to retry.
     """
+    return _client(_session(endpoint), endpoint, pool_size=pool_size, max_attempts=max_attempts)
+
+
+def _session(endpoint: Endpoint) -> boto3.session.Session:
+    return boto3.session.Session(profile_name=endpoint.profile) if endpoint.profile else boto3.session.Session()
+
+
+def _client(session: boto3.session.Session, endpoint: Endpoint, *, pool_size: int, max_attempts: int) -> Any:
     checksums = "when_supported" if endpoint.checksums else "when_required"
     config = BotoConfig(
         signature_version=endpoint.signature_version,
@@ -126,15 +140,13 @@ def create_client(endpoint: Endpoint, *, pool_size: int = 10, max_attempts: int 
         request_checksum_calculation=checksums,
         response_checksum_validation=checksums,
     )
-    session = boto3.session.Session(profile_name=endpoint.profile) if endpoint.profile else boto3.session.Session()
-    verify: bool | str = endpoint.ca_bundle or endpoint.verify_ssl
     client = session.client(
         "s3",
         endpoint_url=endpoint.endpoint_url,
         aws_access_key_id=endpoint.access_key,
         aws_secret_access_key=endpoint.secret_key,
         region_name=endpoint.region or "us-east-1",
-        verify=verify,
+        verify=_verify(endpoint),
         config=config,
     )
     events = client.meta.events
@@ -185,14 +197,60 @@ def _content_md5_instead_of_crc32(params: dict[str, Any], context: dict[str, Any
     headers["Content-MD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()
 
 
-def open_bucket(endpoint: Endpoint, *, pool_size: int = 10) -> Bucket:
-    """A Bucket for `endpoint` with a new client."""
-    return Bucket(endpoint, create_client(endpoint, pool_size=pool_size))
+def open_bucket(endpoint: Endpoint, *, pool_size: int = 10, lean: bool = True) -> Bucket:
+    """A Bucket for `endpoint` with a new client (and the lean path, where the endpoint allows it)."""
+    session = _session(endpoint)
+    client = _client(session, endpoint, pool_size=pool_size, max_attempts=4)
+    wire = None
+    if lean and endpoint.signature_version == "s3v4" and not endpoint.checksums:
+        credentials = (
+            Credentials(endpoint.access_key, endpoint.secret_key) if endpoint.access_key else session.get_credentials()
+        )
+        wire = Wire(client, endpoint.bucket, credentials, verify=_verify(endpoint))
+    return Bucket(endpoint, client, wire)
+
+
+def _verify(endpoint: Endpoint) -> bool | str:
+    return endpoint.ca_bundle or endpoint.verify_ssl
+
+
+def get_object(bucket: Bucket, key: str, **conditions: str) -> tuple[ObjectInfo, Any]:
+    """GET one object: what it is, and its body to stream (close it when done)."""
+    if bucket.wire is not None and not conditions:
+        response = bucket.wire.get(key)
+        return info_from_response(key, response_metadata(response)), _WireBody(bucket.wire, response)
+    response = bucket.client.get_object(Bucket=bucket.name, Key=key, **conditions)
+    return info_from_response(key, response), response["Body"]
+
+
+def put_object(bucket: Bucket, key: str, data: bytes, md5: str, args: dict[str, Any]) -> str:
+    """PUT one object held in memory, with its Content-MD5; return the ETag the store gave it."""
+    if bucket.wire is not None:
+        response = bucket.wire.put(key, data, put_headers(args, b64_md5(md5), len(data)))
+        return strip_etag(response.headers.get("ETag"))
+    response = bucket.client.put_object(Bucket=bucket.name, Key=key, Body=data, ContentMD5=b64_md5(md5), **args)
+    return strip_etag(response.get("ETag"))
+
+
+class _WireBody:
+    """A wire GET's body: read it in pieces; closing it early gives up its connection."""
+
+    def __init__(self, wire: Wire, response: Any) -> None:
+        self.wire = wire
+        self.response = response
+
+    def read(self, size: int = -1) -> bytes:
+        return self.response.read(None if size < 0 else size)
+
+    def close(self) -> None:
+        self.wire.discard(self.response)
 
 
 def head(bucket: Bucket, key: str) -> ObjectInfo | None:
     """HEAD one object; None when it does not exist."""
     try:
+        if bucket.wire is not None:
+            return info_from_response(key, response_metadata(bucket.wire.head(key)))
         response = bucket.client.head_object(Bucket=bucket.name, Key=key)
     except ClientError as e:
         if is_not_found(e):

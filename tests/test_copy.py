@@ -159,10 +159,14 @@ def client_error(code: str, status: int, operation: str) -> ClientError:
 
 @pytest.fixture
 def open_buckets(make_config: Callable[..., Config], s3_source: Server, s3_dest: Server) -> OpenBuckets:
-    """Fresh source and destination buckets on the two servers, opened as s3s3 opens them."""
+    """Fresh source and destination buckets on the two servers, opened as s3s3 opens them.
+
+    By default without the lean path (s3s3.wire), so that tests can watch and
+    break the boto3 calls; `lean=True` opens them exactly as s3s3 does.
+    """
 
     def make(
-        dests: int = 1, dest_extra: dict[str, str] | None = None, dest_server: Server | None = None
+        dests: int = 1, dest_extra: dict[str, str] | None = None, dest_server: Server | None = None, lean: bool = False
     ) -> tuple[Bucket, list[Bucket]]:
         server = dest_server or s3_dest
         config = make_config(
@@ -170,7 +174,7 @@ def open_buckets(make_config: Callable[..., Config], s3_source: Server, s3_dest:
             [(server, new_bucket(server, "dst")) for _ in range(dests)],
             dest_extra=dest_extra,
         )
-        return open_bucket(config.source), [open_bucket(d) for d in config.dests]
+        return open_bucket(config.source, lean=lean), [open_bucket(d, lean=lean) for d in config.dests]
 
     return make
 
@@ -178,11 +182,12 @@ def open_buckets(make_config: Callable[..., Config], s3_source: Server, s3_dest:
 # -- intact copies -------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("lean", [True, False], ids=["lean-path", "boto3"])
 def test_small_object_arrives_with_its_bytes_headers_user_metadata_and_s3s3_record(
-    open_buckets: OpenBuckets,
+    open_buckets: OpenBuckets, lean: bool
 ) -> None:
     # Given a source object with every content header and user metadata
-    source, (dest,) = open_buckets()
+    source, (dest,) = open_buckets(lean=lean)
     data = data_of(70_000)
     source.client.put_object(Bucket=source.name, Key="rose.jpg", Body=data, Metadata=USER_METADATA, **HEADERS)
 
@@ -199,9 +204,10 @@ def test_small_object_arrives_with_its_bytes_headers_user_metadata_and_s3s3_reco
     assert response["Metadata"] == {**USER_METADATA, META_MD5: md5_hex(data), META_ETAG: md5_hex(data)}
 
 
-def test_zero_byte_object_is_copied_as_an_empty_object(open_buckets: OpenBuckets) -> None:
+@pytest.mark.parametrize("lean", [True, False], ids=["lean-path", "boto3"])
+def test_zero_byte_object_is_copied_as_an_empty_object(open_buckets: OpenBuckets, lean: bool) -> None:
     # Given an empty source object
-    source, (dest,) = open_buckets()
+    source, (dest,) = open_buckets(lean=lean)
     source.client.put_object(Bucket=source.name, Key="empty/marker", Body=b"", ContentType="text/plain")
 
     # When it is copied
@@ -256,9 +262,10 @@ def test_large_object_goes_in_three_parts_and_arrives_intact_with_its_metadata(o
         " lead and trail ",
     ],
 )
-def test_awkward_keys_round_trip_unchanged(open_buckets: OpenBuckets, key: str) -> None:
+@pytest.mark.parametrize("lean", [True, False], ids=["lean-path", "boto3"])
+def test_awkward_keys_round_trip_unchanged(open_buckets: OpenBuckets, key: str, lean: bool) -> None:
     # Given a source object whose key needs quoting somewhere
-    source, (dest,) = open_buckets()
+    source, (dest,) = open_buckets(lean=lean)
     data = key.encode() * 10
     source.client.put_object(Bucket=source.name, Key=key, Body=data)
 
@@ -778,3 +785,34 @@ def test_delete_objects_through_an_s3s3_client_deletes_on_a_real_server(s3_dest:
     # Then the server accepted the request and the bucket is empty
     assert sorted(d["Key"] for d in response["Deleted"]) == ["a", "b"]
     assert client.list_objects_v2(Bucket=name).get("Contents", []) == []
+
+
+def test_the_lean_path_skips_an_identical_key_and_copies_a_changed_one(open_buckets: OpenBuckets) -> None:
+    # Given buckets opened as s3s3 opens them, with the lean path
+    source, (dest,) = open_buckets(lean=True)
+    assert source.wire is not None and dest.wire is not None
+    source.client.put_object(Bucket=source.name, Key="doc.txt", Body=b"version one", Metadata={"a": "1"})
+    assert copy_key(source, dest, "doc.txt").action == "copied"
+
+    # When it is copied again unchanged, then it is skipped
+    assert copy_key(source, dest, "doc.txt").action == "skipped"
+
+    # When the source changes, then the new bytes land with their record
+    source.client.put_object(Bucket=source.name, Key="doc.txt", Body=b"version two, longer")
+    assert copy_key(source, dest, "doc.txt").action == "copied"
+    body, response = read_back(dest, "doc.txt")
+    assert body == b"version two, longer"
+    assert response["Metadata"] == {META_MD5: md5_hex(body), META_ETAG: md5_hex(body)}
+
+
+def test_the_lean_path_reports_a_missing_source_key(open_buckets: OpenBuckets) -> None:
+    source, (dest,) = open_buckets(lean=True)
+    assert copy_key(source, dest, "not/there").action == "missing"
+
+
+def test_the_lean_path_is_not_used_for_sigv2_or_when_checksums_are_on(open_buckets: OpenBuckets) -> None:
+    source, (dest,) = open_buckets(dest_extra={"signature_version": "s3"}, lean=True)
+    assert source.wire is not None
+    assert dest.wire is None
+    _, (checked,) = open_buckets(dest_extra={"checksums": "true"}, lean=True)
+    assert checked.wire is None
