@@ -10,6 +10,7 @@ Run `python -m tests.servers.seaweedfs` to start one by hand.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -22,8 +23,9 @@ import sysconfig
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 
-from tests.servers.base import Server, free_port, stop_process, wait_for_port
+from tests.servers.base import Server, free_port, wait_for_port
 
 DEFAULT_ACCESS_KEY = "s3s3-weed-access"
 DEFAULT_SECRET_KEY = "s3s3-weed-secret"
@@ -34,6 +36,19 @@ _ADMIN_GRPC_OFFSET = 10000
 
 # A unix socket path longer than this cannot be bound (sun_path is 108 bytes).
 _MAX_SOCKET_PATH = 100
+
+
+@dataclass
+class SeaweedServer(Server):
+    """A Server that also removes the gRPC unix sockets weed puts in /tmp (a path no flag moves)."""
+
+    sockets: list[str] = field(default_factory=list, repr=False)
+
+    def stop(self) -> None:
+        super().stop()
+        for path in self.sockets:
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
 
 def weed_path() -> str | None:
@@ -166,19 +181,21 @@ def start_seaweedfs(
     with open(os.path.join(workdir, "weed.out"), "ab") as out:
         proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-    server = Server(
+    server = SeaweedServer(
         name="seaweedfs",
         endpoint_url=f"http://127.0.0.1:{ports['s3']}",
         access_key=access_key,
         secret_key=secret_key,
         procs=[proc],
         workdir=workdir,
+        sockets=[f"/tmp/seaweedfs-{name.replace('_', '-')}-{port}.sock" for name, port in ports.items()
+                 if name.endswith("_grpc")] + [f"/tmp/seaweedfs-admin-grpc-{admin_port + _ADMIN_GRPC_OFFSET}.sock"],
     )
     try:
         wait_for_port(ports["s3"], timeout=timeout, proc=proc)
         _wait_until_serving(server, ports["master"], proc, timeout)
     except BaseException:
-        stop_process(proc)
+        server.stop()
         raise
     return server
 
