@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
@@ -43,6 +43,7 @@ from s3s3.s3 import (
 logger = logging.getLogger(__name__)
 
 PART_WINDOW = 4  # parts of one object uploading at once (each holds one part in memory)
+MEMORY_BUDGET = 64 * 1024 * 1024  # object bytes held in memory by all copies together (see MemoryBudget)
 READ_BLOCK = 1024 * 1024  # how much a hashing pass reads at a time
 # Swift's user-metadata limits, the tightest of the stores s3s3 meets; only used
 # to explain a store's refusal, never to refuse metadata ahead of the store.
@@ -174,7 +175,11 @@ def _stream(source: Bucket, dest: Bucket, target: str, info: ObjectInfo, body: B
     """Send `body` to the destination in the shape its options ask for; return (md5, dest ETag)."""
     ep = dest.endpoint
     if info.size <= ep.multipart_threshold:
-        return _put_buffered(dest, target, info, body.read())
+        held = BUDGET.acquire(info.size)
+        try:
+            return _put_buffered(dest, target, info, body.read())
+        finally:
+            BUDGET.release(held)
     if ep.multipart:
         return _put_multipart(dest, target, info, body)
     if info.size > MAX_PART:
@@ -247,20 +252,33 @@ def _put_multipart(dest: Bucket, target: str, info: ObjectInfo, body: BinaryIO) 
 def _upload_parts(
     dest: Bucket, target: str, upload_id: str, body: BinaryIO, chunk: int
 ) -> tuple[Any, list[bytes], list[dict[str, Any]]]:
+    """Read the body part by part (hashing it in order) and upload up to PART_WINDOW parts at once."""
     whole = hashlib.md5()
     part_md5s: list[bytes] = []
     futures: list[Future[dict[str, Any]]] = []
     with ThreadPoolExecutor(PART_WINDOW, thread_name_prefix="s3s3-part") as pool:
-        for number, data in enumerate(_chunks(body, chunk), start=1):
+        while True:
+            held = BUDGET.acquire(chunk)
+            try:
+                data = _read_exactly(body, chunk)
+                pending = [f for f in futures if not f.done()]
+                if len(pending) >= PART_WINDOW:
+                    wait(pending, return_when=FIRST_EXCEPTION)
+                if not data or any(f.done() and f.exception() for f in futures):
+                    BUDGET.release(held)
+                    break
+            except BaseException:
+                BUDGET.release(held)
+                raise
             whole.update(data)
             digest = hashlib.md5(data).digest()
             part_md5s.append(digest)
-            pending = [f for f in futures if not f.done()]
-            if len(pending) >= PART_WINDOW:
-                wait(pending, return_when=FIRST_EXCEPTION)
-            if any(f.done() and f.exception() for f in futures):
+            future = pool.submit(_upload_part, dest, target, upload_id, len(part_md5s), data, digest)
+            future.add_done_callback(lambda _, held=held: BUDGET.release(held))
+            futures.append(future)
+            if len(data) < chunk:
                 break
-            futures.append(pool.submit(_upload_part, dest, target, upload_id, number, data, digest))
+            del data
         parts = [f.result() for f in futures]
     return whole, part_md5s, parts
 
@@ -375,22 +393,46 @@ def _check_read(info: ObjectInfo, size: int, md5: str) -> None:
         raise IntegrityError(f"{info.key!r}: read MD5 {md5}, the source says {info.md5}")
 
 
-def _chunks(body: BinaryIO, size: int) -> Iterator[bytes]:
-    """`body` in pieces of exactly `size` bytes (the last may be shorter); at least one piece."""
-    first = True
-    while True:
-        data = body.read(size)
-        while data and len(data) < size:
-            more = body.read(size - len(data))
-            if not more:
-                break
-            data += more
-        if not data and not first:
-            return
-        yield data
-        first = False
-        if len(data) < size:
-            return
+def _read_exactly(body: BinaryIO, size: int) -> bytes:
+    """`size` bytes of `body`, fewer only at its end."""
+    data = body.read(size)
+    while data and len(data) < size:
+        more = body.read(size - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+class MemoryBudget:
+    """Bytes of object data held in memory at once, by every copy in the process together.
+
+    Each part (or small object) is counted from before it is read until it is
+    sent, so peak memory stays near the limit whatever the objects' sizes and
+    however many copies run at once. A holder never waits on anything but its
+    own upload, so holders always make progress and free what they hold.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, size: int) -> int:
+        """Wait until `size` bytes (at most the whole budget) are free, take them, return how many."""
+        size = min(size, self.limit)
+        with self._cond:
+            self._cond.wait_for(lambda: self.used + size <= self.limit)
+            self.used += size
+        return size
+
+    def release(self, size: int) -> None:
+        with self._cond:
+            self.used -= size
+            self._cond.notify_all()
+
+
+BUDGET = MemoryBudget(MEMORY_BUDGET)
 
 
 class _HashingReader:
