@@ -273,6 +273,9 @@ def info_from_response(key: str, response: dict[str, Any]) -> ObjectInfo:
 
 def list_objects(bucket: Bucket, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
     """Every object under `prefix`, in the store's (UTF-8 binary) order, page by page."""
+    if bucket.wire is not None and bucket.endpoint.list_version == 2:
+        yield from _lean_listing(bucket.wire, prefix, start_after)
+        return
     if bucket.endpoint.list_version == 1:
         # Old Ceph RGW: ListObjectsV2 pages repeat or skip keys; V1 markers work.
         pages = bucket.client.get_paginator("list_objects").paginate(
@@ -290,6 +293,17 @@ def list_objects(bucket: Bucket, prefix: str = "", start_after: str = "") -> Ite
                 etag=strip_etag(item.get("ETag")),
                 last_modified=item.get("LastModified"),
             )
+
+
+def _lean_listing(wire: Wire, prefix: str, start_after: str) -> Iterator[ObjectInfo]:
+    token = None
+    while True:
+        entries, token = wire.list_page(prefix, start_after, token)
+        for key, size, etag in entries:
+            yield ObjectInfo(key=key, size=size, etag=strip_etag(etag))
+        if token is False:
+            return
+        start_after = entries[-1][0]  # used only when the store gave no continuation token
 
 
 __all__ = [

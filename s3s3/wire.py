@@ -24,7 +24,7 @@ import threading
 from collections.abc import Mapping
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote_plus, urlencode, urlsplit
 from xml.etree import ElementTree
 
 from botocore.auth import S3SigV4Auth
@@ -76,8 +76,33 @@ class Wire:
         response.read()
         return response
 
-    def _send(self, method: str, key: str, body: bytes, headers: dict[str, str], operation: str) -> Any:
-        path = self.prefix + quote(key, safe="/~")
+    def list_page(self, prefix: str, start_after: str, token: str | None) -> tuple[list[tuple[str, int, str]], Any]:
+        """One ListObjectsV2 page: [(key, size, etag)], and what to continue from (False at the end).
+
+        That is the next continuation token, or "" for a truncated page that
+        gave none (continue after its last key).
+        """
+        params = {"list-type": "2", "prefix": prefix, "encoding-type": "url"}
+        if token:
+            params["continuation-token"] = token
+        elif start_after:
+            params["start-after"] = start_after
+        response = self._send("GET", "", b"", {}, "ListObjectsV2", query=urlencode(params, quote_via=quote))
+        root = ElementTree.fromstring(response.read())
+        # encoding-type=url, as botocore asks too: keys holding characters XML
+        # cannot carry arrive escaped, and are unescaped here the way botocore does.
+        entries = [
+            (unquote_plus(item.findtext("{*}Key") or ""), int(item.findtext("{*}Size") or 0), item.findtext("{*}ETag"))
+            for item in root.iterfind("{*}Contents")
+        ]
+        if root.findtext("{*}IsTruncated") != "true" or not entries:
+            return entries, False
+        return entries, root.findtext("{*}NextContinuationToken") or ""
+
+    def _send(
+        self, method: str, key: str, body: bytes, headers: dict[str, str], operation: str, query: str = ""
+    ) -> Any:
+        path = self.prefix + quote(key, safe="/~") + (f"?{query}" if query else "")
         request = AWSRequest(method=method, url=f"{self.scheme}://{self.netloc}{path}", data=body, headers=headers)
         # The client's own configuration: with payload signing off, the body
         # is sent as UNSIGNED-PAYLOAD, exactly as boto3 would send it.
