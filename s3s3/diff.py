@@ -10,12 +10,18 @@ order would otherwise make keys look missing (copied for nothing) or extra
 from __future__ import annotations
 
 import fnmatch
+import threading
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
+from queue import Full, Queue
+from typing import TypeVar
 
 from s3s3.errors import S3S3Error
 from s3s3.s3 import Bucket, ClientError, ObjectInfo, error_code, list_objects
+
+T = TypeVar("T")
 
 
 class ListingOrderError(S3S3Error):
@@ -50,8 +56,8 @@ def diff(
     """
     keys = keys or KeyFilter()
     src_base, dst_base = source.endpoint.prefix, dest.endpoint.prefix
-    src_iter = _ordered(list_objects(source, src_base + keys.prefix), source)
-    dst_iter = _ordered(_listing_or_nothing(dest, dst_base + keys.prefix), dest)
+    src_iter = _ordered(_prefetched(list_objects(source, src_base + keys.prefix)), source)
+    dst_iter = _ordered(_prefetched(_listing_or_nothing(dest, dst_base + keys.prefix)), dest)
     src, dst = next(src_iter, None), next(dst_iter, None)
     while src is not None or dst is not None:
         src_rel = _rel(src.key, src_base) if src else None
@@ -65,6 +71,43 @@ def diff(
         key = pair[0].key if pair[0] else src_base + pair[1].key[len(dst_base) :]  # type: ignore[union-attr]
         if keys(key):
             yield pair
+
+
+def _prefetched(items: Iterator[T], batch: int = 1000, ahead: int = 2) -> Iterator[T]:
+    """`items`, read by a thread of its own up to `ahead` batches in advance.
+
+    Both listings then wait on their stores at the same time instead of in
+    turn, and memory stays bounded by the few batches in the queue.
+    """
+    queue: Queue[list[T] | BaseException | None] = Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def put(value: list[T] | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(value, timeout=0.5)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            while chunk := list(islice(items, batch)):
+                if not put(chunk):
+                    return
+            put(None)
+        except BaseException as e:  # handed to the reader, raised there
+            put(e)
+
+    threading.Thread(target=produce, name="s3s3-listing", daemon=True).start()
+    try:
+        while (chunk := queue.get()) is not None:
+            if isinstance(chunk, BaseException):
+                raise chunk
+            yield from chunk
+    finally:
+        stop.set()
 
 
 def _listing_or_nothing(bucket: Bucket, prefix: str) -> Iterator[ObjectInfo]:
