@@ -51,6 +51,7 @@ class SyncOptions:
     workers: int = 8
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     enqueue: Callable[[str], None] | None = None  # announce keys instead of copying them
+    retry_failed: bool = True  # retry the dead-letter stream's keys first (never in --reverse: they go forward)
 
 
 @dataclass
@@ -132,6 +133,8 @@ class Summary:
             text += f", {'would delete' if self.dry_run else 'deleted'} {self.deleted}"
         if self.enqueued:
             text += f", enqueued {self.enqueued}"
+        if self.retried:
+            text += f", retried {self.retried} dead-lettered"
         text += f"; {self.bytes} bytes in {self.seconds:.1f}s"
         return text + (" (interrupted)" if self.interrupted else "")
 
@@ -157,7 +160,7 @@ def duplicate_bucket(
     started = time.monotonic()
     dests = list(dests)
     with ThreadPoolExecutor(options.workers, thread_name_prefix="s3s3-bucket") as sync.pool:
-        if client is not None and not options.dry_run and not options.enqueue:
+        if client is not None and options.retry_failed and not options.dry_run and not options.enqueue:
             sync.retry_dead_letters(dests)
         for dest in dests:
             if sync.stop.is_set():
@@ -245,6 +248,8 @@ class _Sync:
     def dispatch(self, dest: Bucket, src: ObjectInfo, dst: ObjectInfo | None, verdict: str) -> None:
         """Act on one key's verdict: same, missing, changed, or unproven (a HEAD decides)."""
         label = dest.endpoint.label
+        if self.stop.is_set():
+            return  # SIGTERM: start nothing new; the copies in flight finish
         if verdict == "same" and not self.options.verify_md5:
             self.summary.count(label, "skipped")
             return
@@ -257,7 +262,10 @@ class _Sync:
             self.submit(self.verify, dest, src, dst)
         else:
             self.progress.queue(src.size)
-            self.submit(self.copy, dest, src.key, check_dest=verdict == "unproven")
+            if verdict == "unproven":
+                self.submit(self.check, dest, src)
+            else:
+                self.submit(self.copy, dest, src.key, check_dest=False)
 
     def dry_run(self, dest: Bucket, src: ObjectInfo, dst: ObjectInfo | None, verdict: str) -> None:
         if verdict == "unproven" and identical(src, head(dest, dest_key(self.source, dest, src.key))):
@@ -296,6 +304,29 @@ class _Sync:
             except redis.RedisError as e:
                 logger.warning("Could not record %r in the ledger: %s", key, e)
         return outcome.ok
+
+    def check(self, dest: Bucket, src: ObjectInfo) -> None:
+        """A key neither the listings nor the ledger decide: one HEAD of the copy does, and the ledger learns it."""
+        target = dest_key(self.source, dest, src.key)
+        try:
+            found = head(dest, target)
+        except (BotoCoreError, ClientError):
+            found = None  # the copy tries again, with retries, and reports what fails
+        if found is None or not identical(src, found):
+            self.copy(dest, src.key, check_dest=False)
+            return
+        if self.options.verify_md5:
+            self.verify(dest, src, found)
+            return
+        self.summary.count(dest.endpoint.label, "skipped")
+        self.progress.finish(src.size)
+        if self.client is not None:
+            outcome = Outcome(src.key, dest.endpoint.label, "skipped", src.size, source_etag=src.etag,
+                              dest_etag=found.etag)  # fmt: skip
+            try:
+                ledger.record(self.client, dest, target, outcome)
+            except redis.RedisError as e:
+                logger.warning("Could not record %r in the ledger: %s", src.key, e)
 
     def verify(self, dest: Bucket, src: ObjectInfo, dst: ObjectInfo) -> None:
         """--verify-md5: prove an unchanged-looking copy by MD5, reading where no store gives one."""

@@ -95,12 +95,14 @@ class BucketClient(_Buckets):
             verify_md5=verify_md5, workers=self.workers or self.config.pubsub.workers, retry=self.retry
         )
         source, dests = self._direction(dest_names, reverse, options)
+        if reverse:  # dead-lettered keys go source -> destinations: a restore must not consume them
+            options = replace(options, retry_failed=False)
         client = self._redis()
         if enqueue:
             options = replace(options, enqueue=self._enqueuer(client))
         if client is None:
             return duplicate_bucket(source, dests, options=options, stop=stop, progress=progress)
-        with SyncLock(client, lock_name(source, dests)):
+        with SyncLock(client, lock_name(source, dests, options.keys.shard)):
             return duplicate_bucket(source, dests, options=options, client=client, stop=stop, progress=progress)
 
     def _direction(

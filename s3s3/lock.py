@@ -28,22 +28,28 @@ logger = logging.getLogger(__name__)
 TTL = 60.0  # seconds a lock outlives a job that stopped renewing it
 
 
-def lock_name(source: Bucket, dests: Sequence[Bucket]) -> str:
-    """One lock per (source, set of destinations), named by where they live."""
-    places = sorted(f"{b.endpoint.endpoint_url or 'aws'}/{b.name}/{b.endpoint.prefix}" for b in dests)
-    where = json.dumps([f"{source.endpoint.endpoint_url or 'aws'}/{source.name}/{source.endpoint.prefix}", places])
-    return names.LOCK_PREFIX + hashlib.sha1(where.encode()).hexdigest()[:16]
+def lock_name(source: Bucket, dests: Sequence[Bucket], shard: tuple[int, int] = (0, 1)) -> str:
+    """One lock per set of buckets, named by where they live, and per --shard I/N.
+
+    The set ignores direction, so a --reverse restore and a sync of the same
+    buckets never run at once either.
+    """
+    places = sorted(f"{b.endpoint.endpoint_url or 'aws'}/{b.name}/{b.endpoint.prefix}" for b in (source, *dests))
+    where = json.dumps(places)
+    name = names.LOCK_PREFIX + hashlib.sha1(where.encode()).hexdigest()[:16]
+    # Shards share no key, so a fleet's N shards run at once; one shard still runs once.
+    return name if shard[1] == 1 else f"{name}:{shard[0]}/{shard[1]}"
 
 
 class SyncLock:
     """Hold the lock for a `with` block, renewing it in a background thread."""
 
-    def __init__(self, client: redis.Redis, name: str, ttl: float = TTL) -> None:
+    def __init__(self, client: redis.Redis, name: str, ttl: float | None = None) -> None:
         self.client = client
         self.name = name
-        self.ttl = ttl
+        self.ttl = ttl or TTL  # read at run time, so tests can shrink TTL
         self.lost = threading.Event()  # set when renewal failed: another run may start
-        self._lock = Lock(client, name, timeout=ttl, thread_local=False)
+        self._lock = Lock(client, name, timeout=self.ttl, thread_local=False)
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
