@@ -18,12 +18,16 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from s3s3 import names
 
@@ -52,6 +56,22 @@ class Delivery(Protocol):
     def ack(self, message: Message) -> None: ...
 
     def close(self) -> None: ...
+
+
+def connect_redis(url: str, **options: Any) -> redis.Redis:
+    """A Redis client whose failures reach s3s3 instead of being retried out of sight.
+
+    redis-py would otherwise reconnect and resubscribe by itself, and whatever
+    was published in between would be lost without a word in the log.
+    """
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=5,
+        socket_keepalive=True,
+        health_check_interval=10,
+        retry=Retry(NoBackoff(), 0),
+        **options,
+    )
 
 
 def default_consumer() -> str:
@@ -125,6 +145,7 @@ class StreamDelivery:
         self.claim_idle_ms = int(claim_idle * 1000)
         self.inflight: set[bytes] = set()
         self._claimed: list[Message] = []
+        self._unacked: list[bytes] = []  # entries done while Redis was unreachable
         self._next_claim = 0.0
 
     def connect(self) -> None:
@@ -133,6 +154,9 @@ class StreamDelivery:
         except redis.ResponseError as e:
             if "BUSYGROUP" not in str(e):
                 raise
+        while self._unacked:
+            self.client.xack(self.stream, self.group, self._unacked[0])
+            self._unacked.pop(0)
 
     def receive(self, timeout: float) -> Message | None:
         if time.monotonic() >= self._next_claim:
@@ -150,8 +174,14 @@ class StreamDelivery:
     def ack(self, message: Message) -> None:
         # The delivery guarantee: an entry is acknowledged only here, after
         # every destination holds the object (or its failure is dead-lettered).
-        self.client.xack(self.stream, self.group, message.receipt)
-        self.inflight.discard(message.receipt)
+        try:
+            self.client.xack(self.stream, self.group, message.receipt)
+        except redis.RedisError:
+            self._unacked.append(message.receipt)  # acknowledged on reconnect (connect)
+            raise
+        finally:
+            # Else _claim would keep a never-acknowledged entry alive, and pending, for ever.
+            self.inflight.discard(message.receipt)
 
     def close(self) -> None:
         """Pending entries stay pending: another listener claims them after claim_idle."""
@@ -163,10 +193,13 @@ class StreamDelivery:
     def _claim(self) -> None:
         """Claim entries idle past claim_idle; keep our own in-flight entries from looking idle."""
         self._next_claim = time.monotonic() + max(self.claim_idle_ms / 4000, 0.5)
-        if self.inflight:
-            # A long copy must not be claimed by another listener mid-way:
+        waiting = {m.receipt for m in self._claimed}
+        if self.inflight or waiting:
+            # A long copy must not be claimed by another listener mid-way (nor
+            # an entry claimed but not yet taken, claimed again and done twice):
             # re-claiming our own entries resets their idle time.
-            self.client.xclaim(self.stream, self.group, self.consumer, 0, list(self.inflight), justid=True)
+            keep = list(self.inflight | waiting)
+            self.client.xclaim(self.stream, self.group, self.consumer, 0, keep, justid=True)
         reply = self.client.xautoclaim(
             self.stream, self.group, self.consumer, self.claim_idle_ms, start_id="0-0", count=16
         )
@@ -174,7 +207,7 @@ class StreamDelivery:
             if fields is None:  # deleted from the stream since it was delivered
                 self.client.xack(self.stream, self.group, entry_id)
                 continue
-            if entry_id not in self.inflight:
+            if entry_id not in self.inflight and entry_id not in waiting:
                 logger.warning("Claimed %s, left pending by a listener that stopped", entry_id.decode())
                 self._claimed.append(_stream_message(entry_id, fields))
 
@@ -187,9 +220,16 @@ class ListDelivery:
         self.key = key
         self.processing = names.processing_list(key, consumer)
         self._recovered = False
+        self._unacked: list[bytes] = []  # elements done while Redis was unreachable
+        self._taken: Counter[bytes] = Counter()  # elements received and not yet acknowledged
+        self._lock = threading.Lock()
 
     def connect(self) -> None:
+        while self._unacked:  # else they would stay in the processing list until a restart
+            self.client.lrem(self.processing, 1, self._unacked[0])
+            self._unacked.pop(0)
         if self._recovered:
+            self._requeue_stranded()
             return
         moved = 0
         # What this consumer held when it last stopped goes back to the head
@@ -200,14 +240,45 @@ class ListDelivery:
             logger.warning("Recovered %d announcement(s) left in %r by a previous run", moved, self.processing)
         self._recovered = True
 
+    def _requeue_stranded(self) -> None:
+        """Put back what a BLMOVE moved as the connection broke: its reply was lost, so nobody works on it."""
+        with self._lock:
+            held = Counter(self._taken)
+        stranded = []
+        for data in self.client.lrange(self.processing, 0, -1):
+            if held[data]:
+                held[data] -= 1
+            else:
+                stranded.append(data)
+        for data in reversed(stranded):
+            pipe = self.client.pipeline(transaction=True)  # moved, never dropped nor doubled
+            pipe.lrem(self.processing, -1, data)
+            pipe.lpush(self.key, data)
+            pipe.execute()
+        if stranded:
+            logger.warning("Put back %d announcement(s) taken from %r as the connection broke", len(stranded), self.key)
+
     def receive(self, timeout: float) -> Message | None:
         data = self.client.blmove(self.key, self.processing, max(timeout, 0.01), "LEFT", "RIGHT")
-        return None if data is None else Message(data, receipt=data)
+        if data is None:
+            return None
+        with self._lock:
+            self._taken[data] += 1
+        return Message(data, receipt=data)
 
     def ack(self, message: Message) -> None:
         # The delivery guarantee: removed from the processing list only once
         # every destination holds the object (or its failure is dead-lettered).
-        self.client.lrem(self.processing, 1, message.receipt)
+        try:
+            self.client.lrem(self.processing, 1, message.receipt)
+        except redis.RedisError:
+            self._unacked.append(message.receipt)  # removed on reconnect (connect)
+            raise
+        finally:
+            with self._lock:
+                self._taken[message.receipt] -= 1
+                if self._taken[message.receipt] <= 0:
+                    del self._taken[message.receipt]
 
     def close(self) -> None:
         """The processing list stays: the next start of this consumer recovers it."""

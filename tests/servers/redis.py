@@ -16,6 +16,7 @@ class RedisServer:
     workdir: str
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    extra_args: tuple[str, ...] = ()  # appended to the defaults, e.g. ("--appendonly", "yes") for persistence
 
     @property
     def url(self) -> str:
@@ -27,7 +28,8 @@ class RedisServer:
             raise RuntimeError("redis-server is not installed: `make test` installs it (apt-get install redis-server)")
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.workdir, "--logfile", f"{self.workdir}/redis.log"],
+             "--dir", self.workdir, "--logfile", f"{self.workdir}/redis.log",
+             *self.extra_args],
             stdout=subprocess.DEVNULL,
             start_new_session=True,
         )
