@@ -217,7 +217,8 @@ def write_s3s3_ini(path: str, stores: Stores, dest_bucket: str, source_prefix: s
         f.write(_ini_section("source", stores.source, SOURCE_BUCKET, source_prefix))
         # s3s3 swaps the source prefix for the destination's: the same prefix keeps keys identical.
         f.write(_ini_section("dest1", stores.dest, dest_bucket, source_prefix))
-        f.write(f"[pubsub]\nurl = {redis_url}\nchannel = backup\n")
+        # As many copies at once as every other tool gets.
+        f.write(f"[pubsub]\nurl = {redis_url}\nchannel = backup\nworkers = {TRANSFERS}\n")
 
 
 def run_s3s3(job: Job) -> Measured:

@@ -2,7 +2,9 @@
 
 `s3s3listen` and `s3s3bucket` are the same functions as `s3s3 listen` and
 `s3s3 bucket`. Each command loads the configuration, sets up logging, builds
-the clients, calls the library and maps what happened to an exit code.
+the clients, calls the library and maps what happened to an exit code. The
+rarer commands import their modules when they run: s3s3bucket runs from cron,
+and its start-up is most of what a run with nothing to do costs.
 """
 
 from __future__ import annotations
@@ -19,18 +21,15 @@ from importlib import resources
 from botocore.exceptions import BotoCoreError, ClientError
 from redis.exceptions import RedisError
 
-from s3s3 import __version__, deadletter, doctor, logs, names, status
+from s3s3 import __version__, deadletter, logs, names
 from s3s3.bucket import SyncOptions
 from s3s3.client import BucketClient, ListenClient
 from s3s3.config import LOG_FORMATS, LOG_LEVELS, Config, Endpoint, load
-from s3s3.delivery import describe, publish
+from s3s3.delivery import connect_redis, describe, publish
 from s3s3.diff import KeyFilter, ListingOrderError
 from s3s3.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, LockHeld, S3S3Error
-from s3s3.listen import connect_redis
-from s3s3.metrics import write_textfile
 from s3s3.progress import Progress
 from s3s3.s3 import list_objects, open_bucket
-from s3s3.webhook import WebhookServer
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -128,6 +127,8 @@ def _bucket_once(args: argparse.Namespace, config: Config, stop: threading.Event
         print(f"s3s3: error: {e}", file=sys.stderr)
         return EXIT_FAILED
     if args.metrics_file:
+        from s3s3.metrics import write_textfile  # prometheus-client: only for those who ask
+
         write_textfile(args.metrics_file, summary)
     if args.json:
         print(json.dumps(summary.as_dict(), sort_keys=True))
@@ -187,10 +188,14 @@ def cmd_retry_failed(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     config = _load(args)
+    from s3s3 import status
+
     return EXIT_OK if status.show(config, args.key) else EXIT_FAILED
 
 
 def cmd_webhook(args: argparse.Namespace) -> int:
+    from s3s3.webhook import WebhookServer
+
     config = _load(args)
     pubsub, hook = config.pubsub, config.webhook
     server = WebhookServer(
@@ -224,6 +229,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    from s3s3 import doctor
+
     return doctor.run(_load(args), args.sections)
 
 

@@ -7,19 +7,21 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import redis
 
 from s3s3.bucket import Summary, SyncOptions, duplicate_bucket
 from s3s3.config import Config
 from s3s3.copy import RetryPolicy, copy_key
-from s3s3.delivery import describe, make_delivery, publish
+from s3s3.delivery import connect_redis, describe, make_delivery, publish
 from s3s3.errors import ConfigError
-from s3s3.listen import Listener, connect_redis
 from s3s3.lock import SyncLock, lock_name
-from s3s3.metrics import Metrics, MetricsServer
 from s3s3.progress import Progress
 from s3s3.s3 import Bucket, open_bucket
+
+if TYPE_CHECKING:
+    from s3s3.listen import Listener
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,10 @@ class ListenClient(_Buckets):
 
     def listener(self) -> Listener:
         """The Listener this configuration describes (not yet running)."""
+        # The listener's modules (and prometheus-client), not the bucket sync's.
+        from s3s3.listen import Listener
+        from s3s3.metrics import Metrics
+
         pubsub = self.config.pubsub
         client = connect_redis(pubsub.url)
         return Listener(
@@ -65,6 +71,8 @@ class ListenClient(_Buckets):
         listener = self.listener()
         server = None
         if self.config.metrics.port:
+            from s3s3.metrics import MetricsServer
+
             address = (self.config.metrics.bind, self.config.metrics.port)
             server = MetricsServer(address, listener.metrics, listener.healthy, listener.refresh_gauges)
             server.start()

@@ -21,11 +21,8 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from s3s3 import deadletter, ledger, names
 from s3s3.config import redact_url
@@ -41,22 +38,6 @@ logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0  # longest wait for a message before the stop flag is looked at again
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
-
-
-def connect_redis(url: str, **options: Any) -> redis.Redis:
-    """A Redis client whose failures reach s3s3 instead of being retried out of sight.
-
-    redis-py would otherwise reconnect and resubscribe by itself, and whatever
-    was published in between would be lost without a word in the log.
-    """
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=5,
-        socket_keepalive=True,
-        health_check_interval=10,
-        retry=Retry(NoBackoff(), 0),
-        **options,
-    )
 
 
 @dataclass

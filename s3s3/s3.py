@@ -7,8 +7,10 @@ quirks that s3s3 works around are fixed once, at the line below that names them.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -116,11 +118,26 @@ def create_client(endpoint: Endpoint, *, pool_size: int = 10, max_attempts: int 
     return _client(_session(endpoint), endpoint, pool_size=pool_size, max_attempts=max_attempts)
 
 
+@functools.cache
+def _shared_session(profile: str | None) -> boto3.session.Session:
+    # One session per profile: its loader reads S3's service model and
+    # endpoint rules once, not once per client (most of a client's start-up).
+    return boto3.session.Session(profile_name=profile) if profile else boto3.session.Session()
+
+
 def _session(endpoint: Endpoint) -> boto3.session.Session:
-    return boto3.session.Session(profile_name=endpoint.profile) if endpoint.profile else boto3.session.Session()
+    return _shared_session(endpoint.profile)
 
 
 def _client(session: boto3.session.Session, endpoint: Endpoint, *, pool_size: int, max_attempts: int) -> Any:
+    with _SESSION_LOCK:  # a botocore session makes one client at a time
+        return _new_client(session, endpoint, pool_size=pool_size, max_attempts=max_attempts)
+
+
+_SESSION_LOCK = threading.Lock()
+
+
+def _new_client(session: boto3.session.Session, endpoint: Endpoint, *, pool_size: int, max_attempts: int) -> Any:
     checksums = "when_supported" if endpoint.checksums else "when_required"
     config = BotoConfig(
         signature_version=endpoint.signature_version,
