@@ -10,17 +10,21 @@ over a keep-alive connection per thread. The URL comes from botocore itself
 client's exactly.
 
 Only SigV4 endpoints with checksums off take this path; SigV2 (with its Ceph
-and Swift fixes) and `checksums = true` stay with boto3. Store errors come back
-as botocore's ClientError and broken connections as its ConnectionClosedError,
-so the copy engine's retries and error handling are the same on both paths.
+and Swift fixes) and `checksums = true` stay with boto3. Transient answers
+(5xx, SlowDown, broken connections) are retried as botocore's standard mode
+would, up to the client's max_attempts with jittered backoff; what is left comes
+back as botocore's ClientError or ConnectionClosedError, so the copy engine's
+retries and error handling are the same on both paths.
 """
 
 from __future__ import annotations
 
 import http.client
+import random
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Mapping
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
@@ -57,9 +61,14 @@ class Wire:
         self.region = client.meta.region_name
         self.config = client.meta.config
         self.timeout = float(self.config.read_timeout)
+        # What botocore's standard retry mode would do for the same request.
+        retries = self.config.retries or {}
+        # botocore counts retries in max_attempts (4 means 5 tries) and tries in total_max_attempts.
+        self.max_attempts = int(retries.get("total_max_attempts") or retries.get("max_attempts", 2) + 1)
         self.credentials = credentials
         self.ssl_context = _ssl_context(verify) if parts.scheme == "https" else None
         self._local = threading.local()
+        self._open: set[http.client.HTTPConnection] = set()  # every thread's, closed with the Wire
 
     def get(self, key: str, headers: Mapping[str, str] | None = None) -> http.client.HTTPResponse:
         """GetObject: the response, its body still to be read (close it to drop a half-read body)."""
@@ -108,23 +117,34 @@ class Wire:
         # is sent as UNSIGNED-PAYLOAD, exactly as boto3 would send it.
         request.context["client_config"] = self.config
         S3SigV4Auth(self.credentials.get_frozen_credentials(), "s3", self.region).add_auth(request)
-        for attempt in (1, 2):
-            connection = self._connection()
+        headers = dict(request.headers.items())
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                connection.request(method, path, body=body or None, headers=dict(request.headers.items()))
-                response = connection.getresponse()
-                break
+                response = self._exchange(method, path, body, headers)
             except (OSError, http.client.HTTPException) as e:
                 self._drop()
-                # A kept-alive connection the server closed meanwhile: once more, on a new one.
-                if attempt == 2 or not isinstance(e, (http.client.RemoteDisconnected, BrokenPipeError)):
+                stale = attempt == 1 and isinstance(e, (http.client.RemoteDisconnected, BrokenPipeError))
+                if not stale and attempt >= self.max_attempts:
                     raise ConnectionClosedError(endpoint_url=f"{self.scheme}://{self.netloc}") from e
-        if response.status >= 300:
-            data = response.read()
-            raise ClientError(_error(response, data), operation)
-        if response.will_close:
-            self._local.connection = None  # the server closes it after this body
-        return response
+                if not stale:  # a kept-alive connection the server closed meanwhile: at once, on a new one
+                    time.sleep(_backoff(attempt))
+                continue
+            if response.status < 300:
+                if response.will_close:  # the server closes it after this body
+                    self._open.discard(self._local.connection)
+                    self._local.connection = None
+                return response
+            error = _error(response, response.read())
+            if attempt >= self.max_attempts or not _transient(response.status, error["Error"]["Code"]):
+                raise ClientError(error, operation)
+            time.sleep(_backoff(attempt))
+
+    def _exchange(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> http.client.HTTPResponse:
+        connection = self._connection()
+        connection.request(method, path, body=body or None, headers=headers)
+        return connection.getresponse()
 
     def _connection(self) -> http.client.HTTPConnection:
         connection = getattr(self._local, "connection", None)
@@ -138,13 +158,24 @@ class Wire:
             connection.connect()
             connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._local.connection = connection
+            self._open.add(connection)
         return connection
 
     def _drop(self) -> None:
         connection = getattr(self._local, "connection", None)
         self._local.connection = None
         if connection is not None:
+            self._open.discard(connection)
             connection.close()
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        for connection in list(self._open):
+            connection.close()
+        self._open.clear()
+
+    def __del__(self) -> None:
+        self.close()
 
     def discard(self, response: http.client.HTTPResponse) -> None:
         """A body not read to its end cannot share its connection: close both."""
@@ -185,6 +216,22 @@ def put_headers(args: Mapping[str, Any], md5_b64: str, length: int) -> dict[str,
     if args.get("StorageClass"):
         headers["x-amz-storage-class"] = args["StorageClass"]
     return headers
+
+
+# Answers botocore's standard retry mode tries again (throttling and transient errors).
+TRANSIENT_CODES = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
+     "InternalError", "ServiceUnavailable", "RequestLimitExceeded", "BandwidthLimitExceeded"}
+)  # fmt: skip
+
+
+def _transient(status: int, code: str) -> bool:
+    return status in (500, 502, 503, 504) or code in TRANSIENT_CODES
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds before attempt `attempt + 1`: botocore's standard mode, full jitter, capped at 20 s."""
+    return random.random() * min(20.0, 2.0 ** (attempt - 1))
 
 
 def _error(response: http.client.HTTPResponse, data: bytes) -> dict[str, Any]:

@@ -8,9 +8,11 @@ from dataclasses import replace
 
 import pytest
 
+import s3s3.wire
 from s3s3.config import Config
 from s3s3.s3 import ClientError, get_object, head, list_objects, open_bucket, put_object
 from tests.conftest import new_bucket
+from tests.faults import FaultProxy
 from tests.servers.base import Server
 
 pytestmark = pytest.mark.timeout(120)
@@ -107,3 +109,32 @@ def test_a_half_read_body_gives_up_its_connection_and_the_next_request_works(
     assert body.read(10) == b"x" * 10
     body.close()
     assert head(lean, "big").size == 1_000_000
+
+
+def test_lean_requests_retry_transient_answers_as_botocore_would_then_give_up(
+    make_config: Callable[..., Config], s3_source: Server, s3_dest: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a bucket behind a proxy that answers 503 or SlowDown, or drops, a few requests
+    monkeypatch.setattr(s3s3.wire, "_backoff", lambda attempt: 0.0)
+    _, plain, config = open_pair(make_config, s3_source, s3_dest)
+    plain.client.put_object(Bucket=plain.name, Key="ok", Body=b"fine")
+    plain.client.put_object(Bucket=plain.name, Key="doomed", Body=b"never")
+    proxy = FaultProxy(s3_source.endpoint_url, rate=1.0).start()
+    proxy.max_faults_per_path = 2
+    proxy.faults = ("503", "slowdown", "drop")
+    proxy.doomed = ("doomed",)
+    try:
+        lean = open_bucket(replace(config.source, endpoint_url=proxy.url))
+
+        # When a key fails twice, then works: the third attempt answers
+        _, body = get_object(lean, "ok")
+        assert body.read() == b"fine"
+        assert len([r for r in proxy.requests if r[0] == "GET" and r[1].endswith("/ok")]) == 3
+
+        # When a key always fails: botocore's tries for max_attempts = 4 (5 in all), then the store's error
+        with pytest.raises(ClientError) as failed:
+            get_object(lean, "doomed")
+        assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        assert proxy.count("GET", "/doomed") == 5
+    finally:
+        proxy.stop()
