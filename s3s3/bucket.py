@@ -159,18 +159,22 @@ def duplicate_bucket(
     sync = _Sync(source, options, client, stop or threading.Event(), progress or Progress(enabled=False))
     started = time.monotonic()
     dests = list(dests)
-    with ThreadPoolExecutor(options.workers, thread_name_prefix="s3s3-bucket") as sync.pool:
-        if client is not None and options.retry_failed and not options.dry_run and not options.enqueue:
-            sync.retry_dead_letters(dests)
-        for dest in dests:
-            if sync.stop.is_set():
-                break
-            try:
-                sync.one(dest)
-            except (BotoCoreError, ClientError) as e:
-                message = f"{dest.endpoint.label}: cannot list: {' '.join(str(e).split())}"
-                logger.error("%s", message)
-                sync.summary.errors.append(message)
+    try:
+        with ThreadPoolExecutor(options.workers, thread_name_prefix="s3s3-bucket") as sync.pool:
+            if client is not None and options.retry_failed and not options.dry_run and not options.enqueue:
+                sync.retry_dead_letters(dests)
+            for dest in dests:
+                if sync.stop.is_set():
+                    break
+                try:
+                    sync.one(dest)
+                except (BotoCoreError, ClientError) as e:
+                    message = f"{dest.endpoint.label}: cannot list: {' '.join(str(e).split())}"
+                    logger.error("%s", message)
+                    sync.summary.errors.append(message)
+    finally:
+        if sync.recorder is not None:
+            sync.recorder.flush()
     sync.summary.interrupted = sync.stop.is_set()
     sync.summary.seconds = time.monotonic() - started
     return sync.summary
@@ -190,6 +194,7 @@ class _Sync:
         self.source = source
         self.options = options
         self.client = client
+        self.recorder = ledger.Recorder(client) if client is not None and not options.dry_run else None
         self.stop = stop
         self.progress = progress
         self.summary = Summary(dry_run=options.dry_run)
@@ -298,11 +303,8 @@ class _Sync:
         log_outcome(outcome)
         self.summary.add(outcome)
         self.progress.finish(outcome.size)
-        if self.client is not None:
-            try:
-                ledger.record(self.client, dest, dest_key(self.source, dest, key), outcome)
-            except redis.RedisError as e:
-                logger.warning("Could not record %r in the ledger: %s", key, e)
+        if self.recorder is not None:
+            self.recorder.record(dest, dest_key(self.source, dest, key), outcome)
         return outcome.ok
 
     def check(self, dest: Bucket, src: ObjectInfo) -> None:
@@ -320,13 +322,10 @@ class _Sync:
             return
         self.summary.count(dest.endpoint.label, "skipped")
         self.progress.finish(src.size)
-        if self.client is not None:
+        if self.recorder is not None:
             outcome = Outcome(src.key, dest.endpoint.label, "skipped", src.size, source_etag=src.etag,
                               dest_etag=found.etag)  # fmt: skip
-            try:
-                ledger.record(self.client, dest, target, outcome)
-            except redis.RedisError as e:
-                logger.warning("Could not record %r in the ledger: %s", src.key, e)
+            self.recorder.record(dest, target, outcome)
 
     def verify(self, dest: Bucket, src: ObjectInfo, dst: ObjectInfo) -> None:
         """--verify-md5: prove an unchanged-looking copy by MD5, reading where no store gives one."""

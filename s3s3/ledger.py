@@ -14,7 +14,10 @@ One Redis hash per destination bucket; the field is the destination key.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
+import threading
 from collections.abc import Iterable, Sequence
 
 import redis
@@ -23,23 +26,67 @@ from s3s3 import names
 from s3s3.copy import Outcome
 from s3s3.s3 import Bucket, ObjectInfo
 
+logger = logging.getLogger(__name__)
+
 
 def ledger_key(dest: Bucket) -> str:
     """The Redis hash for one destination bucket (named by where it lives, not by config section)."""
-    where = f"{dest.endpoint.endpoint_url or 'aws'}/{dest.name}"
-    return names.LEDGER_PREFIX + hashlib.sha1(where.encode()).hexdigest()[:16] + ":" + dest.name
+    return _ledger_key(dest.endpoint.endpoint_url or "aws", dest.name)
+
+
+@functools.cache
+def _ledger_key(where: str, bucket: str) -> str:
+    return names.LEDGER_PREFIX + hashlib.sha1(f"{where}/{bucket}".encode()).hexdigest()[:16] + ":" + bucket
 
 
 def entry(source_etag: str, size: int, dest_etag: str) -> str:
     return f"{source_etag} {size} {dest_etag}"
 
 
-def record(client: redis.Redis, dest: Bucket, target: str, outcome: Outcome) -> None:
-    """Remember a copy (or a proven-identical skip) that knows both ETags."""
-    if outcome.action in ("copied", "skipped") and outcome.source_etag and outcome.dest_etag:
-        client.hset(ledger_key(dest), target, entry(outcome.source_etag, outcome.size, outcome.dest_etag))
-    elif outcome.action == "deleted":
-        client.hdel(ledger_key(dest), target)
+class Recorder:
+    """Ledger writes, sent in batches: one Redis round trip per BATCH copies, not one per copy.
+
+    An entry lost before it is sent (a crash, Redis down) costs nothing but a
+    HEAD in a later bucket sync, so batching trades nothing that matters.
+    """
+
+    BATCH = 256
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._pending: list[tuple[str, str, str | None]] = []  # (hash, field, entry or None to forget)
+        self._lock = threading.Lock()
+
+    def record(self, dest: Bucket, target: str, outcome: Outcome) -> None:
+        """Remember a copy (or a proven-identical skip) that knows both ETags; forget a deleted key."""
+        if outcome.action in ("copied", "skipped") and outcome.source_etag and outcome.dest_etag:
+            value: str | None = entry(outcome.source_etag, outcome.size, outcome.dest_etag)
+        elif outcome.action == "deleted":
+            value = None
+        else:
+            return
+        with self._lock:
+            self._pending.append((ledger_key(dest), target, value))
+            full = len(self._pending) >= self.BATCH
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send what is pending; a Redis error is logged and the batch dropped."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for name, target, value in batch:
+            if value is None:
+                pipe.hdel(name, target)
+            else:
+                pipe.hset(name, target, value)
+        try:
+            pipe.execute()
+        except redis.RedisError as e:
+            logger.warning("Could not write %d ledger entries (later syncs HEAD those keys): %s", len(batch), e)
 
 
 def forget(client: redis.Redis, dest: Bucket, targets: Iterable[str]) -> None:

@@ -86,6 +86,7 @@ class Listener:
         self.metrics = metrics or Metrics()
         self.copy = copy or copy_key
         self.label = label or "announcements"
+        self.recorder = ledger.Recorder(client)
         self.stopping = threading.Event()
         self.connected = threading.Event()
         self._slots = threading.BoundedSemaphore(workers)
@@ -127,6 +128,7 @@ class Listener:
         finally:
             logger.info("Stopping: finishing the copies in flight")
             pool.shutdown(wait=True)
+            self.recorder.flush()
             self.delivery.close()
             logger.info("Stopped")
         return EXIT_OK
@@ -161,6 +163,7 @@ class Listener:
                 raise
             if message is None:
                 self._slots.release()
+                self.recorder.flush()  # a quiet moment: send the ledger entries held back
                 continue
             self.metrics.events_received.inc()
             events = self._parse(message)
@@ -250,7 +253,7 @@ class Listener:
             if outcome.action == "failed":
                 deadletter.record_failure(self.client, outcome.key, outcome.dest, outcome.error or "", outcome.attempts)
             else:
-                ledger.record(self.client, dest, dest_key(self.source, dest, outcome.key), outcome)
+                self.recorder.record(dest, dest_key(self.source, dest, outcome.key), outcome)
         except redis.RedisError as e:
             logger.warning("Could not record %r for %s in Redis: %s", outcome.key, outcome.dest, e)
 
