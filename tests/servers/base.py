@@ -6,8 +6,12 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def free_port() -> int:
@@ -83,3 +87,38 @@ class Server:
         """Stop every process of this server, newest first."""
         for proc in reversed(self.procs):
             stop_process(proc)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    """Turn SIGTERM/SIGINT into SystemExit so `finally` stops the server, even mid-start."""
+    raise SystemExit(0)
+
+
+def serve(start: Callable[[str], Any], prefix: str) -> int:
+    """The command line of every harness: start in a temp dir, print where, run until SIGTERM/SIGINT.
+
+    `start(workdir)` returns a Server (printed as `NAME endpoint access secret`)
+    or anything with `url` and `stop()` (printed as `url`).
+    """
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_on_signal)
+    with tempfile.TemporaryDirectory(prefix=prefix) as workdir:
+        server = None
+        try:
+            server = start(workdir)
+            if isinstance(server, Server):
+                print(server.name, server.endpoint_url, server.access_key, server.secret_key, flush=True)
+                if server.ca_bundle:
+                    print(f"CA bundle: {server.ca_bundle}", file=sys.stderr, flush=True)
+            else:
+                print(server.url, flush=True)
+            while True:
+                signal.pause()
+        except SystemExit:
+            pass
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, signal.SIG_IGN)
+            if server is not None:
+                server.stop()
+    return 0

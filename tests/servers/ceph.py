@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
-from tests.servers.base import Server, free_port, wait_for_port
+from tests.servers.base import Server, free_port, serve, wait_for_port
 from tests.servers.tls import make_self_signed_ca
 
 ACCESS_KEY = "S3S3CEPHACCESSKEY000"
@@ -184,35 +182,10 @@ def start_ceph(workdir: str, *, tls: bool = False) -> Server:
     return server
 
 
-def _exit_on_signal(signum: int, frame: object) -> None:
-    """Turn SIGTERM/SIGINT into SystemExit so `finally` stops the daemons, even mid-start."""
-    raise SystemExit(0)
-
 
 def main() -> int:
-    """Start a cluster in a temp dir, print `NAME endpoint access secret`, run until SIGTERM/SIGINT.
-
-    `--tls` serves HTTPS; the CA bundle's path then goes to stderr.
-    """
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _exit_on_signal)
-    with tempfile.TemporaryDirectory(prefix="s3s3-ceph-") as workdir:
-        server = None
-        try:
-            server = start_ceph(workdir, tls="--tls" in sys.argv[1:])
-            print(server.name, server.endpoint_url, server.access_key, server.secret_key, flush=True)
-            if server.ca_bundle:
-                print(f"CA bundle: {server.ca_bundle}", file=sys.stderr, flush=True)
-            while True:
-                signal.pause()
-        except SystemExit:
-            pass
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, signal.SIG_IGN)
-            if server is not None:
-                server.stop()
-    return 0
+    """Start one in a temp dir, print `NAME endpoint access secret`, run until SIGTERM/SIGINT."""
+    return serve(lambda workdir: start_ceph(workdir, tls="--tls" in sys.argv[1:]), "s3s3-ceph-")
 
 
 if __name__ == "__main__":

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
-import tempfile
-import threading
 import time
 
-from tests.servers.base import Server, free_port, stop_process, wait_for_port
+from tests.servers.base import Server, free_port, serve, stop_process, wait_for_port
 
 DEFAULT_ACCESS_KEY = "s3s3-rclone-access"
 DEFAULT_SECRET_KEY = "s3s3-rclone-secret"
@@ -119,19 +116,8 @@ def start_rclone_s3(
 
 
 def main() -> int:
-    """Start one in a temp dir, print `NAME endpoint access secret`, stop on SIGTERM/SIGINT."""
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    with tempfile.TemporaryDirectory(prefix="s3s3-rclone-") as workdir:
-        server = start_rclone_s3(workdir)
-        try:
-            print(server.name, server.endpoint_url, server.access_key, server.secret_key, flush=True)
-            while not stop.wait(0.5):
-                pass
-        finally:
-            server.stop()
-    return 0
+    """Start one in a temp dir, print `NAME endpoint access secret`, run until SIGTERM/SIGINT."""
+    return serve(start_rclone_s3, "s3s3-rclone-")
 
 
 if __name__ == "__main__":

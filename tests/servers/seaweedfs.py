@@ -15,17 +15,14 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import sysconfig
-import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 
-from tests.servers.base import Server, free_port, wait_for_port
+from tests.servers.base import Server, free_port, serve, wait_for_port
 
 DEFAULT_ACCESS_KEY = "s3s3-weed-access"
 DEFAULT_SECRET_KEY = "s3s3-weed-secret"
@@ -201,19 +198,8 @@ def start_seaweedfs(
 
 
 def main() -> int:
-    """Start one in a temp dir, print `NAME endpoint access secret`, stop on SIGTERM/SIGINT."""
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    with tempfile.TemporaryDirectory(prefix="s3s3-weed-") as workdir:
-        server = start_seaweedfs(workdir)
-        try:
-            print(server.name, server.endpoint_url, server.access_key, server.secret_key, flush=True)
-            while not stop.wait(0.5):
-                pass
-        finally:
-            server.stop()
-    return 0
+    """Start one in a temp dir, print `NAME endpoint access secret`, run until SIGTERM/SIGINT."""
+    return serve(start_seaweedfs, "s3s3-weed-")
 
 
 if __name__ == "__main__":

@@ -21,13 +21,11 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 
-from tests.servers.base import Server, free_port, wait_for_port
+from tests.servers.base import Server, free_port, serve, wait_for_port
 
 ACCESS_KEY = "test:tester"  # tempauth's S3 access key is `account:user`
 SECRET_KEY = "testing"  # ... and the secret is that user's password
@@ -236,30 +234,10 @@ def start_swift(workdir: str) -> Server:
     return server
 
 
-def _exit_on_signal(signum: int, frame: object) -> None:
-    """Turn SIGTERM/SIGINT into SystemExit so `finally` stops the servers, even mid-start."""
-    raise SystemExit(0)
-
 
 def main() -> int:
-    """Start Swift in a temp dir, print `NAME endpoint access secret`, run until SIGTERM/SIGINT."""
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _exit_on_signal)
-    with tempfile.TemporaryDirectory(prefix="s3s3-swift-") as workdir:
-        server = None
-        try:
-            server = start_swift(workdir)
-            print(server.name, server.endpoint_url, server.access_key, server.secret_key, flush=True)
-            while True:
-                signal.pause()
-        except SystemExit:
-            pass
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, signal.SIG_IGN)
-            if server is not None:
-                server.stop()
-    return 0
+    """Start one in a temp dir, print `NAME endpoint access secret`, run until SIGTERM/SIGINT."""
+    return serve(start_swift, "s3s3-swift-")
 
 
 if __name__ == "__main__":
