@@ -25,6 +25,7 @@ from s3s3 import __version__, deadletter, logs, names
 from s3s3.bucket import SyncOptions
 from s3s3.client import BucketClient, ListenClient
 from s3s3.config import LOG_FORMATS, LOG_LEVELS, Config, Endpoint, load
+from s3s3.copy import keep_big_buffers_off_the_heap
 from s3s3.delivery import connect_redis, describe, publish
 from s3s3.diff import KeyFilter, ListingOrderError
 from s3s3.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, LockHeld, S3S3Error
@@ -36,6 +37,7 @@ Command = Callable[[argparse.Namespace], int]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`s3s3 SUBCOMMAND ...`; returns the exit code."""
+    keep_big_buffers_off_the_heap()
     parser = _parser()
     args = parser.parse_args(argv, argparse.Namespace(config=None, verbose=False, log_level=None, log_format=None))
     if not getattr(args, "command", None):
