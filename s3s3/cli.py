@@ -147,7 +147,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     config = _load(args)
     pubsub = config.pubsub
     try:
-        client = connect_redis(pubsub.url)
+        client = connect_redis(pubsub)
         for key in args.keys:
             reached = publish(client, pubsub.mode, pubsub.target, key.encode("utf-8"))
             if pubsub.mode == "pubsub":
@@ -163,7 +163,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_failed(args: argparse.Namespace) -> int:
     config = _load(args)
     try:
-        entries = list(deadletter.failures(connect_redis(config.pubsub.url), args.limit))
+        entries = list(deadletter.failures(connect_redis(config.pubsub), args.limit))
     except RedisError as e:
         print(f"s3s3: error: cannot read {names.DEADLETTER} at {config.pubsub.safe_url}: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -177,7 +177,7 @@ def cmd_retry_failed(args: argparse.Namespace) -> int:
     config = _load(args)
     pubsub = config.pubsub
     try:
-        client = connect_redis(pubsub.url)
+        client = connect_redis(pubsub)
         done, left = deadletter.retry(
             client, lambda key: publish(client, pubsub.mode, pubsub.target, key.encode("utf-8")) > 0
         )
@@ -201,7 +201,7 @@ def cmd_webhook(args: argparse.Namespace) -> int:
     config = _load(args)
     pubsub, hook = config.pubsub, config.webhook
     server = WebhookServer(
-        (hook.bind, hook.port), connect_redis(pubsub.url), pubsub.mode, pubsub.target, config.source.bucket, hook.token
+        (hook.bind, hook.port), connect_redis(pubsub), pubsub.mode, pubsub.target, config.source.bucket, hook.token
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -221,7 +221,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"{config.path}: configuration is valid")
     results = [_check_endpoint(ep) for ep in (config.source, *config.dests)]
     try:
-        connect_redis(config.pubsub.url).ping()
+        connect_redis(config.pubsub).ping()
         print(f"[pubsub] {config.pubsub.safe_url}: ok")
         results.append(True)
     except RedisError as e:

@@ -54,7 +54,7 @@ class ListenClient(_Buckets):
         from s3s3.metrics import Metrics
 
         pubsub = self.config.pubsub
-        client = connect_redis(pubsub.url)
+        client = connect_redis(pubsub)
         return Listener(
             self.source,
             self.dests,
@@ -64,6 +64,7 @@ class ListenClient(_Buckets):
             copy=functools.partial(copy_key, retry=self.retry),
             metrics=Metrics(),
             label=describe(pubsub),
+            where=pubsub.safe_url,
         )
 
     def listen(self) -> int:
@@ -132,7 +133,7 @@ class BucketClient(_Buckets):
 
     def _redis(self) -> redis.Redis | None:
         """Redis for the lock, ledger and dead-letter stream; None (with a warning) when unreachable."""
-        client = connect_redis(self.config.pubsub.url)
+        client = connect_redis(self.config.pubsub)
         try:
             client.ping()
         except redis.RedisError as e:

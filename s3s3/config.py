@@ -40,7 +40,7 @@ ENDPOINT_OPTIONS = frozenset(
 PUBSUB_OPTIONS = frozenset(
     {
         "url", "mode", "channel", "pattern", "stream", "group", "consumer", "claim_idle", "list",
-        "workers", "max_attempts", "max_retry_seconds", "redis", "sns",
+        "workers", "max_attempts", "max_retry_seconds", "redis", "sns", "cluster",
     }
 )
 MODES = ("pubsub", "stream", "list")
@@ -117,6 +117,7 @@ class PubSub:
     workers: int = 8
     max_attempts: int = 5
     max_retry_seconds: float = 300.0
+    cluster: bool = False
 
     @property
     def safe_url(self) -> str:
@@ -437,6 +438,7 @@ def _pubsub(r: _Reader) -> PubSub:
         workers=r.integer("pubsub", "workers", PubSub.workers, 1, 256),
         max_attempts=r.integer("pubsub", "max_attempts", PubSub.max_attempts, 1, 100),
         max_retry_seconds=r.integer("pubsub", "max_retry_seconds", 300, 0, 86400),
+        cluster=r.boolean("pubsub", "cluster", False),
     )
 
 

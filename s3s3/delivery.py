@@ -58,20 +58,17 @@ class Delivery(Protocol):
     def close(self) -> None: ...
 
 
-def connect_redis(url: str, **options: Any) -> redis.Redis:
-    """A Redis client whose failures reach s3s3 instead of being retried out of sight.
+def connect_redis(pubsub: PubSubConfig, **options: Any) -> redis.Redis:
+    """A Redis (or Redis Cluster) client whose failures reach s3s3 instead of being retried out of sight.
 
     redis-py would otherwise reconnect and resubscribe by itself, and whatever
     was published in between would be lost without a word in the log.
     """
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=5,
-        socket_keepalive=True,
-        health_check_interval=10,
-        retry=Retry(NoBackoff(), 0),
-        **options,
-    )
+    options = {"socket_connect_timeout": 5, "socket_keepalive": True, **options}
+    if pubsub.cluster:
+        # redis-py's cluster client finds the other nodes from the one in the URL.
+        return redis.RedisCluster.from_url(pubsub.url, **options)  # type: ignore[return-value]
+    return redis.Redis.from_url(pubsub.url, health_check_interval=10, retry=Retry(NoBackoff(), 0), **options)
 
 
 def default_consumer() -> str:

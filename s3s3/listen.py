@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 import redis
 
 from s3s3 import deadletter, ledger, names
-from s3s3.config import redact_url
 from s3s3.copy import Outcome, copy_key, delete_key, dest_key
 from s3s3.delivery import Delivery, Message
 from s3s3.errors import EXIT_OK, BadMessage
@@ -37,7 +36,7 @@ from s3s3.s3 import Bucket
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0  # longest wait for a message before the stop flag is looked at again
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError)
 
 
 @dataclass
@@ -76,6 +75,7 @@ class Listener:
         metrics: Metrics | None = None,
         copy: Callable[..., Outcome] | None = None,
         label: str = "",
+        where: str = "Redis",
     ) -> None:
         self.source = source
         self.dests = list(dests)
@@ -86,6 +86,7 @@ class Listener:
         self.metrics = metrics or Metrics()
         self.copy = copy or copy_key
         self.label = label or "announcements"
+        self.redis_safe_url = where  # how logs name the Redis server: never with its password
         self.recorder = ledger.Recorder(client)
         self.stopping = threading.Event()
         self.connected = threading.Event()
@@ -276,8 +277,3 @@ class Listener:
         self.stopping.wait(wait)
         return min(delay * 2, self.backoff_cap)
 
-    @property
-    def redis_safe_url(self) -> str:
-        pool = self.client.connection_pool.connection_kwargs
-        where = pool.get("path") or f"{pool.get('host')}:{pool.get('port')}"
-        return redact_url(f"redis://{where}/{pool.get('db', 0)}")
