@@ -59,7 +59,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             check=True, capture_output=True, timeout=30,
         )  # fmt: skip
         node = redis.Redis(port=ports[0])
-        wait_until(lambda: b"cluster_state:ok" in node.execute_command("CLUSTER", "INFO", NEVER_DECODE=True), timeout=20)
+        state = lambda: node.execute_command("CLUSTER", "INFO", NEVER_DECODE=True)  # noqa: E731
+        wait_until(lambda: b"cluster_state:ok" in state(), timeout=20)
         node.close()
         yield f"redis://127.0.0.1:{ports[0]}/0"
     finally:
@@ -126,7 +127,8 @@ def test_the_bucket_sync_takes_its_lock_and_keeps_its_ledger_on_a_redis_cluster(
     assert (first.copied, first.failed, first.errors) == (1, 0, [])
     node = redis.RedisCluster.from_url(cluster)
     try:
-        assert any(k.startswith(b"s3s3:ledger:") for k in node.keys("s3s3:ledger:*", target_nodes=redis.RedisCluster.PRIMARIES))
+        everywhere = redis.RedisCluster.PRIMARIES
+        assert any(k.startswith(b"s3s3:ledger:") for k in node.keys("s3s3:ledger:*", target_nodes=everywhere))
         assert not node.keys("s3s3:lock:*", target_nodes=redis.RedisCluster.PRIMARIES)  # released
     finally:
         node.close()
