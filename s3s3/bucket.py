@@ -69,18 +69,10 @@ class Counts:
 
 
 @dataclass
-class Summary:
-    """What a bucket sync did, for the printed summary, --json and the exit code."""
+class Summary(Counts):
+    """What a bucket sync did, for the printed summary, --json and the exit code: the totals, and more."""
 
     dry_run: bool = False
-    checked: int = 0
-    copied: int = 0
-    skipped: int = 0
-    missing: int = 0
-    failed: int = 0
-    deleted: int = 0
-    enqueued: int = 0
-    bytes: int = 0
     retried: int = 0
     seconds: float = 0.0
     interrupted: bool = False
