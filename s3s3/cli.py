@@ -25,10 +25,10 @@ from s3s3 import __version__, deadletter, logs, names
 from s3s3.bucket import SyncOptions
 from s3s3.client import BucketClient, ListenClient
 from s3s3.config import LOG_FORMATS, LOG_LEVELS, Config, Endpoint, load
-from s3s3.copy import keep_big_buffers_off_the_heap
 from s3s3.delivery import connect_redis, describe, publish
 from s3s3.diff import KeyFilter, ListingOrderError
 from s3s3.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, LockHeld, S3S3Error
+from s3s3.memory import keep_big_buffers_off_the_heap
 from s3s3.progress import Progress
 from s3s3.s3 import list_objects, open_bucket
 
