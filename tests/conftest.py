@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from s3s3.config import Config
+from tests.processes import Proc, spawner
 from tests.servers.base import Server
 from tests.servers.moto import start_moto
 from tests.servers.redis import RedisServer
@@ -99,6 +100,13 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
         return Config.from_file(path)
 
     return make
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., Proc]]:
+    """Start an s3s3 command as a process (`spawn("s3s3listen", "--config", path)`); killed at teardown."""
+    with spawner() as start:
+        yield start
 
 
 @pytest.fixture(autouse=True)

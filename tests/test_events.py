@@ -22,17 +22,16 @@ import pytest
 import redis
 
 from tests.conftest import new_bucket, wait_until
+from tests.processes import Proc
 from tests.servers.base import Server
 from tests.servers.redis import RedisServer
 from tests.test_delivery import (
-    Proc,
     all_arrived,
     announce,
     assert_intact,
     listing,
     private_redis,  # noqa: F401 - a fixture
     put_objects,
-    spawn,  # noqa: F401 - a fixture
     start_listener,
     stream_pubsub,
     write_config,
@@ -92,7 +91,7 @@ def test_given_tricky_key_names_when_every_store_announces_them_in_every_wrapper
     s3_source: Server,
     s3_dest: Server,
     private_redis: Callable[..., RedisServer],  # noqa: F811
-    spawn: Callable[..., Proc],  # noqa: F811
+    spawn: Callable[..., Proc],
     tmp_path: Path,
 ) -> None:
     # Given objects whose names hold spaces, "+", "%", "/", "&", "#" and non-ASCII letters, under each wrapper's prefix
@@ -120,7 +119,7 @@ def test_given_ceph_announces_a_multipart_upload_before_the_object_exists_then_i
     s3_source: Server,
     s3_dest: Server,
     private_redis: Callable[..., RedisServer],  # noqa: F811
-    spawn: Callable[..., Proc],  # noqa: F811
+    spawn: Callable[..., Proc],
     tmp_path: Path,
 ) -> None:
     # Given a listener, and a key not yet at the source
@@ -154,7 +153,7 @@ def test_given_the_aws_test_event_when_announced_then_it_is_ignored_without_a_re
     s3_source: Server,
     s3_dest: Server,
     private_redis: Callable[..., RedisServer],  # noqa: F811
-    spawn: Callable[..., Proc],  # noqa: F811
+    spawn: Callable[..., Proc],
     tmp_path: Path,
 ) -> None:
     # Given a listener
@@ -182,7 +181,7 @@ def test_given_delete_events_then_only_a_destination_with_propagate_deletes_remo
     s3_source: Server,
     s3_dest: Server,
     private_redis: Callable[..., RedisServer],  # noqa: F811
-    spawn: Callable[..., Proc],  # noqa: F811
+    spawn: Callable[..., Proc],
     tmp_path: Path,
     store: str,
 ) -> None:

@@ -15,7 +15,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,15 +34,14 @@ from s3s3.listen import Listener
 from s3s3.logs import log_outcome
 from s3s3.s3 import Bucket, open_bucket
 from tests.conftest import new_bucket, wait_until
+from tests.processes import BIN, Proc
 from tests.servers.base import Server
 from tests.servers.redis import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
 
-BIN = Path(sys.executable).parent
 MiB = 1024 * 1024
 HOLD_SECONDS = 20.0  # longest a fake copy waits to be released, so a failed test cannot hang
-STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} "  # logs.FORMAT's asctime
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00"
 
 
@@ -409,65 +407,10 @@ def test_given_a_delete_event_when_listening_then_the_destination_keeps_or_delet
 # --- slow tests: the s3s3listen process, real redis-server, moto servers ----------------------
 
 
-@dataclass
-class ListenerProcess:
-    """A running s3s3listen and the lines it has logged so far (timestamps cut off)."""
-
-    proc: subprocess.Popen[str]
-    lines: list[str] = field(default_factory=list)
-    reader: threading.Thread | None = None
-
-    def find(self, pattern: str) -> list[str]:
-        """The logged lines that match `pattern` whole."""
-        return [line for line in list(self.lines) if re.fullmatch(pattern, line)]
-
-    def wait_for(self, pattern: str, timeout: float = 15.0) -> str:
-        def logged_it() -> list[str]:
-            assert self.proc.poll() is None, f"s3s3listen exited {self.proc.returncode}:\n" + "\n".join(self.lines)
-            return self.find(pattern)
-
-        logged_it.__name__ = f"s3s3listen logs {pattern!r}"
-        return wait_until(logged_it, timeout=timeout)[0]  # type: ignore[index]
-
-
 @pytest.fixture
-def spawn_listener() -> Iterator[Callable[[Config], ListenerProcess]]:
-    """Start `s3s3listen --config FILE`; kill whatever is still running at teardown."""
-    started: list[ListenerProcess] = []
-
-    def spawn(config: Config) -> ListenerProcess:
-        proc = subprocess.Popen(
-            [str(BIN / "s3s3listen"), "--config", config.path],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            env={**os.environ, "PYTHONIOENCODING": "utf-8"},
-            start_new_session=True,
-        )
-        running = ListenerProcess(proc)
-        running.reader = threading.Thread(target=_collect, args=(proc, running.lines), daemon=True)
-        running.reader.start()
-        started.append(running)
-        return running
-
-    yield spawn
-    for running in started:
-        if running.proc.poll() is None:
-            os.killpg(running.proc.pid, signal.SIGKILL)
-        running.proc.wait(10)
-        assert running.reader is not None
-        running.reader.join(10)
-        assert running.proc.stderr is not None
-        running.proc.stderr.close()
-
-
-def _collect(proc: subprocess.Popen[str], lines: list[str]) -> None:
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        lines.append(re.sub(f"^{STAMP}", "", line.rstrip("\n")))
+def spawn_listener(spawn: Callable[..., Proc]) -> Callable[[Config], Proc]:
+    """Start `s3s3listen --config FILE`, killed at teardown."""
+    return lambda config: spawn("s3s3listen", "--config", config.path)
 
 
 @pytest.fixture
@@ -519,7 +462,7 @@ def test_given_s3s3listen_running_when_keys_are_published_then_every_destination
     redis_server: RedisServer,
     redis_client: redis.Redis,
     make_config: Callable[..., Config],
-    spawn_listener: Callable[[Config], ListenerProcess],
+    spawn_listener: Callable[[Config], Proc],
 ) -> None:
     # Given two destinations: one on another store (streamed), one on the source's (server-side copy)
     src, dst1, dst2 = new_bucket(s3_source), new_bucket(s3_dest), new_bucket(s3_source)
@@ -563,7 +506,7 @@ def test_given_a_large_copy_in_flight_when_s3s3listen_gets_sigterm_then_it_finis
     redis_server: RedisServer,
     redis_client: redis.Redis,
     make_config: Callable[..., Config],
-    spawn_listener: Callable[[Config], ListenerProcess],
+    spawn_listener: Callable[[Config], Proc],
 ) -> None:
     # Given a 40 MiB object that goes to the destination in eight 5 MiB parts
     src, dst = new_bucket(s3_source), new_bucket(s3_dest)
@@ -613,7 +556,7 @@ def test_given_redis_restarts_under_s3s3listen_then_it_logs_the_loss_and_the_gap
     s3_dest: Server,
     own_redis: RedisServer,
     make_config: Callable[..., Config],
-    spawn_listener: Callable[[Config], ListenerProcess],
+    spawn_listener: Callable[[Config], Proc],
 ) -> None:
     # Given a listener subscribed on a Redis of its own
     src, dst = new_bucket(s3_source), new_bucket(s3_dest)
@@ -660,7 +603,7 @@ def test_given_s3s3listen_running_when_s3s3_publish_announces_a_key_then_it_arri
     redis_server: RedisServer,
     redis_client: redis.Redis,
     make_config: Callable[..., Config],
-    spawn_listener: Callable[[Config], ListenerProcess],
+    spawn_listener: Callable[[Config], Proc],
 ) -> None:
     # Given a listener and an object at the source
     src, dst = new_bucket(s3_source), new_bucket(s3_dest)

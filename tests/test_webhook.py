@@ -18,16 +18,15 @@ import pytest
 import redis
 
 from tests.conftest import new_bucket, wait_until
+from tests.processes import Proc
 from tests.servers.base import Server, free_port
 from tests.servers.redis import RedisServer
 from tests.test_delivery import (
-    Proc,
     all_arrived,
     assert_intact,
     listing,
     private_redis,  # noqa: F401 - a fixture
     put_objects,
-    spawn,  # noqa: F401 - a fixture
     start_listener,
     stream_pubsub,
     write_config,
@@ -62,7 +61,7 @@ def test_given_s3s3_webhook_and_a_listener_when_stores_post_notifications_then_o
     s3_source: Server,
     s3_dest: Server,
     private_redis: Callable[..., RedisServer],  # noqa: F811
-    spawn: Callable[..., Proc],  # noqa: F811
+    spawn: Callable[..., Proc],
     tmp_path: Path,
 ) -> None:
     # Given `s3s3 webhook` with a token, and a stream-mode listener, on a Redis with an append-only file
@@ -133,7 +132,7 @@ def test_given_s3s3_webhook_and_a_listener_when_stores_post_notifications_then_o
 def test_given_s3s3_webhook_when_it_gets_a_notification_it_cannot_use_then_nothing_reaches_redis(
     s3_source: Server,
     private_redis: Callable[..., RedisServer],  # noqa: F811
-    spawn: Callable[..., Proc],  # noqa: F811
+    spawn: Callable[..., Proc],
     tmp_path: Path,
 ) -> None:
     # Given `s3s3 webhook` without a token
