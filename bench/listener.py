@@ -17,7 +17,8 @@ import redis
 
 from bench.data import Manifest, VerifyError, Workload, list_sizes, verify
 from bench.stores import Stores, drop_bucket
-from bench.tools import RssSampler, last_line, s3s3_script, write_s3s3_ini
+from bench.tools import RssSampler, last_line, write_s3s3_ini
+from tests.servers.base import binary_path
 
 CHANNEL = "backup"  # the channel s3s3listen subscribes to by default
 PACED_RATE = 100.0  # announcements per second in the latency run
@@ -50,7 +51,7 @@ class _Listener:
     """A running s3s3listen writing into one destination bucket."""
 
     def __init__(self, stores: Stores, bucket: str, workdir: str, label: str) -> None:
-        script = s3s3_script("s3s3listen")
+        script = binary_path("s3s3listen")
         if script is None:
             raise ListenerError("s3s3listen is not installed: pip install -e .")
         ini = os.path.join(workdir, f"{label}.s3s3.ini")

