@@ -14,6 +14,7 @@ import hashlib
 import logging
 import random
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
@@ -43,7 +44,11 @@ from s3s3.s3 import (
 logger = logging.getLogger(__name__)
 
 PART_WINDOW = 4  # parts of one object uploading at once (each holds one part in memory)
-READ_BLOCK = 1024 * 1024  # how much a hashing pass reads at a time
+RANGE_WINDOW = 8  # parts of one object streaming at once (each holds one READ_BLOCK)
+RANGE_ATTEMPTS = 3  # tries of one streamed part before the whole key is tried again
+READ_BLOCK = 1024 * 1024  # how much a stream or a hashing pass holds at a time
+# Destinations whose part ETags are not MD5s: their parts are sent whole, with Content-MD5.
+_NO_MD5_PART_ETAGS: set[str] = set()
 # Swift's user-metadata limits, the tightest of the stores s3s3 meets; only used
 # to explain a store's refusal, never to refuse metadata ahead of the store.
 META_VALUE_LIMIT = 256  # bytes in one value
@@ -187,6 +192,9 @@ def _stream(
             return _put_buffered(dest, target, info, body.read())
         finally:
             BUDGET.release(held)
+    if ep.multipart and not hash_whole and source.wire is not None and dest.wire is not None:
+        body.close()
+        return None, _put_ranges(source, dest, target, info)
     if ep.multipart:
         return _put_multipart(dest, target, info, body, hash_whole=hash_whole)
     if info.size > MAX_PART:
@@ -236,32 +244,115 @@ def _put_multipart(
     ]
     try:
         whole = hashlib.md5() if hash_whole else None
-        part_md5s, parts = _upload_parts(dest, target, upload_id, body, chunk, whole)
+        parts = _upload_parts(dest, target, upload_id, body, chunk, whole)
         md5 = whole.hexdigest() if whole is not None else None
         _check_read(info, sum(p["Size"] for p in parts), md5)
-        response = client.complete_multipart_upload(
-            Bucket=dest.name,
-            Key=target,
-            UploadId=upload_id,
-            MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]},
-        )
+        return md5, _complete(dest, target, upload_id, parts)
     except BaseException:
         _abort(dest, target, upload_id)
         raise
+
+
+def _put_ranges(source: Bucket, dest: Bucket, target: str, info: ObjectInfo) -> str:
+    """Multipart, each part a ranged GET of the source streamed into UploadPart; return the ETag.
+
+    For a source that gives no MD5 and nothing that asks for the whole
+    object's: parts go in parallel, a block at a time (memory per part is one
+    block, not one part), each hashed on its way through. A part counts as sent
+    only when the store's part ETag is the MD5 of what was sent, which the
+    store computed over what it received: the same proof as a Content-MD5,
+    given before the object exists, since nothing is visible until the upload
+    is completed. A store whose part ETags are not MD5s gets that part again
+    whole, with its Content-MD5.
+    """
+    chunk = dest.endpoint.multipart_chunksize
+    upload_id = dest.client.create_multipart_upload(Bucket=dest.name, Key=target, **_put_args(dest, info, None))[
+        "UploadId"
+    ]
+    try:
+        ranges = [(n, start, min(chunk, info.size - start)) for n, start in enumerate(range(0, info.size, chunk), 1)]
+        with ThreadPoolExecutor(RANGE_WINDOW, thread_name_prefix="s3s3-part") as pool:
+            futures = [pool.submit(_copy_range, source, dest, info, target, upload_id, *r) for r in ranges]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:
+                future.cancel()
+            parts = [f.result() for f in futures]
+        return _complete(dest, target, upload_id, parts)
+    except BaseException:
+        _abort(dest, target, upload_id)
+        raise
+
+
+def _copy_range(
+    source: Bucket, dest: Bucket, info: ObjectInfo, target: str, upload_id: str, number: int, start: int, length: int
+) -> dict[str, Any]:
+    """One part of `_put_ranges`, started over (from a new read) when the stream breaks."""
+    for attempt in range(1, RANGE_ATTEMPTS + 1):
+        try:
+            return _copy_range_once(source, dest, info, target, upload_id, number, start, length)
+        except (BotoCoreError, ConnectionError, TimeoutError):
+            if attempt == RANGE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _copy_range_once(
+    source: Bucket, dest: Bucket, info: ObjectInfo, target: str, upload_id: str, number: int, start: int, length: int
+) -> dict[str, Any]:
+    assert source.wire is not None and dest.wire is not None
+    # If-Match: every part comes from the version the copy started with.
+    response = source.wire.get(info.key, {"Range": f"bytes={start}-{start + length - 1}", "If-Match": f'"{info.etag}"'})
+    digest = hashlib.md5()
+
+    def blocks() -> Iterator[memoryview]:
+        view = memoryview(bytearray(min(READ_BLOCK, length)))
+        left = length
+        while left:
+            n = response.readinto(view[: min(left, len(view))])
+            if not n:
+                raise IntegrityError(f"{info.key!r}: the source ended {left} bytes early in bytes {start}-")
+            digest.update(view[:n])
+            left -= n
+            yield view[:n]
+
+    try:
+        if dest.endpoint.label in _NO_MD5_PART_ETAGS:
+            return _upload_part(dest, target, upload_id, number, b"".join(bytes(b) for b in blocks()))
+        answer = dest.wire.upload_part(target, upload_id, number, blocks(), length)
+    finally:
+        source.wire.discard(response)
+    etag = strip_etag(answer.headers.get("ETag"))
+    if etag == digest.hexdigest():
+        return {"PartNumber": number, "ETag": answer.headers["ETag"], "Size": length, "MD5": digest.digest()}
+    if is_md5(etag):
+        raise IntegrityError(f"{target!r} part {number}: store says {etag}, sent {digest.hexdigest()}")
+    # Its part ETags prove nothing (encryption, say): this and later parts go whole, with Content-MD5.
+    _NO_MD5_PART_ETAGS.add(dest.endpoint.label)
+    return _copy_range_once(source, dest, info, target, upload_id, number, start, length)
+
+
+def _complete(dest: Bucket, target: str, upload_id: str, parts: list[dict[str, Any]]) -> str:
+    """Complete a multipart upload; its ETag must be the one the parts sent make."""
+    response = dest.client.complete_multipart_upload(
+        Bucket=dest.name,
+        Key=target,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]},
+    )
     etag = strip_etag(response.get("ETag"))
     if not etag:
         # Ceph: CompleteMultipartUpload answers with an empty ETag; ask again.
         found = head(dest, target)
         etag = found.etag if found else ""
-    expected = multipart_etag(part_md5s)
+    expected = multipart_etag([p["MD5"] for p in parts])
     if "-" in etag and etag != expected:
         raise IntegrityError(f"{target!r}: completed ETag {etag} is not the {expected} of the parts sent")
-    return md5, etag
+    return etag
 
 
 def _upload_parts(
     dest: Bucket, target: str, upload_id: str, body: BinaryIO, chunk: int, whole: Any
-) -> tuple[list[bytes], list[dict[str, Any]]]:
+) -> list[dict[str, Any]]:
     """Read the body part by part (into `whole`, in order, if given); upload up to PART_WINDOW parts at once."""
     futures: list[Future[dict[str, Any]]] = []
     with ThreadPoolExecutor(PART_WINDOW, thread_name_prefix="s3s3-part") as pool:
@@ -286,8 +377,7 @@ def _upload_parts(
             if len(data) < chunk:
                 break
             del data
-        parts = [f.result() for f in futures]
-    return [p["MD5"] for p in parts], parts
+        return [f.result() for f in futures]
 
 
 def _upload_part(dest: Bucket, target: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, unquote_plus, urlencode, urlsplit
@@ -35,6 +35,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ClientError, ConnectionClosedError
 
+Buffer = bytes | bytearray | memoryview
 _PROBE = "s3s3-wire-probe"
 # GetObject/HeadObject's names for the standard headers -> the HTTP header.
 HEADER_NAMES = {
@@ -85,6 +86,20 @@ class Wire:
         response.read()
         return response
 
+    def upload_part(
+        self, key: str, upload_id: str, number: int, chunks: Iterable[Buffer], length: int
+    ) -> http.client.HTTPResponse:
+        """UploadPart of a body streamed from `chunks` (`length` bytes in all), without Content-MD5.
+
+        It is tried once: a stream cannot be sent again, so the caller starts
+        the part over (a new read of the source) when it fails.
+        """
+        query = urlencode({"partNumber": number, "uploadId": upload_id}, quote_via=quote)
+        headers = {"Content-Length": str(length)}
+        response = self._send("PUT", key, chunks, headers, "UploadPart", query=query, tries=1)
+        response.read()
+        return response
+
     def list_page(self, prefix: str, start_after: str, token: str | None) -> tuple[list[tuple[str, int, str]], Any]:
         """One ListObjectsV2 page: [(key, size, etag)], and what to continue from (False at the end).
 
@@ -109,15 +124,24 @@ class Wire:
         return entries, root.findtext("{*}NextContinuationToken") or ""
 
     def _send(
-        self, method: str, key: str, body: bytes, headers: dict[str, str], operation: str, query: str = ""
+        self,
+        method: str,
+        key: str,
+        body: bytes | Iterable[Buffer],
+        headers: dict[str, str],
+        operation: str,
+        query: str = "",
+        tries: int = 0,
     ) -> Any:
         path = self.prefix + quote(key, safe="/~") + (f"?{query}" if query else "")
-        request = AWSRequest(method=method, url=f"{self.scheme}://{self.netloc}{path}", data=body, headers=headers)
+        data = body if isinstance(body, bytes) else b""  # a stream is sent UNSIGNED-PAYLOAD, unread by the signer
+        request = AWSRequest(method=method, url=f"{self.scheme}://{self.netloc}{path}", data=data, headers=headers)
         # The client's own configuration: with payload signing off, the body
         # is sent as UNSIGNED-PAYLOAD, exactly as boto3 would send it.
         request.context["client_config"] = self.config
         S3SigV4Auth(self.credentials.get_frozen_credentials(), "s3", self.region).add_auth(request)
         headers = dict(request.headers.items())
+        max_attempts = tries or self.max_attempts
         attempt = 0
         while True:
             attempt += 1
@@ -125,8 +149,8 @@ class Wire:
                 response = self._exchange(method, path, body, headers)
             except (OSError, http.client.HTTPException) as e:
                 self._drop()
-                stale = attempt == 1 and isinstance(e, (http.client.RemoteDisconnected, BrokenPipeError))
-                if not stale and attempt >= self.max_attempts:
+                stale = tries == 0 and attempt == 1 and isinstance(e, (http.client.RemoteDisconnected, BrokenPipeError))
+                if not stale and attempt >= max_attempts:
                     raise ConnectionClosedError(endpoint_url=f"{self.scheme}://{self.netloc}") from e
                 if not stale:  # a kept-alive connection the server closed meanwhile: at once, on a new one
                     time.sleep(_backoff(attempt))
@@ -137,13 +161,20 @@ class Wire:
                     self._local.connection = None
                 return response
             error = _error(response, response.read())
-            if attempt >= self.max_attempts or not _transient(response.status, error["Error"]["Code"]):
+            if attempt >= max_attempts or not _transient(response.status, error["Error"]["Code"]):
                 raise ClientError(error, operation)
             time.sleep(_backoff(attempt))
 
-    def _exchange(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> http.client.HTTPResponse:
+    def _exchange(
+        self, method: str, path: str, body: bytes | Iterable[Buffer], headers: dict[str, str]
+    ) -> http.client.HTTPResponse:
         connection = self._connection()
-        connection.request(method, path, body=body or None, headers=headers)
+        try:
+            connection.request(method, path, body=body or None, headers=headers)
+        except BaseException:
+            # A stream's reader failed half-way: the request was cut short, so is its connection.
+            self._drop()
+            raise
         return connection.getresponse()
 
     def _connection(self) -> http.client.HTTPConnection:

@@ -20,6 +20,7 @@ from s3s3.api import upload
 from s3s3.config import Config, Endpoint, MiB
 from s3s3.copy import RetryPolicy, copy_key
 from s3s3.s3 import META_ETAG, META_MD5, Bucket, create_client, open_bucket
+from s3s3.wire import Wire
 from tests.conftest import new_bucket
 from tests.servers.base import Server
 
@@ -816,3 +817,140 @@ def test_the_lean_path_is_not_used_for_sigv2_or_when_checksums_are_on(open_bucke
     assert dest.wire is None
     _, (checked,) = open_buckets(dest_extra={"checksums": "true"}, lean=True)
     assert checked.wire is None
+
+
+# -- multipart sources on the lean path: parts are ranged reads streamed into UploadPart ----------
+
+
+def watch_streamed_parts(monkeypatch: pytest.MonkeyPatch, flip: Callable[[int], bool] = lambda n: False) -> list[int]:
+    """Record the part numbers streamed through Wire.upload_part; where flip(n), the nth arrives with a byte flipped."""
+    real = Wire.upload_part
+    seen: list[int] = []
+
+    def upload_part(self: Wire, key: str, upload_id: str, number: int, chunks: Any, length: int) -> Any:
+        seen.append(number)
+        if flip(len(seen)):
+            chunks = _flipped_first(chunks)
+        return real(self, key, upload_id, number, chunks, length)
+
+    monkeypatch.setattr(Wire, "upload_part", upload_part)
+    return seen
+
+
+def _flipped_first(chunks: Any) -> Iterator[bytes]:
+    for i, chunk in enumerate(chunks):
+        data = bytes(chunk)
+        yield bytes([data[0] ^ 0xFF]) + data[1:] if i == 0 else data
+
+
+def test_a_multipart_source_is_streamed_in_ranges_and_lands_intact(
+    open_buckets: OpenBuckets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a source object uploaded in parts (no MD5 from the store) and a multipart destination
+    source, (dest,) = open_buckets(dest_extra=MULTIPART, lean=True)
+    data = data_of(12 * MiB + 777, seed=21)
+    source_etag = put_in_parts(source, "big/parts.bin", data, part=6 * MiB)
+    streamed = watch_streamed_parts(monkeypatch)
+
+    # When it is copied
+    outcome = copy_key(source, dest, "big/parts.bin")
+
+    # Then its three 5 MiB ranges were streamed as parts, and the bytes, ETag and record landed
+    assert outcome.action == "copied", outcome.error
+    assert sorted(streamed) == [1, 2, 3]
+    body, response = read_back(dest, "big/parts.bin")
+    assert md5_hex(body) == md5_hex(data)
+    assert etag_of(response) == multipart_md5(data, 5 * MiB) == outcome.dest_etag
+    assert response["Metadata"] == {META_ETAG: source_etag}
+    assert pending_uploads(dest) == []
+
+
+def test_a_part_that_reaches_the_store_with_other_bytes_is_caught_by_its_etag_and_sent_again(
+    open_buckets: OpenBuckets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a multipart source, and a byte flipped on the wire in the first part streamed
+    source, (dest,) = open_buckets(dest_extra=MULTIPART, lean=True)
+    data = data_of(11 * MiB, seed=22)
+    put_in_parts(source, "flip/part.bin", data)
+    watch_streamed_parts(monkeypatch, flip=lambda n: n == 1)
+
+    # When it is copied
+    outcome = copy_key(source, dest, "flip/part.bin", retry=FAST_RETRY)
+
+    # Then the store's part ETag exposed it, the key was tried again, and the bytes that landed are the source's
+    assert outcome.action == "copied", outcome.error
+    assert outcome.attempts == 2
+    assert read_back(dest, "flip/part.bin")[0] == data
+    assert pending_uploads(dest) == []
+
+
+def test_parts_that_always_arrive_corrupt_fail_the_key_leaving_no_object_and_no_upload(
+    open_buckets: OpenBuckets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, (dest,) = open_buckets(dest_extra=MULTIPART, lean=True)
+    put_in_parts(source, "flip/always.bin", data_of(11 * MiB, seed=23))
+    watch_streamed_parts(monkeypatch, flip=lambda n: True)
+
+    outcome = copy_key(source, dest, "flip/always.bin", retry=FAST_RETRY)
+
+    assert outcome.action == "failed"
+    assert "store says" in (outcome.error or "")
+    assert is_absent(dest, "flip/always.bin")
+    assert pending_uploads(dest) == []
+
+
+def test_a_source_that_changes_during_the_copy_is_read_again_whole(
+    open_buckets: OpenBuckets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a multipart source that is overwritten just before its first range is read
+    source, (dest,) = open_buckets(dest_extra=MULTIPART, lean=True)
+    put_in_parts(source, "moving.bin", data_of(11 * MiB, seed=24))
+    newer = data_of(10 * MiB + 5, seed=25)
+    real_get = Wire.get
+    overwritten: list[bool] = []
+
+    def get(self: Wire, key: str, headers: Any = None) -> Any:
+        if headers and "Range" in headers and not overwritten:
+            overwritten.append(True)
+            put_in_parts(source, "moving.bin", newer)
+        return real_get(self, key, headers)
+
+    monkeypatch.setattr(Wire, "get", get)
+
+    # When it is copied
+    outcome = copy_key(source, dest, "moving.bin", retry=FAST_RETRY)
+
+    # Then no part of the old version was mixed with the new: the new version landed whole
+    assert outcome.action == "copied", outcome.error
+    assert read_back(dest, "moving.bin")[0] == newer
+    assert pending_uploads(dest) == []
+
+
+def test_a_store_whose_part_etags_are_not_md5s_gets_each_part_whole_with_content_md5(
+    open_buckets: OpenBuckets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a destination whose streamed part answers carry an ETag that is not an MD5 (as with SSE-KMS)
+    monkeypatch.setattr(copy_module, "_NO_MD5_PART_ETAGS", set())
+    source, (dest,) = open_buckets(dest_extra=MULTIPART, lean=True)
+    data = data_of(11 * MiB, seed=26)
+    put_in_parts(source, "opaque.bin", data)
+    real = Wire.upload_part
+
+    def upload_part(self: Wire, *args: Any) -> Any:
+        response = real(self, *args)
+        response.headers.replace_header("ETag", '"not-an-md5"')
+        return response
+
+    monkeypatch.setattr(Wire, "upload_part", upload_part)
+    with_md5 = sent_headers(dest.client, "UploadPart")
+
+    # When it is copied
+    outcome = copy_key(source, dest, "opaque.bin")
+
+    # Then every part went (again) through boto3 with its Content-MD5, and the copy is intact
+    assert outcome.action == "copied", outcome.error
+    assert len(with_md5) == 3
+    assert all(h.get("Content-MD5") for h in with_md5)
+    body, response = read_back(dest, "opaque.bin")
+    assert body == data
+    assert etag_of(response) == multipart_md5(data, 5 * MiB)
