@@ -121,16 +121,26 @@ def copy_key(
     *,
     verify_md5: bool = False,
     check_dest: bool = True,
+    check_small: bool = True,
     retry: RetryPolicy = RetryPolicy(),
 ) -> Outcome:
-    """Copy `key` to `dest` unless it already holds it; never raises for a store's error."""
+    """Copy `key` to `dest` unless it already holds it; never raises for a store's error.
+
+    `check_dest` asks the destination first (a HEAD) and skips the copy if it
+    holds the same bytes. `check_small=False` asks only for objects that go in
+    parts: one that goes in a single PUT is already read, and sending it costs
+    the store about what the HEAD would, so the listener (for which an
+    announcement means the key changed) saves the round trip.
+    """
     started = time.monotonic()
     last: BaseException | None = None
     attempt = 0
     while True:
         attempt += 1
         try:
-            outcome = _copy_once(source, dest, key, verify_md5=verify_md5, check_dest=check_dest)
+            outcome = _copy_once(
+                source, dest, key, verify_md5=verify_md5, check_dest=check_dest, check_small=check_small
+            )
             return _timed(replace(outcome, attempts=attempt), started)
         except TRANSIENT as e:
             last = e
@@ -147,7 +157,9 @@ def copy_key(
         time.sleep(delay)
 
 
-def _copy_once(source: Bucket, dest: Bucket, key: str, *, verify_md5: bool, check_dest: bool) -> Outcome:
+def _copy_once(
+    source: Bucket, dest: Bucket, key: str, *, verify_md5: bool, check_dest: bool, check_small: bool
+) -> Outcome:
     target = dest_key(source, dest, key)
     verify_md5 = verify_md5 or source.endpoint.verify_md5 or dest.endpoint.verify_md5
     if dest.endpoint.same_store(source.endpoint):
@@ -159,7 +171,8 @@ def _copy_once(source: Bucket, dest: Bucket, key: str, *, verify_md5: bool, chec
             return Outcome(key, dest.endpoint.label, "missing")
         raise
     try:
-        if check_dest and identical(info, head(dest, target)):
+        check = check_dest and (check_small or info.size > dest.endpoint.multipart_threshold)
+        if check and identical(info, head(dest, target)):
             return _skipped(key, dest, info)
         try:
             md5, etag = _stream(source, dest, target, info, body, hash_whole=verify_md5 or info.md5 is not None)

@@ -233,7 +233,7 @@ class Listener:
             if action == "delete":
                 outcome = self._delete(dest, key)
             else:
-                outcome = self.copy(self.source, dest, key, verify_md5=self.verify_md5)
+                outcome = self.copy(self.source, dest, key, verify_md5=self.verify_md5, check_small=False)
             self._record(dest, outcome, since)
             ok = ok and outcome.ok
         return ok

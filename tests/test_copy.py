@@ -954,3 +954,27 @@ def test_a_store_whose_part_etags_are_not_md5s_gets_each_part_whole_with_content
     body, response = read_back(dest, "opaque.bin")
     assert body == data
     assert etag_of(response) == multipart_md5(data, 5 * MiB)
+
+
+def test_without_check_small_a_single_put_object_is_sent_without_asking_the_destination(
+    open_buckets: OpenBuckets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a small object already copied, and a large one (in parts) already copied
+    source, (dest,) = open_buckets(dest_extra=MULTIPART, lean=True)
+    small, large = data_of(4096, seed=31), data_of(6 * MiB, seed=32)
+    source.client.put_object(Bucket=source.name, Key="small.bin", Body=small)
+    source.client.put_object(Bucket=source.name, Key="large.bin", Body=large)
+    assert copy_key(source, dest, "small.bin").action == "copied"
+    assert copy_key(source, dest, "large.bin").action == "copied"
+    heads: list[str] = []
+    real_head = Wire.head
+    monkeypatch.setattr(Wire, "head", lambda self, key: heads.append(key) or real_head(self, key))
+
+    # When both are copied again with check_small=False (as the listener does)
+    again_small = copy_key(source, dest, "small.bin", check_small=False)
+    again_large = copy_key(source, dest, "large.bin", check_small=False)
+
+    # Then the small one is sent again without a HEAD, and the large one is found identical by one HEAD
+    assert (again_small.action, again_large.action) == ("copied", "skipped")
+    assert heads == ["large.bin"]
+    assert read_back(dest, "small.bin")[0] == small

@@ -72,7 +72,7 @@ class FakeCopies:
         if not keys and self.hold_all is not None:
             self.hold_all.set()
 
-    def __call__(self, source: Bucket, dest: Bucket, key: str, *, verify_md5: bool = False) -> Outcome:
+    def __call__(self, source: Bucket, dest: Bucket, key: str, *, verify_md5: bool = False, **_: Any) -> Outcome:
         with self.lock:
             self.started.append(key)
             self.running[key] = self.running.get(key, 0) + 1
