@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
-from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from s3s3.config import MAX_PART
@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 PART_WINDOW = 4  # parts of one object uploading at once (each holds one part in memory)
 RANGE_WINDOW = 8  # parts of one object streaming at once (each holds one READ_BLOCK)
+# Parts streaming at once in the whole process: past a few streams the stores
+# and the GIL only share the same cores among more threads, and slow them all.
+STREAMS = threading.BoundedSemaphore(8)
 RANGE_ATTEMPTS = 3  # tries of one streamed part before the whole key is tried again
 READ_BLOCK = 1024 * 1024  # how much a stream or a hashing pass holds at a time
 # Destinations whose part ETags are not MD5s: their parts are sent whole, with Content-MD5.
@@ -302,7 +305,8 @@ def _copy_range(
     """One part of `_put_ranges`, started over (from a new read) when the stream breaks."""
     for attempt in range(1, RANGE_ATTEMPTS + 1):
         try:
-            return _copy_range_once(source, dest, info, target, upload_id, number, start, length)
+            with STREAMS:
+                return _copy_range_once(source, dest, info, target, upload_id, number, start, length)
         except (BotoCoreError, ConnectionError, TimeoutError):
             if attempt == RANGE_ATTEMPTS:
                 raise
@@ -429,6 +433,8 @@ def _server_side_copy(
         return _skipped(key, dest, info)
     args = _put_args(dest, info, info.md5)
     args["MetadataDirective"] = "REPLACE"
+    from boto3.s3.transfer import TransferConfig  # here: only same-store copies need s3transfer
+
     dest.client.copy(
         {"Bucket": source.name, "Key": key},
         dest.name,

@@ -11,15 +11,12 @@ import functools
 import hashlib
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
-import boto3
-from botocore.config import Config as BotoConfig
-from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from s3s3.config import Endpoint
@@ -119,27 +116,32 @@ def create_client(endpoint: Endpoint, *, pool_size: int = 10, max_attempts: int 
 
 
 @functools.cache
-def _shared_session(profile: str | None) -> boto3.session.Session:
+def _shared_session(profile: str | None) -> Any:
+    import boto3.session  # here: a run that the listings decide never needs boto3
+
     # One session per profile: its loader reads S3's service model and
     # endpoint rules once, not once per client (most of a client's start-up).
     return boto3.session.Session(profile_name=profile) if profile else boto3.session.Session()
 
 
-def _session(endpoint: Endpoint) -> boto3.session.Session:
+def _session(endpoint: Endpoint) -> Any:
     return _shared_session(endpoint.profile)
 
 
-def _client(session: boto3.session.Session, endpoint: Endpoint, *, pool_size: int, max_attempts: int) -> Any:
+def _client(session: Any, endpoint: Endpoint, *, pool_size: int, max_attempts: int) -> Any:
     with _SESSION_LOCK:  # a botocore session makes one client at a time
+        session = session or _session(endpoint)
         return _new_client(session, endpoint, pool_size=pool_size, max_attempts=max_attempts)
 
 
 _SESSION_LOCK = threading.Lock()
 
 
-def _new_client(session: boto3.session.Session, endpoint: Endpoint, *, pool_size: int, max_attempts: int) -> Any:
+def _boto_config(endpoint: Endpoint, *, pool_size: int, max_attempts: int) -> Any:
+    from botocore.config import Config as BotoConfig
+
     checksums = "when_supported" if endpoint.checksums else "when_required"
-    config = BotoConfig(
+    return BotoConfig(
         signature_version=endpoint.signature_version,
         s3={
             "addressing_style": endpoint.addressing_style,
@@ -157,6 +159,10 @@ def _new_client(session: boto3.session.Session, endpoint: Endpoint, *, pool_size
         request_checksum_calculation=checksums,
         response_checksum_validation=checksums,
     )
+
+
+def _new_client(session: Any, endpoint: Endpoint, *, pool_size: int, max_attempts: int) -> Any:
+    config = _boto_config(endpoint, pool_size=pool_size, max_attempts=max_attempts)
     client = session.client(
         "s3",
         endpoint_url=endpoint.endpoint_url,
@@ -215,16 +221,63 @@ def _content_md5_instead_of_crc32(params: dict[str, Any], context: dict[str, Any
 
 
 def open_bucket(endpoint: Endpoint, *, pool_size: int = 10, lean: bool = True) -> Bucket:
-    """A Bucket for `endpoint` with a new client (and the lean path, where the endpoint allows it)."""
+    """A Bucket for `endpoint` with a new client (and the lean path, where the endpoint allows it).
+
+    Where the lean path needs nothing of the client (a configured endpoint,
+    path-style addressing, keys in the configuration), the client is made only
+    when something first uses it: building it is most of boto3's start-up, and
+    a bucket sync that the listings decide never does.
+    """
+    lean = lean and endpoint.signature_version == "s3v4" and not endpoint.checksums
+    if lean and endpoint.endpoint_url and endpoint.addressing_style != "virtual" and endpoint.access_key:
+        # botocore addresses a configured endpoint path-style unless told "virtual" (botocore/args.py).
+        base = f"{endpoint.endpoint_url.rstrip('/')}/{endpoint.bucket}/"
+        config = _boto_config(endpoint, pool_size=pool_size, max_attempts=4)
+        keys = Keys(endpoint.access_key, endpoint.secret_key or "", None)
+        wire = Wire(base, endpoint.region or "us-east-1", config, keys, verify=_verify(endpoint))
+        client = _LazyClient(functools.partial(_client, None, endpoint, pool_size=pool_size, max_attempts=4))
+        return Bucket(endpoint, client, wire)
     session = _session(endpoint)
     client = _client(session, endpoint, pool_size=pool_size, max_attempts=4)
     wire = None
-    if lean and endpoint.signature_version == "s3v4" and not endpoint.checksums:
+    if lean:
         credentials = (
-            Credentials(endpoint.access_key, endpoint.secret_key) if endpoint.access_key else session.get_credentials()
+            Keys(endpoint.access_key, endpoint.secret_key or "", None)
+            if endpoint.access_key
+            else session.get_credentials()
         )
-        wire = Wire(client, endpoint.bucket, credentials, verify=_verify(endpoint))
+        wire = Wire.from_client(client, endpoint.bucket, credentials, verify=_verify(endpoint))
     return Bucket(endpoint, client, wire)
+
+
+class Keys(NamedTuple):
+    """Static keys in the shape botocore's signer reads (its frozen credentials)."""
+
+    access_key: str
+    secret_key: str
+    token: str | None
+
+    def get_frozen_credentials(self) -> Keys:
+        return self
+
+    def __repr__(self) -> str:
+        return f"Keys(access_key={self.access_key!r}, secret_key=***)"
+
+
+class _LazyClient:
+    """A boto3 client made on first use, once, whichever thread asks first."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make()
+        return getattr(self._client, name)
 
 
 def _verify(endpoint: Endpoint) -> bool | str:

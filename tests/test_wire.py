@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -9,8 +10,9 @@ from dataclasses import replace
 import pytest
 
 import s3s3.wire
-from s3s3.config import Config
-from s3s3.s3 import ClientError, get_object, head, list_objects, open_bucket, put_object
+from s3s3.bucket import duplicate_bucket
+from s3s3.config import Config, Endpoint
+from s3s3.s3 import ClientError, create_client, get_object, head, list_objects, open_bucket, put_object
 from tests.conftest import new_bucket
 from tests.faults import FaultProxy
 from tests.servers.base import Server
@@ -138,3 +140,54 @@ def test_lean_requests_retry_transient_answers_as_botocore_would_then_give_up(
         assert proxy.count("GET", "/doomed") == 5
     finally:
         proxy.stop()
+
+
+@pytest.mark.parametrize(
+    ("endpoint_url", "bucket"),
+    [
+        ("http://127.0.0.1:9000", "photos"),
+        ("https://s3.example.com", "photos"),
+        ("https://s3.example.com:8443/", "with.dots"),
+        ("http://[::1]:7480", "photos"),
+        ("https://gateway.example.com/s3/", "backups-2026"),
+    ],
+)
+@pytest.mark.parametrize("addressing_style", ["auto", "path"])
+def test_a_wire_made_without_a_client_addresses_the_bucket_as_botocore_does(
+    endpoint_url: str, bucket: str, addressing_style: str
+) -> None:
+    # Given an endpoint whose lean path needs no client (configured URL, keys, not virtual-hosted)
+    endpoint = Endpoint(
+        name="dest1", endpoint_url=endpoint_url, bucket=bucket, access_key="AK", secret_key="SK",
+        addressing_style=addressing_style,
+    )  # fmt: skip
+
+    # When it is opened, and when a Wire is made from a real client for the same endpoint
+    opened = open_bucket(endpoint)
+    from_client = s3s3.wire.Wire.from_client(create_client(endpoint), bucket, opened.wire.credentials)
+
+    # Then both send to the same place, and no client was built for the first
+    assert (opened.wire.scheme, opened.wire.netloc, opened.wire.prefix) == (
+        from_client.scheme, from_client.netloc, from_client.prefix,
+    )  # fmt: skip
+    assert opened.client._client is None
+    assert "SK" not in repr(opened.wire.credentials)
+
+
+def test_a_sync_that_the_listings_decide_builds_no_boto3_client(
+    make_config: Callable[..., Config], s3_source: Server, s3_dest: Server
+) -> None:
+    # Given a source and a destination that already holds it all
+    config = make_config((s3_source, new_bucket(s3_source, "src")), [(s3_dest, new_bucket(s3_dest, "dst"))])
+    source, dest = open_bucket(config.source), open_bucket(config.dests[0])
+    for key in ("a", "b/c"):
+        put_object(source, key, key.encode(), hashlib.md5(key.encode()).hexdigest(), {})
+        put_object(dest, key, key.encode(), hashlib.md5(key.encode()).hexdigest(), {})
+    assert source.client._client is None and dest.client._client is None
+
+    # When a bucket sync runs
+    summary = duplicate_bucket(source, [dest])
+
+    # Then the listings decided everything, and neither boto3 client was ever made
+    assert (summary.copied, summary.skipped) == (0, 2)
+    assert source.client._client is None and dest.client._client is None
