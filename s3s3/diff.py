@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import fnmatch
 import threading
+import weakref
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from queue import Full, Queue
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from s3s3.errors import S3S3Error
 from s3s3.s3 import Bucket, ClientError, ObjectInfo, error_code, list_objects
@@ -100,7 +101,14 @@ def _prefetched(items: Iterator[T], batch: int = 1000, ahead: int = 2) -> Iterat
         except BaseException as e:  # handed to the reader, raised there
             put(e)
 
+    # Started now, not at the first next(): both listings are in flight before either is read.
     threading.Thread(target=produce, name="s3s3-listing", daemon=True).start()
+    reader = _drain(queue, stop)
+    weakref.finalize(reader, stop.set)  # a reader dropped unread still stops its producer
+    return reader
+
+
+def _drain(queue: Queue[Any], stop: threading.Event) -> Iterator[Any]:
     try:
         while (chunk := queue.get()) is not None:
             if isinstance(chunk, BaseException):
