@@ -13,15 +13,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from s3s3 import parts
 from s3s3.config import MAX_PART
 from s3s3.errors import CopyError, IntegrityError
 from s3s3.memory import BUDGET
@@ -36,22 +34,13 @@ from s3s3.s3 import (
     head,
     is_md5,
     is_not_found,
-    multipart_etag,
     put_object,
     strip_etag,
 )
 
 logger = logging.getLogger(__name__)
 
-PART_WINDOW = 4  # parts of one object uploading at once (each holds one part in memory)
-RANGE_WINDOW = 8  # parts of one object streaming at once (each holds one READ_BLOCK)
-# Parts streaming at once in the whole process: past a few streams the stores
-# and the GIL only share the same cores among more threads, and slow them all.
-STREAMS = threading.BoundedSemaphore(8)
-RANGE_ATTEMPTS = 3  # tries of one streamed part before the whole key is tried again
-READ_BLOCK = 1024 * 1024  # how much a stream or a hashing pass holds at a time
-# Destinations whose part ETags are not MD5s: their parts are sent whole, with Content-MD5.
-_NO_MD5_PART_ETAGS: set[str] = set()
+READ_BLOCK = 1024 * 1024  # how much a hashing pass reads at a time
 # Swift's user-metadata limits, the tightest of the stores s3s3 meets; only used
 # to explain a store's refusal, never to refuse metadata ahead of the store.
 META_VALUE_LIMIT = 256  # bytes in one value
@@ -197,9 +186,9 @@ def _stream(
     """Send `body` to the destination in the shape its options ask for; return (md5, dest ETag).
 
     A multipart upload hashes the whole object only where something checks
-    that MD5 (the source gave one, or verify_md5): each part is hashed anyway
-    for its Content-MD5, and a second pass over every byte costs as much CPU
-    as the copy itself.
+    that MD5 (the source gave one, or verify_md5): a second pass over every
+    byte costs as much CPU as the copy itself. Otherwise its parts stream
+    from ranges of the source (s3s3.parts), where the lean path can.
     """
     ep = dest.endpoint
     if info.size <= ep.multipart_threshold:
@@ -209,10 +198,16 @@ def _stream(
         finally:
             BUDGET.release(held)
     if ep.multipart and not hash_whole and source.wire is not None and dest.wire is not None:
-        body.close()
-        return None, _put_ranges(source, dest, target, info)
+        body.close()  # the parts are read again, each from its own range
+        return None, parts.copy_in_ranges(source, dest, target, info, _put_args(dest, info, None))
     if ep.multipart:
-        return _put_multipart(dest, target, info, body, hash_whole=hash_whole)
+        whole = hashlib.md5() if hash_whole else None
+
+        def check(size: int) -> None:
+            _check_read(info, size, whole.hexdigest() if whole is not None else None)
+
+        etag = parts.upload_from(dest, target, _put_args(dest, info, info.md5), body, whole, check)
+        return (whole.hexdigest() if whole is not None else None), etag
     if info.size > MAX_PART:
         raise CopyError(f"{info.key!r} is {info.size} bytes: over 5 GiB it needs multipart, which {ep.name} turns off")
     return _put_streaming(source, dest, target, info, body)
@@ -248,178 +243,6 @@ def _put_streaming(source: Bucket, dest: Bucket, target: str, info: ObjectInfo, 
     )
     _check_read(info, reader.count, reader.md5.hexdigest())
     return md5, strip_etag(response.get("ETag"))
-
-
-def _put_multipart(
-    dest: Bucket, target: str, info: ObjectInfo, body: BinaryIO, *, hash_whole: bool
-) -> tuple[str | None, str]:
-    """Upload in parts, each with its Content-MD5; abort on any failure so nothing partial is left."""
-    client, chunk = dest.client, dest.endpoint.multipart_chunksize
-    upload_id = client.create_multipart_upload(Bucket=dest.name, Key=target, **_put_args(dest, info, info.md5))[
-        "UploadId"
-    ]
-    try:
-        whole = hashlib.md5() if hash_whole else None
-        parts = _upload_parts(dest, target, upload_id, body, chunk, whole)
-        md5 = whole.hexdigest() if whole is not None else None
-        _check_read(info, sum(p["Size"] for p in parts), md5)
-        return md5, _complete(dest, target, upload_id, parts)
-    except BaseException:
-        _abort(dest, target, upload_id)
-        raise
-
-
-def _put_ranges(source: Bucket, dest: Bucket, target: str, info: ObjectInfo) -> str:
-    """Multipart, each part a ranged GET of the source streamed into UploadPart; return the ETag.
-
-    For a source that gives no MD5 and nothing that asks for the whole
-    object's: parts go in parallel, a block at a time (memory per part is one
-    block, not one part), each hashed on its way through. A part counts as sent
-    only when the store's part ETag is the MD5 of what was sent, which the
-    store computed over what it received: the same proof as a Content-MD5,
-    given before the object exists, since nothing is visible until the upload
-    is completed. A store whose part ETags are not MD5s gets that part again
-    whole, with its Content-MD5.
-    """
-    chunk = dest.endpoint.multipart_chunksize
-    upload_id = dest.client.create_multipart_upload(Bucket=dest.name, Key=target, **_put_args(dest, info, None))[
-        "UploadId"
-    ]
-    try:
-        ranges = [(n, start, min(chunk, info.size - start)) for n, start in enumerate(range(0, info.size, chunk), 1)]
-        with ThreadPoolExecutor(RANGE_WINDOW, thread_name_prefix="s3s3-part") as pool:
-            futures = [pool.submit(_copy_range, source, dest, info, target, upload_id, *r) for r in ranges]
-            wait(futures, return_when=FIRST_EXCEPTION)
-            for future in futures:
-                future.cancel()
-            parts = [f.result() for f in futures]
-        return _complete(dest, target, upload_id, parts)
-    except BaseException:
-        _abort(dest, target, upload_id)
-        raise
-
-
-def _copy_range(
-    source: Bucket, dest: Bucket, info: ObjectInfo, target: str, upload_id: str, number: int, start: int, length: int
-) -> dict[str, Any]:
-    """One part of `_put_ranges`, started over (from a new read) when the stream breaks."""
-    for attempt in range(1, RANGE_ATTEMPTS + 1):
-        try:
-            with STREAMS:
-                return _copy_range_once(source, dest, info, target, upload_id, number, start, length)
-        except (BotoCoreError, ConnectionError, TimeoutError):
-            if attempt == RANGE_ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _copy_range_once(
-    source: Bucket, dest: Bucket, info: ObjectInfo, target: str, upload_id: str, number: int, start: int, length: int
-) -> dict[str, Any]:
-    assert source.wire is not None and dest.wire is not None
-    # If-Match: every part comes from the version the copy started with.
-    response = source.wire.get(info.key, {"Range": f"bytes={start}-{start + length - 1}", "If-Match": f'"{info.etag}"'})
-    digest = hashlib.md5()
-
-    def blocks() -> Iterator[memoryview]:
-        view = memoryview(bytearray(min(READ_BLOCK, length)))
-        left = length
-        while left:
-            n = response.readinto(view[: min(left, len(view))])
-            if not n:
-                raise IntegrityError(f"{info.key!r}: the source ended {left} bytes early in bytes {start}-")
-            digest.update(view[:n])
-            left -= n
-            yield view[:n]
-
-    try:
-        if dest.endpoint.label in _NO_MD5_PART_ETAGS:
-            return _upload_part(dest, target, upload_id, number, b"".join(bytes(b) for b in blocks()))
-        answer = dest.wire.upload_part(target, upload_id, number, blocks(), length)
-    finally:
-        source.wire.discard(response)
-    etag = strip_etag(answer.headers.get("ETag"))
-    if etag == digest.hexdigest():
-        return {"PartNumber": number, "ETag": answer.headers["ETag"], "Size": length, "MD5": digest.digest()}
-    if is_md5(etag):
-        raise IntegrityError(f"{target!r} part {number}: store says {etag}, sent {digest.hexdigest()}")
-    # Its part ETags prove nothing (encryption, say): this and later parts go whole, with Content-MD5.
-    _NO_MD5_PART_ETAGS.add(dest.endpoint.label)
-    return _copy_range_once(source, dest, info, target, upload_id, number, start, length)
-
-
-def _complete(dest: Bucket, target: str, upload_id: str, parts: list[dict[str, Any]]) -> str:
-    """Complete a multipart upload; its ETag must be the one the parts sent make."""
-    response = dest.client.complete_multipart_upload(
-        Bucket=dest.name,
-        Key=target,
-        UploadId=upload_id,
-        MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]},
-    )
-    etag = strip_etag(response.get("ETag"))
-    if not etag:
-        # Ceph: CompleteMultipartUpload answers with an empty ETag; ask again.
-        found = head(dest, target)
-        etag = found.etag if found else ""
-    expected = multipart_etag([p["MD5"] for p in parts])
-    if "-" in etag and etag != expected:
-        raise IntegrityError(f"{target!r}: completed ETag {etag} is not the {expected} of the parts sent")
-    return etag
-
-
-def _upload_parts(
-    dest: Bucket, target: str, upload_id: str, body: BinaryIO, chunk: int, whole: Any
-) -> list[dict[str, Any]]:
-    """Read the body part by part (into `whole`, in order, if given); upload up to PART_WINDOW parts at once."""
-    futures: list[Future[dict[str, Any]]] = []
-    with ThreadPoolExecutor(PART_WINDOW, thread_name_prefix="s3s3-part") as pool:
-        while True:
-            held = BUDGET.acquire(chunk)
-            try:
-                data = _read_exactly(body, chunk)
-                pending = [f for f in futures if not f.done()]
-                if len(pending) >= PART_WINDOW:
-                    wait(pending, return_when=FIRST_EXCEPTION)
-                if not data or any(f.done() and f.exception() for f in futures):
-                    BUDGET.release(held)
-                    break
-            except BaseException:
-                BUDGET.release(held)
-                raise
-            if whole is not None:
-                whole.update(data)
-            future = pool.submit(_upload_part, dest, target, upload_id, len(futures) + 1, data)
-            future.add_done_callback(lambda _, held=held: BUDGET.release(held))
-            futures.append(future)
-            if len(data) < chunk:
-                break
-            del data
-        return [f.result() for f in futures]
-
-
-def _upload_part(dest: Bucket, target: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
-    # Hashed here, in the part's own thread (hashlib lets go of the GIL): the
-    # reader only keeps the whole object's MD5, which must go in order.
-    digest = hashlib.md5(data).digest()
-    response = dest.client.upload_part(
-        Bucket=dest.name,
-        Key=target,
-        UploadId=upload_id,
-        PartNumber=number,
-        Body=data,
-        ContentMD5=b64_md5(digest.hex()),
-    )
-    etag = strip_etag(response.get("ETag"))
-    if is_md5(etag) and etag != digest.hex():
-        raise IntegrityError(f"{target!r} part {number}: store says {etag}, sent {digest.hex()}")
-    return {"PartNumber": number, "ETag": response["ETag"], "Size": len(data), "MD5": digest}
-
-
-def _abort(dest: Bucket, target: str, upload_id: str) -> None:
-    try:
-        dest.client.abort_multipart_upload(Bucket=dest.name, Key=target, UploadId=upload_id)
-    except (BotoCoreError, ClientError) as e:
-        logger.warning("Could not abort the multipart upload of %r to %s: %s", target, dest.endpoint.label, e)
 
 
 def _server_side_copy(
@@ -510,17 +333,6 @@ def _check_read(info: ObjectInfo, size: int, md5: str | None) -> None:
         raise IntegrityError(f"{info.key!r}: read {size} bytes, the source says {info.size}")
     if info.md5 and info.md5 != md5:
         raise IntegrityError(f"{info.key!r}: read MD5 {md5}, the source says {info.md5}")
-
-
-def _read_exactly(body: BinaryIO, size: int) -> bytes:
-    """`size` bytes of `body`, fewer only at its end."""
-    data = body.read(size)
-    while data and len(data) < size:
-        more = body.read(size - len(data))
-        if not more:
-            break
-        data += more
-    return data
 
 
 class _HashingReader:

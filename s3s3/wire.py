@@ -83,8 +83,8 @@ class Wire:
         """GetObject: the response, its body still to be read (close it to drop a half-read body)."""
         return self._send("GET", key, b"", dict(headers or {}), "GetObject")
 
-    def head(self, key: str) -> http.client.HTTPResponse:
-        response = self._send("HEAD", key, b"", {}, "HeadObject")
+    def head(self, key: str, *, query: str = "", headers: Mapping[str, str] | None = None) -> http.client.HTTPResponse:
+        response = self._send("HEAD", key, b"", dict(headers or {}), "HeadObject", query=query)
         response.read()
         return response
 

@@ -32,6 +32,7 @@ from botocore.exceptions import ClientError
 from s3s3 import bucket as bucket_module
 from s3s3 import cli
 from s3s3 import copy as copy_module
+from s3s3 import parts as parts_module
 from s3s3.bucket import duplicate_bucket
 from s3s3.config import Config, Endpoint, endpoint_from_options
 from s3s3.copy import RetryPolicy, copy_key
@@ -42,6 +43,7 @@ from s3s3.s3 import (
     _sigv2_bucket_path,
     _sigv2_metadata_dashes,
     create_client,
+    head,
     multipart_etag,
     open_bucket,
 )
@@ -492,7 +494,7 @@ def test_multipart_copy_to_ceph_has_no_etag_without_the_head_after_completing(
     ceph_tls: Server, sources: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given the HEAD after CompleteMultipartUpload taken out (check_dest=False: no other HEAD runs)
-    monkeypatch.setattr(copy_module, "head", lambda bucket, key: None)
+    monkeypatch.setattr(parts_module, "head", lambda bucket, key: None)
 
     outcome = _multipart_copy_to_ceph(ceph_tls, sources)
 
@@ -812,3 +814,35 @@ def test_doctor_refuses_a_section_that_is_not_in_the_file(
 
     assert cli.main(["doctor", "--config", str(path), "dest9"]) == 2
     assert "no section 'dest9'; it has source, dest1" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- part-for-part copies
+
+# Whether HEAD ?partNumber=1 answers 206 with x-amz-mp-parts-count (so s3s3 copies part for part,
+# unhashed): Ceph 16.2 answers for the whole object (200), Swift 2.30 with 405 Method Not Allowed.
+KNOWS_PART_NUMBER = {"ceph": False, "swift": False, "seaweedfs": True}
+
+
+@pytest.mark.parametrize("store", ["ceph", "swift", "seaweedfs"])
+def test_a_multipart_source_is_copied_part_for_part_where_the_store_says_its_parts(
+    store: str, request: pytest.FixtureRequest, sources: Any, ceph_tls: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a multipart source (parts of 5 MiB, 5 MiB, 1 KiB) on this store
+    src_server, src_bucket = sources(store)
+    source = open_bucket(endpoint("source", src_server, src_bucket))
+    info = head(source, "big/multipart.bin")
+    monkeypatch.setattr(parts_module, "_UNALIGNED", set())
+
+    # When its part size is asked, and it is copied to another cluster
+    part_size = parts_module.source_part_size(source, info)
+    dest = open_bucket(endpoint("dest", ceph_tls, new_bucket(ceph_tls, "p4p")))
+    outcome = copy_key(source, dest, "big/multipart.bin", check_dest=False)
+
+    # Then the store said (or did not say) its part size, and the copy landed intact
+    assert part_size == (PART if KNOWS_PART_NUMBER[store] else None)
+    assert outcome.action == "copied", outcome.error
+    copied = ceph_tls.client().get_object(Bucket=dest.name, Key="big/multipart.bin")
+    assert hashlib.md5(copied["Body"].read()).hexdigest() == OBJECTS[2].md5
+    # And part for part, the copy has the source's own ETag
+    if part_size:
+        assert copied["ETag"].strip('"') == info.etag

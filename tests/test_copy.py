@@ -16,6 +16,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
 from s3s3 import copy as copy_module
+from s3s3 import parts as parts_module
 from s3s3.api import upload
 from s3s3.config import Config, Endpoint, MiB
 from s3s3.copy import RetryPolicy, copy_key
@@ -930,7 +931,7 @@ def test_a_store_whose_part_etags_are_not_md5s_gets_each_part_whole_with_content
     open_buckets: OpenBuckets, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a destination whose streamed part answers carry an ETag that is not an MD5 (as with SSE-KMS)
-    monkeypatch.setattr(copy_module, "_NO_MD5_PART_ETAGS", set())
+    monkeypatch.setattr(parts_module, "_NO_MD5_PART_ETAGS", set())
     source, (dest,) = open_buckets(dest_extra=MULTIPART, lean=True)
     data = data_of(11 * MiB, seed=26)
     put_in_parts(source, "opaque.bin", data)
@@ -978,3 +979,91 @@ def test_without_check_small_a_single_put_object_is_sent_without_asking_the_dest
     assert (again_small.action, again_large.action) == ("copied", "skipped")
     assert heads == ["large.bin"]
     assert read_back(dest, "small.bin")[0] == small
+
+
+# -- multipart sources copied part for part: no hashing, the ETags must add up ---------------------
+
+
+def count_hashed_bytes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, [bytes fed to MD5 anywhere in the process]."""
+    total = [0]
+    real_md5 = hashlib.md5
+
+    class Counted:
+        def __init__(self, data: bytes = b"") -> None:
+            self.inner = real_md5()
+            self.update(data)
+
+        def update(self, data: Any) -> None:
+            total[0] += len(data)
+            self.inner.update(data)
+
+        def digest(self) -> bytes:
+            return self.inner.digest()
+
+        def hexdigest(self) -> str:
+            return self.inner.hexdigest()
+
+    monkeypatch.setattr(hashlib, "md5", Counted)
+    return total
+
+
+@pytest.fixture
+def aligned(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """Make the source say its part size, as stores that answer HEAD ?partNumber=1 do (moto does not)."""
+    monkeypatch.setattr(parts_module, "_UNALIGNED", set())
+
+    def say(size: int) -> None:
+        monkeypatch.setattr(parts_module, "source_part_size", lambda source, info: size)
+
+    return say
+
+
+def test_a_multipart_source_is_copied_part_for_part_and_keeps_its_etag(
+    open_buckets: OpenBuckets, aligned: Callable[[int], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a source uploaded in 6 MiB parts, whose store says so, and a destination that splits at 5 MiB
+    source, (dest,) = open_buckets(dest_extra=MULTIPART, lean=True)
+    data = data_of(13 * MiB + 99, seed=41)
+    source_etag = put_in_parts(source, "aligned.bin", data, part=6 * MiB)
+    aligned(6 * MiB)
+    hashed = count_hashed_bytes(monkeypatch)
+
+    # When it is copied
+    outcome = copy_key(source, dest, "aligned.bin")
+
+    # Then it went in the source's own three parts, unhashed, and its ETag is the source's
+    assert outcome.action == "copied", outcome.error
+    assert hashed[0] < 1024  # the part ETags were hashed together; no byte of the object was
+    body, response = read_back(dest, "aligned.bin")
+    assert etag_of(response) == source_etag == multipart_md5(data, 6 * MiB) == outcome.dest_etag
+    assert md5_hex(body) == md5_hex(data)
+    assert response["Metadata"] == {META_ETAG: source_etag}
+    assert pending_uploads(dest) == []
+
+
+def test_part_for_part_etags_that_do_not_add_up_are_aborted_and_the_copy_sent_again_hashed(
+    open_buckets: OpenBuckets, aligned: Callable[[int], None], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a part-for-part copy whose first part reaches the store with a byte flipped
+    source, (dest,) = open_buckets(dest_extra=MULTIPART, lean=True)
+    data = data_of(12 * MiB, seed=42)
+    source_etag = put_in_parts(source, "unaligned.bin", data, part=6 * MiB)
+    aligned(6 * MiB)
+    streamed = watch_streamed_parts(monkeypatch, flip=lambda n: n == 1)
+    aborts = calls(dest.client, "AbortMultipartUpload")
+
+    # When it is copied
+    with caplog.at_level(logging.WARNING, logger="s3s3"):
+        outcome = copy_key(source, dest, "unaligned.bin")
+
+    # Then the ETags did not make the source's, that upload was aborted, and the copy went again in hashed ranges
+    assert outcome.action == "copied", outcome.error
+    assert len(aborts) == 1
+    assert len(streamed) == 2 + 3  # two parts of 6 MiB, then three of 5 MiB
+    assert f"not the source's {source_etag}" in caplog.text
+    assert read_back(dest, "unaligned.bin")[0] == data
+    assert pending_uploads(dest) == []
+    # And the pair is not tried part for part again
+    assert (source.endpoint.label, dest.endpoint.label) in parts_module._UNALIGNED
