@@ -185,15 +185,18 @@ def run(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
         print(f"source filled in {time.perf_counter() - started:.1f}s", flush=True)
         rows = []
         for workload in workloads:
-            for tool in args.tools:
-                best: dict[str, Outcome | None] = {"copy": None, "no-op": None}
-                for attempt in range(1, args.repeat + 1):
+            best: dict[tuple[str, str], Outcome | None] = {}
+            for attempt in range(1, args.repeat + 1):
+                # Repeats interleave, and each starts with the next tool: none always runs
+                # first, while the stores are still settling after the fill or another tool.
+                turn = (attempt - 1) % len(args.tools)
+                for tool in args.tools[turn:] + args.tools[:turn]:
                     for outcome in _one_repeat(stores, tool, workload, manifest, logdir, attempt, args.timeout):
-                        best[outcome.mode] = _better(best[outcome.mode], outcome)
+                        best[tool, outcome.mode] = _better(best.get((tool, outcome.mode)), outcome)
                         row = outcome.row()
                         print(f"  {tool} {workload.name} {outcome.mode} #{attempt}: "
                               f"{row['error'] or format(row['seconds'], '.2f') + 's'}", flush=True)
-                rows += [best[m].row() for m in ("copy", "no-op") if best[m] is not None]
+            rows += [o.row() for t in args.tools for m in ("copy", "no-op") if (o := best.get((t, m))) is not None]
         listen: dict[str, Any] | None = None
         if "s3s3" in args.tools and "A" in args.workloads:
             result = listener.run_listener(stores, WORKLOADS["A"], manifest, logdir)
