@@ -262,7 +262,7 @@ class _Sync:
             if verdict == "unproven":
                 self.submit(self.check, dest, src)
             else:
-                self.submit(self.copy, dest, src.key, check_dest=False)
+                self.submit(self.copy, dest, src.key, check_dest=False, listed=src)
 
     def dry_run(self, dest: Bucket, src: ObjectInfo, dst: ObjectInfo | None, verdict: str) -> None:
         if verdict == "unproven" and identical(src, head(dest, dest_key(self.source, dest, src.key))):
@@ -287,9 +287,9 @@ class _Sync:
 
         self.pool.submit(run)
 
-    def copy(self, dest: Bucket, key: str, *, check_dest: bool) -> bool:
+    def copy(self, dest: Bucket, key: str, *, check_dest: bool, listed: ObjectInfo | None = None) -> bool:
         outcome = copy_key(
-            self.source, dest, key, verify_md5=self.options.verify_md5, check_dest=check_dest,
+            self.source, dest, key, verify_md5=self.options.verify_md5, check_dest=check_dest, listed=listed,
             retry=self.options.retry,
         )
         log_outcome(outcome)
@@ -307,7 +307,7 @@ class _Sync:
         except (BotoCoreError, ClientError):
             found = None  # the copy tries again, with retries, and reports what fails
         if found is None or not identical(src, found):
-            self.copy(dest, src.key, check_dest=False)
+            self.copy(dest, src.key, check_dest=False, listed=src)
             return
         if self.options.verify_md5:
             self.verify(dest, src, found)
@@ -334,7 +334,7 @@ class _Sync:
             "MD5 mismatch for %r at %s: source %s, destination %s; copying it again",
             src.key, dest.endpoint.label, src_md5, dst_md5,
         )
-        self.copy(dest, src.key, check_dest=False)
+        self.copy(dest, src.key, check_dest=False, listed=src)
 
 
 class _Deletes:

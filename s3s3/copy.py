@@ -10,6 +10,7 @@ here, once. Memory per copy is bounded by the part size times the part window.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import random
@@ -114,6 +115,7 @@ def copy_key(
     verify_md5: bool = False,
     check_dest: bool = True,
     check_small: bool = True,
+    listed: ObjectInfo | None = None,
     retry: RetryPolicy = RetryPolicy(),
 ) -> Outcome:
     """Copy `key` to `dest` unless it already holds it; never raises for a store's error.
@@ -122,7 +124,10 @@ def copy_key(
     holds the same bytes. `check_small=False` asks only for objects that go in
     parts: one that goes in a single PUT is already read, and sending it costs
     the store about what the HEAD would, so the listener (for which an
-    announcement means the key changed) saves the round trip.
+    announcement means the key changed) saves the round trip. `listed` is
+    what a listing said of the key: where it shows an object that will be
+    copied in ranges, the source gets a HEAD, not a GET whose body would be
+    dropped.
     """
     started = time.monotonic()
     last: BaseException | None = None
@@ -131,9 +136,9 @@ def copy_key(
         attempt += 1
         try:
             outcome = _copy_once(
-                source, dest, key, verify_md5=verify_md5, check_dest=check_dest, check_small=check_small
+                source, dest, key, verify_md5=verify_md5, check_dest=check_dest, check_small=check_small, listed=listed
             )
-            return _timed(replace(outcome, attempts=attempt), started)
+            return replace(outcome, attempts=attempt, seconds=time.monotonic() - started)
         except TRANSIENT as e:
             last = e
         except ClientError as e:
@@ -150,18 +155,22 @@ def copy_key(
 
 
 def _copy_once(
-    source: Bucket, dest: Bucket, key: str, *, verify_md5: bool, check_dest: bool, check_small: bool
+    source: Bucket,
+    dest: Bucket,
+    key: str,
+    *,
+    verify_md5: bool,
+    check_dest: bool,
+    check_small: bool,
+    listed: ObjectInfo | None,
 ) -> Outcome:
     target = dest_key(source, dest, key)
     verify_md5 = verify_md5 or source.endpoint.verify_md5 or dest.endpoint.verify_md5
     if dest.endpoint.same_store(source.endpoint):
         return _server_side_copy(source, dest, key, target, verify_md5=verify_md5, check_dest=check_dest)
-    try:
-        info, body = get_object(source, key)
-    except ClientError as e:
-        if is_not_found(e):
-            return Outcome(key, dest.endpoint.label, "missing")
-        raise
+    info, body = _open_source(source, dest, key, listed, verify_md5=verify_md5)
+    if info is None:
+        return Outcome(key, dest.endpoint.label, "missing")
     try:
         check = check_dest and (check_small or info.size > dest.endpoint.multipart_threshold)
         if check and identical(info, head(dest, target)):
@@ -174,32 +183,61 @@ def _copy_once(
                 raise
             raise CopyError(f"{target!r}: {dest.endpoint.label} refused it: {reason}", e) from e
     finally:
-        body.close()
+        if body is not None:
+            body.close()
     if verify_md5:
         _verify(dest, target, md5 or read_md5(source, key), etag)  # md5 is known: verifying hashes it whole
     return Outcome(key, dest.endpoint.label, "copied", info.size, md5=md5, source_etag=info.etag, dest_etag=etag)
 
 
-def _stream(
-    source: Bucket, dest: Bucket, target: str, info: ObjectInfo, body: BinaryIO, *, hash_whole: bool
-) -> tuple[str | None, str]:
-    """Send `body` to the destination in the shape its options ask for; return (md5, dest ETag).
+def _open_source(
+    source: Bucket, dest: Bucket, key: str, listed: ObjectInfo | None, *, verify_md5: bool
+) -> tuple[ObjectInfo | None, BinaryIO | None]:
+    """The source object and its body to stream; no body where the listing says ranges will read it."""
+    if listed is not None and _in_ranges(source, dest, listed, hash_whole=verify_md5 or listed.md5 is not None):
+        return head(source, key), None  # headers and metadata: the parts read the bytes, range by range
+    try:
+        return get_object(source, key)
+    except ClientError as e:
+        if is_not_found(e):
+            return None, None
+        raise
+
+
+def _in_ranges(source: Bucket, dest: Bucket, info: ObjectInfo, *, hash_whole: bool) -> bool:
+    """Whether the object goes in parts streamed from ranges of the source (s3s3.parts).
 
     A multipart upload hashes the whole object only where something checks
-    that MD5 (the source gave one, or verify_md5): a second pass over every
-    byte costs as much CPU as the copy itself. Otherwise its parts stream
-    from ranges of the source (s3s3.parts), where the lean path can.
+    that MD5 (the source gave one, or verify_md5): that needs the body read in
+    order. Otherwise the parts read their own ranges, where the lean path can.
     """
     ep = dest.endpoint
+    lean = source.wire is not None and dest.wire is not None
+    return lean and ep.multipart and info.size > ep.multipart_threshold and not hash_whole
+
+
+def _stream(
+    source: Bucket, dest: Bucket, target: str, info: ObjectInfo, body: BinaryIO | None, *, hash_whole: bool
+) -> tuple[str | None, str]:
+    """Send the object to the destination in the shape its options ask for; return (md5, dest ETag).
+
+    `body` is the source's GET, or None after a HEAD (where ranges were expected).
+    """
+    ep = dest.endpoint
+    if _in_ranges(source, dest, info, hash_whole=hash_whole):
+        if body is not None:
+            body.close()  # the parts read it again, each from its own range
+        return None, parts.copy_in_ranges(source, dest, target, info, _put_args(dest, info, None))
+    if body is None:  # it changed since it was listed, or carries its MD5: read it in order after all
+        _, body = get_object(source, info.key, IfMatch=f'"{info.etag}"')
+        with contextlib.closing(body):
+            return _stream(source, dest, target, info, body, hash_whole=hash_whole)
     if info.size <= ep.multipart_threshold:
         held = BUDGET.acquire(info.size)
         try:
             return _put_buffered(dest, target, info, body.read())
         finally:
             BUDGET.release(held)
-    if ep.multipart and not hash_whole and source.wire is not None and dest.wire is not None:
-        body.close()  # the parts are read again, each from its own range
-        return None, parts.copy_in_ranges(source, dest, target, info, _put_args(dest, info, None))
     if ep.multipart:
         whole = hashlib.md5() if hash_whole else None
 

@@ -20,7 +20,7 @@ from s3s3 import parts as parts_module
 from s3s3.api import upload
 from s3s3.config import Config, Endpoint, MiB
 from s3s3.copy import RetryPolicy, copy_key
-from s3s3.s3 import META_ETAG, META_MD5, Bucket, create_client, open_bucket
+from s3s3.s3 import META_ETAG, META_MD5, Bucket, create_client, list_objects, open_bucket
 from s3s3.wire import Wire
 from tests.conftest import new_bucket
 from tests.servers.base import Server
@@ -1067,3 +1067,65 @@ def test_part_for_part_etags_that_do_not_add_up_are_aborted_and_the_copy_sent_ag
     assert pending_uploads(dest) == []
     # And the pair is not tried part for part again
     assert (source.endpoint.label, dest.endpoint.label) in parts_module._UNALIGNED
+
+
+def whole_gets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Keys read by a lean GET of the whole object (not a range) from now on."""
+    seen: list[str] = []
+    real = Wire.get
+
+    def get(self: Wire, key: str, headers: Any = None) -> Any:
+        if not headers or "Range" not in headers:
+            seen.append(key)
+        return real(self, key, headers)
+
+    monkeypatch.setattr(Wire, "get", get)
+    return seen
+
+
+def test_a_listed_multipart_source_is_read_only_in_ranges_after_a_head(
+    open_buckets: OpenBuckets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a multipart source, as a bucket listing shows it
+    source, (dest,) = open_buckets(dest_extra=MULTIPART, lean=True)
+    data = data_of(11 * MiB, seed=51)
+    put_in_parts(source, "listed.bin", data)
+    (listed,) = list_objects(source)
+    gets = whole_gets(monkeypatch)
+
+    # When it is copied with what the listing said
+    outcome = copy_key(source, dest, "listed.bin", check_dest=False, listed=listed)
+
+    # Then no GET of the whole object was started (and dropped): the parts read their ranges
+    assert outcome.action == "copied", outcome.error
+    assert gets == []
+    assert read_back(dest, "listed.bin")[0] == data
+
+
+def test_a_listed_source_that_carries_its_md5_is_read_in_order_after_all(open_buckets: OpenBuckets) -> None:
+    # Given a multipart source carrying s3s3-md5 (a copy of a copy), so its whole MD5 is checked
+    source, (dest,) = open_buckets(dest_extra=MULTIPART, lean=True)
+    data = data_of(11 * MiB, seed=52)
+    client = source.client
+    metadata = {META_MD5: md5_hex(data)}
+    upload_id = client.create_multipart_upload(Bucket=source.name, Key="carried.bin", Metadata=metadata)["UploadId"]
+    etags = [
+        client.upload_part(Bucket=source.name, Key="carried.bin", UploadId=upload_id, PartNumber=n,
+                           Body=data[(n - 1) * 6 * MiB : n * 6 * MiB])["ETag"]
+        for n in (1, 2)
+    ]  # fmt: skip
+    client.complete_multipart_upload(
+        Bucket=source.name, Key="carried.bin", UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, 1)]},
+    )  # fmt: skip
+    (listed,) = list_objects(source)
+
+    # When it is copied with what the listing said
+    outcome = copy_key(source, dest, "carried.bin", check_dest=False, listed=listed)
+
+    # Then it was read in order and hashed whole: the copy carries the MD5, checked against the recorded one
+    assert outcome.action == "copied", outcome.error
+    assert outcome.md5 == md5_hex(data)
+    body, response = read_back(dest, "carried.bin")
+    assert body == data
+    assert response["Metadata"][META_MD5] == md5_hex(data)
