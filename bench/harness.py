@@ -199,7 +199,7 @@ def run(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
             rows += [o.row() for t in args.tools for m in ("copy", "no-op") if (o := best.get((t, m))) is not None]
         listen: dict[str, Any] | None = None
         if "s3s3" in args.tools and "A" in args.workloads:
-            result = listener.run_listener(stores, WORKLOADS["A"], manifest, logdir)
+            result = listener.run_listener(stores, WORKLOADS["A"], manifest, logdir, repeat=args.repeat)
             listen = {"burst_seconds": result.burst_seconds, "burst_count": result.burst_count,
                       "peak_rss_mib": result.peak_rss / 2**20, "error": result.error, **listener.summary(result)}
     finally:

@@ -89,11 +89,11 @@ class _Listener:
 
 
 def _burst(stores: Stores, client: redis.Redis, workload: Workload, manifest: Manifest, workdir: str,
-           timeout: float) -> tuple[float, int]:
-    """Announce every key at once; seconds until the destination lists them all."""
-    bucket = "dst-listen-burst"
+           timeout: float, attempt: int) -> tuple[float, int]:
+    """Announce every key at once to a new listener; seconds until it has copied them all."""
+    bucket = f"dst-listen-burst-{attempt}"
     stores.dest.client().create_bucket(Bucket=bucket)
-    listener = _Listener(stores, bucket, workdir, "s3s3listen-burst")
+    listener = _Listener(stores, bucket, workdir, f"s3s3listen-burst-{attempt}")
     try:
         listener.wait_subscribed(client)
         keys = workload.key_names()
@@ -177,16 +177,19 @@ def _poll(stores: Stores, bucket: str, workload: Workload, seen: dict[str, float
 
 
 def run_listener(stores: Stores, workload: Workload, manifest: Manifest, workdir: str,
-                 timeout: float = 120.0) -> ListenerResult:
-    """Both listener measurements; a failure is reported in the result, never raised."""
+                 timeout: float = 120.0, repeat: int = 1) -> ListenerResult:
+    """Both listener measurements (the burst's best of `repeat`); a failure is reported in the result, never raised."""
     result = ListenerResult(burst_count=workload.count)
     if stores.redis is None:
         result.error = "failed: no redis-server was started"
         return result
     client = redis.Redis.from_url(stores.redis.url)
     try:
-        result.burst_seconds, peak = _burst(stores, client, workload, manifest, workdir, timeout)
-        result.peak_rss = peak
+        for attempt in range(1, repeat + 1):
+            seconds, peak = _burst(stores, client, workload, manifest, workdir, timeout, attempt)
+            result.burst_seconds = min(seconds, result.burst_seconds or seconds)
+            result.peak_rss = max(result.peak_rss, peak)
+            print(f"  s3s3listen burst #{attempt}: {seconds:.2f}s", flush=True)
         result.latencies, peak = _paced(stores, client, workload, workdir, timeout)
         result.peak_rss = max(result.peak_rss, peak)
     except (ListenerError, VerifyError, redis.RedisError, OSError) as e:
