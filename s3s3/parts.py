@@ -31,7 +31,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 from s3s3.config import MAX_PART, MIN_PART
 from s3s3.errors import IntegrityError
 from s3s3.memory import BUDGET
-from s3s3.s3 import Bucket, ObjectInfo, b64_md5, head, is_md5, multipart_etag, strip_etag
+from s3s3.s3 import (
+    Bucket,
+    ObjectInfo,
+    abort_multipart_upload,
+    b64_md5,
+    complete_multipart_upload,
+    create_multipart_upload,
+    head,
+    is_md5,
+    multipart_etag,
+    strip_etag,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +70,7 @@ def upload_from(
 
     `check(bytes read)` runs once the body is read, before the upload is completed.
     """
-    upload_id = dest.client.create_multipart_upload(Bucket=dest.name, Key=target, **args)["UploadId"]
+    upload_id = create_multipart_upload(dest, target, args)
     try:
         parts = _upload_parts(dest, target, upload_id, body, dest.endpoint.multipart_chunksize, whole)
         check(sum(p["Size"] for p in parts))
@@ -116,7 +127,7 @@ def _part_count(etag: str) -> int | None:
 def _upload_ranges(
     source: Bucket, dest: Bucket, target: str, info: ObjectInfo, args: dict[str, Any], part_size: int, *, hashed: bool
 ) -> str:
-    upload_id = dest.client.create_multipart_upload(Bucket=dest.name, Key=target, **args)["UploadId"]
+    upload_id = create_multipart_upload(dest, target, args)
     try:
         starts = range(0, info.size, part_size)
         ranges = [(n, start, min(part_size, info.size - start)) for n, start in enumerate(starts, 1)]
@@ -216,13 +227,7 @@ def _copy_range_once(
 
 def complete(dest: Bucket, target: str, upload_id: str, parts: list[dict[str, Any]]) -> str:
     """Complete a multipart upload; its ETag must be the one the parts sent make."""
-    response = dest.client.complete_multipart_upload(
-        Bucket=dest.name,
-        Key=target,
-        UploadId=upload_id,
-        MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]},
-    )
-    etag = strip_etag(response.get("ETag"))
+    etag = complete_multipart_upload(dest, target, upload_id, [(p["PartNumber"], p["ETag"]) for p in parts])
     if not etag:
         # Ceph: CompleteMultipartUpload answers with an empty ETag; ask again.
         found = head(dest, target)
@@ -285,7 +290,7 @@ def upload_part(dest: Bucket, target: str, upload_id: str, number: int, data: by
 def abort(dest: Bucket, target: str, upload_id: str) -> None:
     """Abort an upload, so that no part of it is left behind; a failure to is logged, not raised."""
     try:
-        dest.client.abort_multipart_upload(Bucket=dest.name, Key=target, UploadId=upload_id)
+        abort_multipart_upload(dest, target, upload_id)
     except (BotoCoreError, ClientError) as e:
         logger.warning("Could not abort the multipart upload of %r to %s: %s", target, dest.endpoint.label, e)
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from s3s3.config import Endpoint
-from s3s3.wire import Wire, put_headers, response_metadata
+from s3s3.wire import Wire, object_headers, put_headers, response_metadata
 
 # Headers a copy carries over, as GetObject/HeadObject name them -> PutObject's parameter.
 CONTENT_HEADERS = (
@@ -300,6 +300,33 @@ def put_object(bucket: Bucket, key: str, data: bytes, md5: str, args: dict[str, 
         return strip_etag(response.headers.get("ETag"))
     response = bucket.client.put_object(Bucket=bucket.name, Key=key, Body=data, ContentMD5=b64_md5(md5), **args)
     return strip_etag(response.get("ETag"))
+
+
+def create_multipart_upload(bucket: Bucket, key: str, args: dict[str, Any]) -> str:
+    """Start a multipart upload with the object's headers and metadata; return its ID."""
+    if bucket.wire is not None:
+        return bucket.wire.create_multipart_upload(key, object_headers(args))
+    return bucket.client.create_multipart_upload(Bucket=bucket.name, Key=key, **args)["UploadId"]
+
+
+def complete_multipart_upload(bucket: Bucket, key: str, upload_id: str, parts: list[tuple[int, str]]) -> str:
+    """Complete an upload of (part number, ETag) parts; return the ETag the store answered ("" for none)."""
+    if bucket.wire is not None:
+        return strip_etag(bucket.wire.complete_multipart_upload(key, upload_id, parts))
+    response = bucket.client.complete_multipart_upload(
+        Bucket=bucket.name,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]},
+    )
+    return strip_etag(response.get("ETag"))
+
+
+def abort_multipart_upload(bucket: Bucket, key: str, upload_id: str) -> None:
+    if bucket.wire is not None:
+        bucket.wire.abort_multipart_upload(key, upload_id)
+    else:
+        bucket.client.abort_multipart_upload(Bucket=bucket.name, Key=key, UploadId=upload_id)
 
 
 class _WireBody:

@@ -30,6 +30,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, unquote_plus, urlencode, urlsplit
 from xml.etree import ElementTree
+from xml.sax.saxutils import escape
 
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -107,6 +108,31 @@ class Wire:
         response = self._send("PUT", key, chunks, headers, "UploadPart", query=query, tries=1)
         response.read()
         return response
+
+    def create_multipart_upload(self, key: str, headers: Mapping[str, str]) -> str:
+        """CreateMultipartUpload with the object's headers and metadata; return the upload ID."""
+        response = self._send("POST", key, b"", dict(headers), "CreateMultipartUpload", query="uploads=")
+        upload_id = ElementTree.fromstring(response.read()).findtext("{*}UploadId")
+        if not upload_id:
+            raise ClientError(_error(response, b""), "CreateMultipartUpload")
+        return upload_id
+
+    def complete_multipart_upload(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> str:
+        """CompleteMultipartUpload of (part number, ETag) pairs; return the ETag the store gave, if any."""
+        body = "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>{escape(etag)}</ETag></Part>" for n, etag in parts)
+        data = f"<CompleteMultipartUpload>{body}</CompleteMultipartUpload>".encode()
+        query = urlencode({"uploadId": upload_id}, quote_via=quote)
+        response = self._send("POST", key, data, {}, "CompleteMultipartUpload", query=query)
+        answer = response.read()
+        root = ElementTree.fromstring(answer) if answer.strip() else None
+        if root is not None and root.tag.rpartition("}")[2] == "Error":
+            # S3 answers 200 and only then finds the upload bad: the error is in the body.
+            raise ClientError(_error(response, answer), "CompleteMultipartUpload")
+        return (root.findtext("{*}ETag") or "") if root is not None else ""
+
+    def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        query = urlencode({"uploadId": upload_id}, quote_via=quote)
+        self._send("DELETE", key, b"", {}, "AbortMultipartUpload", query=query).read()
 
     def list_page(self, prefix: str, start_after: str, token: str | None) -> tuple[list[tuple[str, int, str]], Any]:
         """One ListObjectsV2 page: [(key, size, etag)], and what to continue from (False at the end).
@@ -248,7 +274,12 @@ def response_metadata(response: http.client.HTTPResponse) -> dict[str, Any]:
 
 def put_headers(args: Mapping[str, Any], md5_b64: str, length: int) -> dict[str, str]:
     """PutObject parameters (headers, Metadata, StorageClass) as HTTP headers."""
-    headers = {"Content-MD5": md5_b64, "Content-Length": str(length)}
+    return {"Content-MD5": md5_b64, "Content-Length": str(length), **object_headers(args)}
+
+
+def object_headers(args: Mapping[str, Any]) -> dict[str, str]:
+    """An object's parameters (headers, Metadata, StorageClass), as PutObject takes them, as HTTP headers."""
+    headers = {}
     for param, header in HEADER_NAMES.items():
         if args.get(param) is not None:
             value = args[param]

@@ -12,7 +12,19 @@ import pytest
 import s3s3.wire
 from s3s3.bucket import duplicate_bucket
 from s3s3.config import Config, Endpoint
-from s3s3.s3 import ClientError, create_client, get_object, head, list_objects, open_bucket, put_object
+from s3s3.s3 import (
+    ClientError,
+    abort_multipart_upload,
+    complete_multipart_upload,
+    create_client,
+    create_multipart_upload,
+    get_object,
+    head,
+    list_objects,
+    multipart_etag,
+    open_bucket,
+    put_object,
+)
 from tests.conftest import new_bucket
 from tests.faults import FaultProxy
 from tests.servers.base import Server
@@ -191,3 +203,35 @@ def test_a_sync_that_the_listings_decide_builds_no_boto3_client(
     # Then the listings decided everything, and neither boto3 client was ever made
     assert (summary.copied, summary.skipped) == (0, 2)
     assert source.client._client is None and dest.client._client is None
+
+
+def test_lean_multipart_upload_keeps_headers_and_metadata_and_reports_a_bad_part(
+    make_config: Callable[..., Config], s3_source: Server, s3_dest: Server
+) -> None:
+    # Given the lean path to a bucket
+    lean, plain, _ = open_pair(make_config, s3_source, s3_dest)
+    assert lean.wire is not None
+    args = {"ContentType": "video/mp4", "Metadata": {"origin": "camera-7", "s3s3-source-etag": "abc-2"}}
+    part_one, part_two = b"a" * (5 * 1024 * 1024), b"tail"
+
+    # When an upload is created, its parts sent, and it is completed
+    upload_id = create_multipart_upload(lean, "clip.mp4", args)
+    etags = [
+        plain.client.upload_part(Bucket=plain.name, Key="clip.mp4", UploadId=upload_id, PartNumber=n, Body=body)["ETag"]
+        for n, body in ((1, part_one), (2, part_two))
+    ]
+    etag = complete_multipart_upload(lean, "clip.mp4", upload_id, [(1, etags[0]), (2, etags[1])])
+
+    # Then the object holds the bytes, headers and metadata, under the ETag the store answered
+    got = plain.client.get_object(Bucket=plain.name, Key="clip.mp4")
+    assert got["Body"].read() == part_one + part_two
+    assert (got["ContentType"], got["Metadata"]) == ("video/mp4", args["Metadata"])
+    assert etag == got["ETag"].strip('"') == multipart_etag([hashlib.md5(p).digest() for p in (part_one, part_two)])
+
+    # And completing with a part the store does not hold is the store's error; an abort leaves nothing
+    upload_id = create_multipart_upload(lean, "bad.mp4", {})
+    with pytest.raises(ClientError) as raised:
+        complete_multipart_upload(lean, "bad.mp4", upload_id, [(1, '"0123456789abcdef0123456789abcdef"')])
+    assert raised.value.response["Error"]["Code"] in ("InvalidPart", "InvalidPartOrder")
+    abort_multipart_upload(lean, "bad.mp4", upload_id)
+    assert plain.client.list_multipart_uploads(Bucket=plain.name).get("Uploads", []) == []
