@@ -24,6 +24,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -124,17 +125,27 @@ def _part_count(etag: str) -> int | None:
     return int(number) if number.isdigit() and 0 < int(number) <= 10000 else None
 
 
+@dataclass(frozen=True)
+class _Upload:
+    """One object's upload in streamed parts: where from, where to, and whether the parts are hashed."""
+
+    source: Bucket
+    dest: Bucket
+    info: ObjectInfo
+    target: str
+    upload_id: str
+    hashed: bool
+
+
 def _upload_ranges(
     source: Bucket, dest: Bucket, target: str, info: ObjectInfo, args: dict[str, Any], part_size: int, *, hashed: bool
 ) -> str:
-    upload_id = create_multipart_upload(dest, target, args)
+    upload = _Upload(source, dest, info, target, create_multipart_upload(dest, target, args), hashed)
     try:
         starts = range(0, info.size, part_size)
         ranges = [(n, start, min(part_size, info.size - start)) for n, start in enumerate(starts, 1)]
         with ThreadPoolExecutor(RANGE_WINDOW, thread_name_prefix="s3s3-part") as pool:
-            futures = [
-                pool.submit(_copy_range, source, dest, info, target, upload_id, *r, hashed=hashed) for r in ranges
-            ]
+            futures = [pool.submit(_copy_range, upload, *r) for r in ranges]
             wait(futures, return_when=FIRST_EXCEPTION)
             for future in futures:
                 future.cancel()
@@ -144,51 +155,30 @@ def _upload_ranges(
             if made != info.etag:
                 where = dest.endpoint.label
                 raise Unproven(f"{target!r}: the parts at {where} make ETag {made}, not the source's {info.etag}")
-        return complete(dest, target, upload_id, parts)
+        return complete(dest, target, upload.upload_id, parts)
     except BaseException:
-        abort(dest, target, upload_id)
+        abort(dest, target, upload.upload_id)
         raise
 
 
-def _copy_range(
-    source: Bucket,
-    dest: Bucket,
-    info: ObjectInfo,
-    target: str,
-    upload_id: str,
-    number: int,
-    start: int,
-    length: int,
-    *,
-    hashed: bool,
-) -> dict[str, Any]:
+def _copy_range(upload: _Upload, number: int, start: int, length: int) -> dict[str, Any]:
     """One streamed part, started over (from a new read) when the stream breaks."""
     for attempt in range(1, STREAM_ATTEMPTS + 1):
         try:
             with STREAMS:
-                return _copy_range_once(source, dest, info, target, upload_id, number, start, length, hashed=hashed)
+                return _copy_range_once(upload, number, start, length)
         except (BotoCoreError, ConnectionError, TimeoutError):
             if attempt == STREAM_ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
 
 
-def _copy_range_once(
-    source: Bucket,
-    dest: Bucket,
-    info: ObjectInfo,
-    target: str,
-    upload_id: str,
-    number: int,
-    start: int,
-    length: int,
-    *,
-    hashed: bool,
-) -> dict[str, Any]:
+def _copy_range_once(upload: _Upload, number: int, start: int, length: int) -> dict[str, Any]:
+    source, dest, info, target = upload.source, upload.dest, upload.info, upload.target
     assert source.wire is not None and dest.wire is not None
     # If-Match: every part comes from the version the copy started with.
     response = source.wire.get(info.key, {"Range": f"bytes={start}-{start + length - 1}", "If-Match": f'"{info.etag}"'})
-    digest = hashlib.md5() if hashed else None
+    digest = hashlib.md5() if upload.hashed else None
 
     def blocks() -> Iterator[memoryview]:
         view = memoryview(bytearray(min(STREAM_BLOCK, length)))
@@ -203,23 +193,23 @@ def _copy_range_once(
             yield view[:n]
 
     try:
-        if hashed and dest.endpoint.label in _NO_MD5_PART_ETAGS:
+        if upload.hashed and dest.endpoint.label in _NO_MD5_PART_ETAGS:
             held = BUDGET.acquire(length)
             try:
-                return upload_part(dest, target, upload_id, number, b"".join(bytes(b) for b in blocks()))
+                return upload_part(dest, target, upload.upload_id, number, b"".join(bytes(b) for b in blocks()))
             finally:
                 BUDGET.release(held)
-        answer = dest.wire.upload_part(target, upload_id, number, blocks(), length)
+        answer = dest.wire.upload_part(target, upload.upload_id, number, blocks(), length)
     finally:
         source.wire.discard(response)
     etag = strip_etag(answer.headers.get("ETag"))
     part = {"PartNumber": number, "ETag": answer.headers["ETag"], "Size": length}
     if not is_md5(etag):
-        if not hashed:
+        if not upload.hashed:
             raise Unproven(f"{target!r} part {number}: {dest.endpoint.label} gives part ETags that are not MD5s")
         # Its part ETags prove nothing (encryption, say): this and later parts go whole, with Content-MD5.
         _NO_MD5_PART_ETAGS.add(dest.endpoint.label)
-        return _copy_range_once(source, dest, info, target, upload_id, number, start, length, hashed=True)
+        return _copy_range_once(upload, number, start, length)
     if digest is not None and etag != digest.hexdigest():
         raise IntegrityError(f"{target!r} part {number}: store says {etag}, sent {digest.hexdigest()}")
     return {**part, "MD5": bytes.fromhex(etag)}
