@@ -33,12 +33,14 @@ from s3s3.config import MAX_PART, MIN_PART
 from s3s3.errors import IntegrityError
 from s3s3.memory import BUDGET
 from s3s3.s3 import (
+    NOT_FOUND,
     Bucket,
     ObjectInfo,
     abort_multipart_upload,
     b64_md5,
     complete_multipart_upload,
     create_multipart_upload,
+    error_code,
     head,
     is_md5,
     multipart_etag,
@@ -58,6 +60,7 @@ STREAM_BLOCK = 1024 * 1024
 # What this process learnt about its stores, so that it stops trying what cannot work:
 _NO_MD5_PART_ETAGS: set[str] = set()  # destinations whose part ETags are not MD5s
 _UNALIGNED: set[tuple[str, str]] = set()  # (source, dest) whose part-for-part copies did not add up
+_NO_PART_NUMBER: set[str] = set()  # sources that do not answer HEAD ?partNumber= for a part
 
 
 class Unproven(IntegrityError):
@@ -106,14 +109,22 @@ def source_part_size(source: Bucket, info: ObjectInfo) -> int | None:
     object, and gets None.
     """
     count = _part_count(info.etag)
-    if source.wire is None or count is None:
+    if source.wire is None or count is None or source.endpoint.label in _NO_PART_NUMBER:
         return None
     try:
-        response = source.wire.head(info.key, query="partNumber=1", headers={"If-Match": f'"{info.etag}"'})
-    except (BotoCoreError, ClientError):
+        # No If-Match: a part size from another version cannot pass, as every range is read If-Match.
+        response = source.wire.head(info.key, query="partNumber=1")
+    except ClientError as e:
+        if error_code(e) not in NOT_FOUND:  # not this object's doing: the store's
+            _NO_PART_NUMBER.add(source.endpoint.label)
+        return None
+    except BotoCoreError:
+        return None
+    if response.status != 206 or "x-amz-mp-parts-count" not in response.headers:
+        _NO_PART_NUMBER.add(source.endpoint.label)  # it answered for the whole object: ask no more
         return None
     size = int(response.headers.get("Content-Length") or 0)
-    if response.status != 206 or response.headers.get("x-amz-mp-parts-count") != str(count):
+    if response.headers["x-amz-mp-parts-count"] != str(count):
         return None
     if not (MIN_PART <= size <= MAX_PART or count == 1) or not (count - 1) * size < info.size <= count * size:
         return None
