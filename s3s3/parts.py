@@ -115,7 +115,8 @@ def source_part_size(source: Bucket, info: ObjectInfo) -> int | None:
         # No If-Match: a part size from another version cannot pass, as every range is read If-Match.
         response = source.wire.head(info.key, query="partNumber=1")
     except ClientError as e:
-        if error_code(e) not in NOT_FOUND:  # not this object's doing: the store's
+        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if 400 <= status < 500 and error_code(e) not in NOT_FOUND:  # refused (Swift: 405), not missing or down
             _NO_PART_NUMBER.add(source.endpoint.label)
         return None
     except BotoCoreError:

@@ -841,6 +841,8 @@ def test_a_multipart_source_is_copied_part_for_part_where_the_store_says_its_par
 
     # Then the store said (or did not say) its part size, and the copy landed intact
     assert part_size == (PART if KNOWS_PART_NUMBER[store] else None)
+    # And a store that does not answer it is not asked again
+    assert (source.endpoint.label in parts_module._NO_PART_NUMBER) is not KNOWS_PART_NUMBER[store]
     assert outcome.action == "copied", outcome.error
     copied = ceph_tls.client().get_object(Bucket=dest.name, Key="big/multipart.bin")
     assert hashlib.md5(copied["Body"].read()).hexdigest() == OBJECTS[2].md5
