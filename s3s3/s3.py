@@ -130,7 +130,6 @@ def _session(endpoint: Endpoint) -> Any:
 
 def _client(session: Any, endpoint: Endpoint, *, pool_size: int, max_attempts: int) -> Any:
     with _SESSION_LOCK:  # a botocore session makes one client at a time
-        session = session or _session(endpoint)
         return _new_client(session, endpoint, pool_size=pool_size, max_attempts=max_attempts)
 
 
@@ -229,23 +228,18 @@ def open_bucket(endpoint: Endpoint, *, pool_size: int = 10, lean: bool = True) -
     a bucket sync that the listings decide never does.
     """
     lean = lean and endpoint.signature_version == "s3v4" and not endpoint.checksums
-    if lean and endpoint.endpoint_url and endpoint.addressing_style != "virtual" and endpoint.access_key:
+    keys = Keys(endpoint.access_key, endpoint.secret_key or "", None) if endpoint.access_key else None
+    if lean and keys and endpoint.endpoint_url and endpoint.addressing_style != "virtual":
         # botocore addresses a configured endpoint path-style unless told "virtual" (botocore/args.py).
         base = f"{endpoint.endpoint_url.rstrip('/')}/{endpoint.bucket}/"
         config = _boto_config(endpoint, pool_size=pool_size, max_attempts=4)
-        keys = Keys(endpoint.access_key, endpoint.secret_key or "", None)
         wire = Wire(base, endpoint.region or "us-east-1", config, keys, verify=_verify(endpoint))
-        client = _LazyClient(functools.partial(_client, None, endpoint, pool_size=pool_size, max_attempts=4))
-        return Bucket(endpoint, client, wire)
+        return Bucket(endpoint, _LazyClient(functools.partial(create_client, endpoint, pool_size=pool_size)), wire)
     session = _session(endpoint)
     client = _client(session, endpoint, pool_size=pool_size, max_attempts=4)
     wire = None
     if lean:
-        credentials = (
-            Keys(endpoint.access_key, endpoint.secret_key or "", None)
-            if endpoint.access_key
-            else session.get_credentials()
-        )
+        credentials = keys or session.get_credentials()
         wire = Wire.from_client(client, endpoint.bucket, credentials, verify=_verify(endpoint))
     return Bucket(endpoint, client, wire)
 
