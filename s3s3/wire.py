@@ -20,7 +20,6 @@ retries and error handling are the same on both paths.
 from __future__ import annotations
 
 import http.client
-import random
 import socket
 import ssl
 import threading
@@ -36,8 +35,13 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ClientError, ConnectionClosedError
 
+from s3s3.retry import backoff, transient_answer
+
 Buffer = bytes | bytearray | memoryview
 _PROBE = "s3s3-wire-probe"
+# botocore's standard mode: up to 1 s before the second try, doubling, capped at 20 s.
+REQUEST_BACKOFF = 1.0
+REQUEST_BACKOFF_CAP = 20.0
 # GetObject/HeadObject's names for the standard headers -> the HTTP header.
 HEADER_NAMES = {
     "ContentType": "Content-Type",
@@ -82,18 +86,14 @@ class Wire:
 
     def get(self, key: str, headers: Mapping[str, str] | None = None) -> http.client.HTTPResponse:
         """GetObject: the response, its body still to be read (close it to drop a half-read body)."""
-        return self._send("GET", key, b"", dict(headers or {}), "GetObject")
+        return self._send("GET", key, b"", dict(headers or {}), "GetObject", stream=True)[0]
 
     def head(self, key: str, *, query: str = "", headers: Mapping[str, str] | None = None) -> http.client.HTTPResponse:
-        response = self._send("HEAD", key, b"", dict(headers or {}), "HeadObject", query=query)
-        response.read()
-        return response
+        return self._send("HEAD", key, b"", dict(headers or {}), "HeadObject", query=query)[0]
 
     def put(self, key: str, body: bytes, headers: Mapping[str, str]) -> http.client.HTTPResponse:
         """PutObject of a body held in memory."""
-        response = self._send("PUT", key, body, dict(headers), "PutObject")
-        response.read()
-        return response
+        return self._send("PUT", key, body, dict(headers), "PutObject")[0]
 
     def upload_part(
         self, key: str, upload_id: str, number: int, chunks: Iterable[Buffer], length: int
@@ -105,14 +105,12 @@ class Wire:
         """
         query = urlencode({"partNumber": number, "uploadId": upload_id}, quote_via=quote)
         headers = {"Content-Length": str(length)}
-        response = self._send("PUT", key, chunks, headers, "UploadPart", query=query, tries=1)
-        response.read()
-        return response
+        return self._send("PUT", key, chunks, headers, "UploadPart", query=query, tries=1)[0]
 
     def create_multipart_upload(self, key: str, headers: Mapping[str, str]) -> str:
         """CreateMultipartUpload with the object's headers and metadata; return the upload ID."""
-        response = self._send("POST", key, b"", dict(headers), "CreateMultipartUpload", query="uploads=")
-        upload_id = ElementTree.fromstring(response.read()).findtext("{*}UploadId")
+        response, answer = self._send("POST", key, b"", dict(headers), "CreateMultipartUpload", query="uploads=")
+        upload_id = ElementTree.fromstring(answer).findtext("{*}UploadId")
         if not upload_id:
             raise ClientError(_error(response, b""), "CreateMultipartUpload")
         return upload_id
@@ -122,8 +120,7 @@ class Wire:
         body = "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>{escape(etag)}</ETag></Part>" for n, etag in parts)
         data = f"<CompleteMultipartUpload>{body}</CompleteMultipartUpload>".encode()
         query = urlencode({"uploadId": upload_id}, quote_via=quote)
-        response = self._send("POST", key, data, {}, "CompleteMultipartUpload", query=query)
-        answer = response.read()
+        response, answer = self._send("POST", key, data, {}, "CompleteMultipartUpload", query=query)
         root = ElementTree.fromstring(answer) if answer.strip() else None
         if root is not None and root.tag.rpartition("}")[2] == "Error":
             # S3 answers 200 and only then finds the upload bad: the error is in the body.
@@ -132,7 +129,7 @@ class Wire:
 
     def abort_multipart_upload(self, key: str, upload_id: str) -> None:
         query = urlencode({"uploadId": upload_id}, quote_via=quote)
-        self._send("DELETE", key, b"", {}, "AbortMultipartUpload", query=query).read()
+        self._send("DELETE", key, b"", {}, "AbortMultipartUpload", query=query)
 
     def list_page(self, prefix: str, start_after: str, token: str | None) -> tuple[list[tuple[str, int, str]], Any]:
         """One ListObjectsV2 page: [(key, size, etag)], and what to continue from (False at the end).
@@ -145,8 +142,8 @@ class Wire:
             params["continuation-token"] = token
         elif start_after:
             params["start-after"] = start_after
-        response = self._send("GET", "", b"", {}, "ListObjectsV2", query=urlencode(params, quote_via=quote))
-        root = ElementTree.fromstring(response.read())
+        query = urlencode(params, quote_via=quote)
+        root = ElementTree.fromstring(self._send("GET", "", b"", {}, "ListObjectsV2", query=query)[1])
         # The document's own namespace (S3's, or none): "{*}" lookups cost three times the CPU.
         ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
         key, size, etag = ns + "Key", ns + "Size", ns + "ETag"
@@ -169,7 +166,14 @@ class Wire:
         operation: str,
         query: str = "",
         tries: int = 0,
-    ) -> Any:
+        stream: bool = False,
+    ) -> tuple[http.client.HTTPResponse, bytes]:
+        """Send a signed request; return the answer and its body (unread, b"", with `stream`).
+
+        Transient failures (a refused, reset or closed connection, an answer
+        cut short, a 5xx or throttling answer) are tried again with backoff,
+        as botocore's standard mode would, up to `tries` tries in all.
+        """
         path = self.prefix + quote(key, safe="/~") + (f"?{query}" if query else "")
         data = body if isinstance(body, bytes) else b""  # a stream is sent UNSIGNED-PAYLOAD, unread by the signer
         request = AWSRequest(method=method, url=f"{self.scheme}://{self.netloc}{path}", data=data, headers=headers)
@@ -184,23 +188,26 @@ class Wire:
             attempt += 1
             try:
                 response = self._exchange(method, path, body, headers)
+                answer = b"" if stream and response.status < 300 else response.read()
             except (OSError, http.client.HTTPException) as e:
                 self._drop()
                 stale = tries == 0 and attempt == 1 and isinstance(e, (http.client.RemoteDisconnected, BrokenPipeError))
                 if not stale and attempt >= max_attempts:
                     raise ConnectionClosedError(endpoint_url=f"{self.scheme}://{self.netloc}") from e
                 if not stale:  # a kept-alive connection the server closed meanwhile: at once, on a new one
-                    time.sleep(_backoff(attempt))
+                    time.sleep(backoff(attempt, REQUEST_BACKOFF, REQUEST_BACKOFF_CAP))
                 continue
             if response.status < 300:
-                if response.will_close:  # the server closes it after this body
+                if response.will_close and not stream:  # the server closes it after this body
+                    self._drop()
+                elif response.will_close:
                     self._open.discard(self._local.connection)
                     self._local.connection = None
-                return response
-            error = _error(response, response.read())
-            if attempt >= max_attempts or not _transient(response.status, error["Error"]["Code"]):
+                return response, answer
+            error = _error(response, answer)
+            if attempt >= max_attempts or not transient_answer(response.status, error["Error"]["Code"]):
                 raise ClientError(error, operation)
-            time.sleep(_backoff(attempt))
+            time.sleep(backoff(attempt, REQUEST_BACKOFF, REQUEST_BACKOFF_CAP))
 
     def _exchange(
         self, method: str, path: str, body: bytes | Iterable[Buffer], headers: dict[str, str]
@@ -289,22 +296,6 @@ def object_headers(args: Mapping[str, Any]) -> dict[str, str]:
     if args.get("StorageClass"):
         headers["x-amz-storage-class"] = args["StorageClass"]
     return headers
-
-
-# Answers botocore's standard retry mode tries again (throttling and transient errors).
-TRANSIENT_CODES = frozenset(
-    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
-     "InternalError", "ServiceUnavailable", "RequestLimitExceeded", "BandwidthLimitExceeded"}
-)  # fmt: skip
-
-
-def _transient(status: int, code: str) -> bool:
-    return status in (500, 502, 503, 504) or code in TRANSIENT_CODES
-
-
-def _backoff(attempt: int) -> float:
-    """Seconds before attempt `attempt + 1`: botocore's standard mode, full jitter, capped at 20 s."""
-    return random.random() * min(20.0, 2.0 ** (attempt - 1))
 
 
 def _error(response: http.client.HTTPResponse, data: bytes) -> dict[str, Any]:

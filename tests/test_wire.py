@@ -129,7 +129,7 @@ def test_lean_requests_retry_transient_answers_as_botocore_would_then_give_up(
     make_config: Callable[..., Config], s3_source: Server, s3_dest: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a bucket behind a proxy that answers 503 or SlowDown, or drops, a few requests
-    monkeypatch.setattr(s3s3.wire, "_backoff", lambda attempt: 0.0)
+    monkeypatch.setattr(s3s3.wire, "REQUEST_BACKOFF", 0.0)
     _, plain, config = open_pair(make_config, s3_source, s3_dest)
     plain.client.put_object(Bucket=plain.name, Key="ok", Body=b"fine")
     plain.client.put_object(Bucket=plain.name, Key="doomed", Body=b"never")
