@@ -13,17 +13,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import random
 import time
 from dataclasses import dataclass, replace
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from s3s3 import parts
 from s3s3.config import MAX_PART
-from s3s3.errors import CopyError, IntegrityError
+from s3s3.errors import CopyError, IntegrityError, S3S3Error
 from s3s3.memory import BUDGET
+from s3s3.retry import DEFAULT_RETRY, Budget, RetryPolicy, describe, is_transient
+from s3s3.retry import call as retry_call
 from s3s3.s3 import (
     META_ETAG,
     META_MD5,
@@ -48,9 +49,16 @@ META_VALUE_LIMIT = 256  # bytes in one value
 META_COUNT_LIMIT = 90  # keys
 META_TOTAL_LIMIT = 4096  # bytes of all names and values
 
-# Errors worth trying the whole key again for: the connection broke mid-stream,
-# or a body failed its MD5 (a corrupt read is not likely to repeat).
-TRANSIENT = (BotoCoreError, IntegrityError, ConnectionError, TimeoutError)
+class Guard(Protocol):
+    """Says whether another copy of the same key ran at the same time as this one (s3s3.overlap)."""
+
+    def begin(self, dest: str, key: str) -> Any: ...
+
+    def end(self, ticket: Any) -> bool: ...
+
+
+class SourceChanged(S3S3Error):
+    """Raised when the source holds another version than the one just copied: copy it again."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,11 @@ def dest_key(source: Bucket, dest: Bucket, key: str) -> str:
     return dest.endpoint.prefix + key[len(source.endpoint.prefix) :]
 
 
+def source_key(source: Bucket, dest: Bucket, target: str) -> str:
+    """The source key a destination key was copied from (dest_key the other way)."""
+    return source.endpoint.prefix + target[len(dest.endpoint.prefix) :]
+
+
 def identical(src: ObjectInfo, dst: ObjectInfo | None) -> bool:
     """True when `dst` already holds the bytes of `src` (by size and MD5, or by s3s3's record)."""
     if dst is None or dst.size != src.size:
@@ -89,24 +102,6 @@ def identical(src: ObjectInfo, dst: ObjectInfo | None) -> bool:
     return bool(src.etag) and src.etag == dst.etag
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often, and for how long, a key is tried again after a transient failure.
-
-    botocore already retries each request; these are whole-key attempts on top,
-    for what botocore cannot retry (a stream that broke half-way, a corrupt read).
-    """
-
-    attempts: int = 5
-    max_seconds: float = 300.0
-    first_delay: float = 0.5  # seconds before the second attempt; doubles each time
-    max_delay: float = 30.0
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number `attempt`, with jitter."""
-        return min(self.max_delay, self.first_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-
-
 def copy_key(
     source: Bucket,
     dest: Bucket,
@@ -116,9 +111,10 @@ def copy_key(
     check_dest: bool = True,
     check_small: bool = True,
     listed: ObjectInfo | None = None,
-    retry: RetryPolicy = RetryPolicy(),
+    retry: RetryPolicy = DEFAULT_RETRY,
+    guard: Guard | None = None,
 ) -> Outcome:
-    """Copy `key` to `dest` unless it already holds it; never raises for a store's error.
+    """Copy `key` to `dest` unless it already holds it; never raises.
 
     `check_dest` asks the destination first (a HEAD) and skips the copy if it
     holds the same bytes. `check_small=False` asks only for objects that go in
@@ -127,31 +123,64 @@ def copy_key(
     announcement means the key changed) saves the round trip. `listed` is
     what a listing said of the key: where it shows an object that will be
     copied in ranges, the source gets a HEAD, not a GET whose body would be
-    dropped.
+    dropped. `guard` says when another process copied the same key at the
+    same time; the source is then asked again, so its newest version is the
+    one that stays.
+
+    Whole-key retries happen here, and only here: the transports retry each
+    request (botocore's standard mode, and the lean path likewise), and a
+    streamed part is retried as a part (s3s3.parts); what is left is what no
+    single request can recover from (a body cut mid-stream, a corrupt read,
+    a source overwritten mid-copy), tried again until `retry` is spent.
     """
-    started = time.monotonic()
+    budget = Budget(retry)
     last: BaseException | None = None
     attempt = 0
     while True:
         attempt += 1
         try:
-            outcome = _copy_once(
-                source, dest, key, verify_md5=verify_md5, check_dest=check_dest, check_small=check_small, listed=listed
-            )
-            return replace(outcome, attempts=attempt, seconds=time.monotonic() - started)
-        except TRANSIENT as e:
+            outcome = _copy_newest(
+                source, dest, key, guard, verify_md5=verify_md5, check_dest=check_dest, check_small=check_small,
+                listed=listed, budget=budget,
+            )  # fmt: skip
+            return replace(outcome, attempts=attempt, seconds=time.monotonic() - budget.started)
+        except Exception as e:
             last = e
-        except ClientError as e:
-            if not _retryable(e):
-                return _failed(key, dest, e, started, attempt)
-            last = e
-        except CopyError as e:
-            return _failed(key, dest, e, started, attempt)
-        delay = retry.delay(attempt)
-        if attempt >= retry.attempts or time.monotonic() - started + delay > retry.max_seconds:
-            return _failed(key, dest, last, started, attempt)
-        logger.warning("Retrying %r to %s in %.1fs after: %s", key, dest.endpoint.label, delay, _describe(last))
+            delay = budget.next_delay(attempt) if _worth_retrying(e) else None
+        if delay is None:
+            if not _expected(last):
+                logger.error("Giving up on %r to %s after an unexpected error", key, dest.endpoint.label, exc_info=last)
+            return _failed(key, dest, last, budget.started, attempt)
+        logger.warning("Retrying %r to %s in %.1fs after: %s", key, dest.endpoint.label, delay, describe(last))
         time.sleep(delay)
+
+
+def _copy_newest(
+    source: Bucket, dest: Bucket, key: str, guard: Guard | None, *, budget: Budget, **options: Any
+) -> Outcome:
+    """One copy of `key`; then, where another copy overlapped it, proof that the source still holds what was copied.
+
+    A copy of an older version that lands after a newer one would otherwise
+    stay: the newer one's copier checked the source before this one landed.
+    """
+    while True:
+        ticket = guard.begin(dest.endpoint.label, key) if guard is not None else None
+        try:
+            outcome = _copy_once(source, dest, key, budget=budget, **options)
+        finally:
+            overlapped = guard.end(ticket) if guard is not None else False
+        if outcome.action != "copied" or not overlapped:
+            return outcome
+        now = head(source, key)
+        if now is None or now.etag == outcome.source_etag:
+            return outcome
+        logger.info(
+            "Copying %r to %s again: another copy ran at the same time, and the source moved on from ETag %s to %s",
+            key, dest.endpoint.label, outcome.source_etag, now.etag,
+        )  # fmt: skip
+        options["listed"] = None
+        if budget.spent():
+            raise SourceChanged(f"{key!r} kept changing at the source while it was copied")
 
 
 def _copy_once(
@@ -163,6 +192,7 @@ def _copy_once(
     check_dest: bool,
     check_small: bool,
     listed: ObjectInfo | None,
+    budget: Budget,
 ) -> Outcome:
     target = dest_key(source, dest, key)
     verify_md5 = verify_md5 or source.endpoint.verify_md5 or dest.endpoint.verify_md5
@@ -176,7 +206,9 @@ def _copy_once(
         if check and identical(info, head(dest, target)):
             return _skipped(key, dest, info)
         try:
-            md5, etag = _stream(source, dest, target, info, body, hash_whole=verify_md5 or info.md5 is not None)
+            md5, etag = _stream(
+                source, dest, target, info, body, hash_whole=verify_md5 or info.md5 is not None, budget=budget
+            )
         except ClientError as e:
             reason = _refusal_reason(dest, info, e)
             if reason is None:
@@ -217,7 +249,14 @@ def _in_ranges(source: Bucket, dest: Bucket, info: ObjectInfo, *, hash_whole: bo
 
 
 def _stream(
-    source: Bucket, dest: Bucket, target: str, info: ObjectInfo, body: BinaryIO | None, *, hash_whole: bool
+    source: Bucket,
+    dest: Bucket,
+    target: str,
+    info: ObjectInfo,
+    body: BinaryIO | None,
+    *,
+    hash_whole: bool,
+    budget: Budget,
 ) -> tuple[str | None, str]:
     """Send the object to the destination in the shape its options ask for; return (md5, dest ETag).
 
@@ -227,11 +266,11 @@ def _stream(
     if _in_ranges(source, dest, info, hash_whole=hash_whole):
         if body is not None:
             body.close()  # the parts read it again, each from its own range
-        return None, parts.copy_in_ranges(source, dest, target, info, _put_args(dest, info, None))
+        return None, parts.copy_in_ranges(source, dest, target, info, _put_args(dest, info, None), budget)
     if body is None:  # it changed since it was listed, or carries its MD5: read it in order after all
         _, body = get_object(source, info.key, IfMatch=f'"{info.etag}"')
         with contextlib.closing(body):
-            return _stream(source, dest, target, info, body, hash_whole=hash_whole)
+            return _stream(source, dest, target, info, body, hash_whole=hash_whole, budget=budget)
     if info.size <= ep.multipart_threshold:
         held = BUDGET.acquire(info.size)
         try:
@@ -244,7 +283,7 @@ def _stream(
         def check(size: int) -> None:
             _check_read(info, size, whole.hexdigest() if whole is not None else None)
 
-        etag = parts.upload_from(dest, target, _put_args(dest, info, info.md5), body, whole, check)
+        etag = parts.upload_from(dest, target, _put_args(dest, info, info.md5), body, whole, check, budget)
         return (whole.hexdigest() if whole is not None else None), etag
     if info.size > MAX_PART:
         raise CopyError(f"{info.key!r} is {info.size} bytes: over 5 GiB it needs multipart, which {ep.name} turns off")
@@ -296,6 +335,7 @@ def _server_side_copy(
     args["MetadataDirective"] = "REPLACE"
     from boto3.s3.transfer import TransferConfig  # here: only same-store copies need s3transfer
 
+    args["CopySourceIfMatch"] = f'"{info.etag}"'  # the version the HEAD saw, or 412 and the key again
     dest.client.copy(
         {"Bucket": source.name, "Key": key},
         dest.name,
@@ -349,7 +389,7 @@ def _discard(dest: Bucket, target: str) -> None:
     """Delete a copy proven corrupt, so nothing trusts it; the key is copied again."""
     try:
         dest.client.delete_object(Bucket=dest.name, Key=target)
-    except (BotoCoreError, ClientError) as e:
+    except Exception as e:
         logger.warning("Could not delete the corrupt copy %r at %s: %s", target, dest.endpoint.label, e)
 
 
@@ -420,15 +460,25 @@ def _metadata_over_limits(metadata: dict[str, str]) -> str | None:
     return None
 
 
-def _retryable(error: ClientError) -> bool:
-    code = error_code(error)
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    return status >= 500 or code in ("SlowDown", "RequestTimeout", "PreconditionFailed", "InternalError")
+def _worth_retrying(error: BaseException) -> bool:
+    """Whether a failed attempt may succeed if the key is tried again.
+
+    A refusal that names its reason (a 4xx, a CopyError) will be refused
+    again; a source that changed mid-copy (412), a corrupt read, a transient
+    error, and whatever nobody expected are tried again under the policy.
+    """
+    if isinstance(error, IntegrityError | SourceChanged):
+        return True
+    if isinstance(error, CopyError):
+        return False
+    if isinstance(error, ClientError):
+        return is_transient(error) or error_code(error) in ("PreconditionFailed", "412")
+    return True
 
 
-def _describe(error: BaseException | None) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text[:300]
+def _expected(error: BaseException | None) -> bool:
+    """Errors whose one-line message says it all; anything else is logged with its traceback."""
+    return isinstance(error, S3S3Error | ClientError) or (error is not None and is_transient(error))
 
 
 def _skipped(key: str, dest: Bucket, info: ObjectInfo) -> Outcome:
@@ -441,16 +491,17 @@ def _timed(outcome: Outcome, started: float) -> Outcome:
 
 def _failed(key: str, dest: Bucket, error: BaseException | None, started: float, attempts: int = 1) -> Outcome:
     seconds = time.monotonic() - started
-    return Outcome(key, dest.endpoint.label, "failed", seconds=seconds, error=_describe(error), attempts=attempts)
+    return Outcome(key, dest.endpoint.label, "failed", seconds=seconds, error=describe(error), attempts=attempts)
 
 
-def delete_key(source: Bucket, dest: Bucket, key: str) -> Outcome:
-    """Remove `key` at `dest`, but only once the source really no longer has it."""
-    started = time.monotonic()
+def delete_key(source: Bucket, dest: Bucket, key: str, *, retry: RetryPolicy = DEFAULT_RETRY) -> Outcome:
+    """Remove `key` at `dest`, but only once the source really no longer has it; never raises."""
+    budget = Budget(retry)
+    target = dest_key(source, dest, key)
     try:
-        if head(source, key) is not None:
-            return _timed(Outcome(key, dest.endpoint.label, "kept", error="it is still at the source"), started)
-        dest.client.delete_object(Bucket=dest.name, Key=dest_key(source, dest, key))
-    except (BotoCoreError, ClientError) as e:
-        return _failed(key, dest, e, started)
-    return _timed(Outcome(key, dest.endpoint.label, "deleted"), started)
+        if retry_call(lambda: head(source, key), budget, what=f"the HEAD of {key!r}") is not None:
+            return _timed(Outcome(key, dest.endpoint.label, "kept", error="it is still at the source"), budget.started)
+        retry_call(lambda: dest.client.delete_object(Bucket=dest.name, Key=target), budget, what=f"deleting {target!r}")
+    except Exception as e:
+        return _failed(key, dest, e, budget.started)
+    return _timed(Outcome(key, dest.endpoint.label, "deleted"), budget.started)

@@ -19,6 +19,7 @@ parts, no partial object. A part is proven one of three ways:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -32,6 +33,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from s3s3.config import MAX_PART, MIN_PART
 from s3s3.errors import IntegrityError
 from s3s3.memory import BUDGET
+from s3s3.retry import ABORT_RETRY, Budget, describe, is_transient
+from s3s3.retry import call as retry_call
 from s3s3.s3 import (
     NOT_FOUND,
     Bucket,
@@ -54,7 +57,6 @@ RANGE_WINDOW = 8  # streamed parts of one object at once (each holds one STREAM_
 # Streamed parts at once in the whole process: past a few streams the stores
 # and the GIL only share the same cores among more threads, and slow them all.
 STREAMS = threading.BoundedSemaphore(8)
-STREAM_ATTEMPTS = 3  # tries of one streamed part before the whole key is tried again
 STREAM_BLOCK = 1024 * 1024
 
 # What this process learnt about its stores, so that it stops trying what cannot work:
@@ -68,7 +70,13 @@ class Unproven(IntegrityError):
 
 
 def upload_from(
-    dest: Bucket, target: str, args: dict[str, Any], body: BinaryIO, whole: Any, check: Callable[[int], None]
+    dest: Bucket,
+    target: str,
+    args: dict[str, Any],
+    body: BinaryIO,
+    whole: Any,
+    check: Callable[[int], None],
+    budget: Budget,
 ) -> str:
     """Upload `body` in whole parts with Content-MD5 (into `whole`, in order, if given); return the ETag.
 
@@ -76,7 +84,7 @@ def upload_from(
     """
     upload_id = create_multipart_upload(dest, target, args)
     try:
-        parts = _upload_parts(dest, target, upload_id, body, dest.endpoint.multipart_chunksize, whole)
+        parts = _upload_parts(dest, target, upload_id, body, dest.endpoint.multipart_chunksize, whole, budget)
         check(sum(p["Size"] for p in parts))
         return complete(dest, target, upload_id, parts)
     except BaseException:
@@ -84,7 +92,9 @@ def upload_from(
         raise
 
 
-def copy_in_ranges(source: Bucket, dest: Bucket, target: str, info: ObjectInfo, args: dict[str, Any]) -> str:
+def copy_in_ranges(
+    source: Bucket, dest: Bucket, target: str, info: ObjectInfo, args: dict[str, Any], budget: Budget
+) -> str:
     """Copy a source that gives no MD5 in streamed parts; return the destination ETag.
 
     Part for part where the source's parts can be found and the pair has not
@@ -94,11 +104,11 @@ def copy_in_ranges(source: Bucket, dest: Bucket, target: str, info: ObjectInfo, 
     part_size = None if pair in _UNALIGNED else source_part_size(source, info)
     if part_size is not None:
         try:
-            return _upload_ranges(source, dest, target, info, args, part_size, hashed=False)
+            return _upload_ranges(source, dest, target, info, args, part_size, budget, hashed=False)
         except Unproven as e:
             _UNALIGNED.add(pair)
             logger.warning("%s; sending %r again, hashed (and so from now on)", e, info.key)
-    return _upload_ranges(source, dest, target, info, args, dest.endpoint.multipart_chunksize, hashed=True)
+    return _upload_ranges(source, dest, target, info, args, dest.endpoint.multipart_chunksize, budget, hashed=True)
 
 
 def source_part_size(source: Bucket, info: ObjectInfo) -> int | None:
@@ -147,12 +157,21 @@ class _Upload:
     target: str
     upload_id: str
     hashed: bool
+    budget: Budget
 
 
 def _upload_ranges(
-    source: Bucket, dest: Bucket, target: str, info: ObjectInfo, args: dict[str, Any], part_size: int, *, hashed: bool
+    source: Bucket,
+    dest: Bucket,
+    target: str,
+    info: ObjectInfo,
+    args: dict[str, Any],
+    part_size: int,
+    budget: Budget,
+    *,
+    hashed: bool,
 ) -> str:
-    upload = _Upload(source, dest, info, target, create_multipart_upload(dest, target, args), hashed)
+    upload = _Upload(source, dest, info, target, create_multipart_upload(dest, target, args), hashed, budget)
     try:
         starts = range(0, info.size, part_size)
         ranges = [(n, start, min(part_size, info.size - start)) for n, start in enumerate(starts, 1)]
@@ -174,15 +193,18 @@ def _upload_ranges(
 
 
 def _copy_range(upload: _Upload, number: int, start: int, length: int) -> dict[str, Any]:
-    """One streamed part, started over (from a new read) when the stream breaks."""
-    for attempt in range(1, STREAM_ATTEMPTS + 1):
-        try:
-            with STREAMS:
-                return _copy_range_once(upload, number, start, length)
-        except (BotoCoreError, ConnectionError, TimeoutError):
-            if attempt == STREAM_ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")
+    """One streamed part, started over (a new read of its range) when it fails, until the key's budget is spent."""
+
+    def once() -> dict[str, Any]:
+        with STREAMS:
+            return _copy_range_once(upload, number, start, length)
+
+    return retry_call(once, upload.budget, what=f"part {number} of {upload.target!r}", retryable=_part_retryable)
+
+
+def _part_retryable(error: BaseException) -> bool:
+    """A part refused for now, cut short or read corrupt is sent again; a part that proves nothing is not."""
+    return not isinstance(error, Unproven) and (isinstance(error, IntegrityError) or is_transient(error))
 
 
 def _copy_range_once(upload: _Upload, number: int, start: int, length: int) -> dict[str, Any]:
@@ -241,7 +263,7 @@ def complete(dest: Bucket, target: str, upload_id: str, parts: list[dict[str, An
 
 
 def _upload_parts(
-    dest: Bucket, target: str, upload_id: str, body: BinaryIO, chunk: int, whole: Any
+    dest: Bucket, target: str, upload_id: str, body: BinaryIO, chunk: int, whole: Any, budget: Budget
 ) -> list[dict[str, Any]]:
     """Read the body part by part (into `whole`, in order, if given); upload up to PART_WINDOW parts at once."""
     futures: list[Future[dict[str, Any]]] = []
@@ -261,7 +283,11 @@ def _upload_parts(
                 raise
             if whole is not None:
                 whole.update(data)
-            future = pool.submit(upload_part, dest, target, upload_id, len(futures) + 1, data)
+            number = len(futures) + 1
+            future = pool.submit(
+                retry_call, functools.partial(upload_part, dest, target, upload_id, number, data), budget,
+                what=f"part {number} of {target!r}", retryable=_part_retryable,
+            )  # fmt: skip
             future.add_done_callback(lambda _, held=held: BUDGET.release(held))
             futures.append(future)
             if len(data) < chunk:
@@ -290,11 +316,22 @@ def upload_part(dest: Bucket, target: str, upload_id: str, number: int, data: by
 
 
 def abort(dest: Bucket, target: str, upload_id: str) -> None:
-    """Abort an upload, so that no part of it is left behind; a failure to is logged, not raised."""
+    """Abort an upload, so that no part of it is left behind; a failure to is logged, not raised.
+
+    A store that refuses for a moment (503) is asked again for a while; one
+    that stays away leaves the parts to `s3s3bucket --abort-incomplete-uploads`
+    or the bucket's lifecycle rule.
+    """
     try:
-        abort_multipart_upload(dest, target, upload_id)
-    except (BotoCoreError, ClientError) as e:
-        logger.warning("Could not abort the multipart upload of %r to %s: %s", target, dest.endpoint.label, e)
+        retry_call(
+            lambda: abort_multipart_upload(dest, target, upload_id), Budget(ABORT_RETRY),
+            what=f"aborting the upload of {target!r}",
+        )  # fmt: skip
+    except Exception as e:
+        logger.warning(
+            "Could not abort the multipart upload %s of %r to %s (its parts stay until aborted): %s",
+            upload_id, target, dest.endpoint.label, describe(e),
+        )  # fmt: skip
 
 
 def read_exactly(body: BinaryIO, size: int) -> bytes:
