@@ -13,11 +13,13 @@ import redis
 
 from s3s3.bucket import Summary, SyncOptions, duplicate_bucket
 from s3s3.config import Config
-from s3s3.copy import RetryPolicy, copy_key
+from s3s3.copy import copy_key
 from s3s3.delivery import connect_redis, describe, make_delivery, publish
 from s3s3.errors import ConfigError
 from s3s3.lock import SyncLock, lock_name
+from s3s3.overlap import Overlaps
 from s3s3.progress import Progress
+from s3s3.retry import RetryPolicy
 from s3s3.s3 import Bucket, open_bucket
 
 if TYPE_CHECKING:
@@ -65,6 +67,8 @@ class ListenClient(_Buckets):
             metrics=Metrics(),
             label=describe(pubsub),
             where=pubsub.safe_url,
+            stuck_seconds=self.config.metrics.max_copy_seconds,
+            guard=Overlaps(client),
         )
 
     def listen(self) -> int:

@@ -115,7 +115,7 @@ class PubSub:
     claim_idle: float = 60.0
     list: str = names.DEFAULT_LIST
     workers: int = 8
-    max_attempts: int = 5
+    max_attempts: int = 0  # 0: no bound but max_retry_seconds
     max_retry_seconds: float = 300.0
     cluster: bool = False
 
@@ -139,6 +139,7 @@ class Metrics:
 
     port: int = 0
     bind: str = "127.0.0.1"
+    max_copy_seconds: float = 900.0  # /healthz answers 503 while a copy has been in flight longer than this
 
 
 @dataclass(frozen=True)
@@ -436,7 +437,7 @@ def _pubsub(r: _Reader) -> PubSub:
         claim_idle=r.integer("pubsub", "claim_idle", 60, 1, 86400),
         list=r.get("pubsub", "list") or names.DEFAULT_LIST,
         workers=r.integer("pubsub", "workers", PubSub.workers, 1, 256),
-        max_attempts=r.integer("pubsub", "max_attempts", PubSub.max_attempts, 1, 100),
+        max_attempts=r.integer("pubsub", "max_attempts", PubSub.max_attempts, 0, 1000),
         max_retry_seconds=r.integer("pubsub", "max_retry_seconds", 300, 0, 86400),
         cluster=r.boolean("pubsub", "cluster", False),
     )
@@ -454,8 +455,12 @@ def _split_url(r: _Reader, section: str, option: str, url: str) -> SplitResult:
 
 
 def _metrics(r: _Reader) -> Metrics:
-    r.check_known("metrics", frozenset({"port", "bind"}))
-    return Metrics(port=r.integer("metrics", "port", 0, 0, 65535), bind=r.get("metrics", "bind") or Metrics.bind)
+    r.check_known("metrics", frozenset({"port", "bind", "max_copy_seconds"}))
+    return Metrics(
+        port=r.integer("metrics", "port", 0, 0, 65535),
+        bind=r.get("metrics", "bind") or Metrics.bind,
+        max_copy_seconds=r.integer("metrics", "max_copy_seconds", int(Metrics.max_copy_seconds), 1, 7 * 86400),
+    )
 
 
 def _logging(r: _Reader) -> Logging:

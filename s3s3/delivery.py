@@ -53,7 +53,11 @@ class Delivery(Protocol):
 
     def receive(self, timeout: float) -> Message | None: ...
 
-    def ack(self, message: Message) -> None: ...
+    def ack(self, message: Message) -> None:
+        """Done: every destination holds the message's keys, or their failures are kept."""
+
+    def release(self, message: Message) -> None:
+        """Not done, and no worker on it: let it be delivered again."""
 
     def close(self) -> None: ...
 
@@ -109,6 +113,9 @@ class PubSubDelivery:
     def ack(self, message: Message) -> None:
         """Pubsub has nothing to acknowledge: a message is gone once read."""
 
+    def release(self, message: Message) -> None:
+        logger.error("An announcement could not be finished and pubsub cannot deliver it again: %r", message.data)
+
     def close(self) -> None:
         _quietly(self.pubsub.close if self.pubsub is not None else None)
         self.pubsub = None
@@ -130,7 +137,13 @@ class PubSubDelivery:
 
 
 class StreamDelivery:
-    """XREADGROUP from a stream; XACK once done; claim what crashed listeners left pending."""
+    """XREADGROUP from a stream; XACK once done; claim what crashed listeners left pending.
+
+    A heartbeat thread, independent of the copy workers, keeps this
+    listener's in-flight entries from looking idle: another listener claims
+    an entry only once its owner has really gone (dead, or cut off from Redis
+    for longer than `claim_idle`), never because every worker was busy.
+    """
 
     def __init__(
         self, client: redis.Redis, stream: str, group: str, consumer: str, *, claim_idle: float = 60.0
@@ -140,10 +153,13 @@ class StreamDelivery:
         self.group = group
         self.consumer = consumer
         self.claim_idle_ms = int(claim_idle * 1000)
+        self.heartbeat_seconds = max(claim_idle / 4, 0.1)
         self.inflight: set[bytes] = set()
         self._claimed: list[Message] = []
         self._unacked: list[bytes] = []  # entries done while Redis was unreachable
         self._next_claim = 0.0
+        self._lock = threading.Lock()
+        self._heartbeat: tuple[threading.Thread, threading.Event] | None = None
 
     def connect(self) -> None:
         try:
@@ -154,12 +170,19 @@ class StreamDelivery:
         while self._unacked:
             self.client.xack(self.stream, self.group, self._unacked[0])
             self._unacked.pop(0)
+        if self._heartbeat is None:
+            stop = threading.Event()
+            thread = threading.Thread(target=self._beat, args=(stop,), name="s3s3-heartbeat", daemon=True)
+            thread.start()
+            self._heartbeat = (thread, stop)
 
     def receive(self, timeout: float) -> Message | None:
         if time.monotonic() >= self._next_claim:
             self._claim()
-        if self._claimed:
-            return self._take(self._claimed.pop(0))
+        with self._lock:
+            claimed = self._claimed.pop(0) if self._claimed else None
+        if claimed is not None:
+            return self._take(claimed)
         reply = self.client.xreadgroup(
             self.group, self.consumer, {self.stream: ">"}, count=1, block=max(1, int(timeout * 1000))
         )
@@ -177,36 +200,63 @@ class StreamDelivery:
             self._unacked.append(message.receipt)  # acknowledged on reconnect (connect)
             raise
         finally:
-            # Else _claim would keep a never-acknowledged entry alive, and pending, for ever.
+            self.release(message)
+
+    def release(self, message: Message) -> None:
+        """Stop keeping the entry fresh: it turns idle, and a listener (maybe this one) claims it after claim_idle."""
+        with self._lock:
             self.inflight.discard(message.receipt)
 
     def close(self) -> None:
         """Pending entries stay pending: another listener claims them after claim_idle."""
+        if self._heartbeat is not None:
+            thread, stop = self._heartbeat
+            stop.set()
+            thread.join(5)
+            self._heartbeat = None
 
     def _take(self, message: Message) -> Message:
-        self.inflight.add(message.receipt)
+        with self._lock:
+            self.inflight.add(message.receipt)
         return message
 
+    def _beat(self, stop: threading.Event) -> None:
+        """Every claim_idle/4, reset the idle time of the entries this listener still owns and works on."""
+        while not stop.wait(self.heartbeat_seconds):
+            with self._lock:
+                working = self.inflight | {m.receipt for m in self._claimed}
+            if not working:
+                continue
+            try:
+                self._refresh(working)
+            except redis.RedisError as e:
+                logger.debug("Could not refresh the in-flight entries: %s", e)  # they turn idle: that is the point
+
+    def _refresh(self, working: set[bytes]) -> None:
+        # Only entries still ours: one another listener claimed while this one
+        # was cut off is its now, and claiming it back would copy it twice at once.
+        mine = self.client.xpending_range(
+            self.stream, self.group, "-", "+", max(len(working) * 2, 100), consumername=self.consumer
+        )
+        ids = [entry["message_id"] for entry in mine if entry["message_id"] in working]
+        if ids:
+            self.client.xclaim(self.stream, self.group, self.consumer, 0, ids, justid=True)
+
     def _claim(self) -> None:
-        """Claim entries idle past claim_idle; keep our own in-flight entries from looking idle."""
+        """Take over entries idle past claim_idle: their listener stopped, or lost Redis that long."""
         self._next_claim = time.monotonic() + max(self.claim_idle_ms / 4000, 0.5)
-        waiting = {m.receipt for m in self._claimed}
-        if self.inflight or waiting:
-            # A long copy must not be claimed by another listener mid-way (nor
-            # an entry claimed but not yet taken, claimed again and done twice):
-            # re-claiming our own entries resets their idle time.
-            keep = list(self.inflight | waiting)
-            self.client.xclaim(self.stream, self.group, self.consumer, 0, keep, justid=True)
         reply = self.client.xautoclaim(
             self.stream, self.group, self.consumer, self.claim_idle_ms, start_id="0-0", count=16
         )
-        for entry_id, fields in reply[1]:
-            if fields is None:  # deleted from the stream since it was delivered
-                self.client.xack(self.stream, self.group, entry_id)
-                continue
-            if entry_id not in self.inflight and entry_id not in waiting:
-                logger.warning("Claimed %s, left pending by a listener that stopped", entry_id.decode())
-                self._claimed.append(_stream_message(entry_id, fields))
+        with self._lock:
+            waiting = {m.receipt for m in self._claimed}
+            for entry_id, fields in reply[1]:
+                if fields is None:  # deleted from the stream since it was delivered
+                    self.client.xack(self.stream, self.group, entry_id)
+                    continue
+                if entry_id not in self.inflight and entry_id not in waiting:
+                    logger.warning("Claimed %s, left pending by a listener that stopped", entry_id.decode())
+                    self._claimed.append(_stream_message(entry_id, fields))
 
 
 class ListDelivery:
@@ -276,6 +326,19 @@ class ListDelivery:
                 self._taken[message.receipt] -= 1
                 if self._taken[message.receipt] <= 0:
                     del self._taken[message.receipt]
+
+    def release(self, message: Message) -> None:
+        """Put the element back at the tail of the queue, to be taken again (by any listener)."""
+        with self._lock:
+            self._taken[message.receipt] -= 1
+            if self._taken[message.receipt] <= 0:
+                del self._taken[message.receipt]
+        # Moved, never dropped nor doubled. If Redis cannot take it now, it
+        # stays in the processing list, untracked: the next reconnect puts it back.
+        pipe = self.client.pipeline(transaction=True)
+        pipe.lrem(self.processing, -1, message.receipt)
+        pipe.rpush(self.key, message.receipt)
+        pipe.execute()
 
     def close(self) -> None:
         """The processing list stays: the next start of this consumer recovers it."""

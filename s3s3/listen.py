@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 import redis
 
 from s3s3 import deadletter, ledger, names
-from s3s3.copy import Outcome, copy_key, delete_key, dest_key
+from s3s3.copy import Guard, Outcome, copy_key, delete_key, dest_key
 from s3s3.delivery import Delivery, Message
 from s3s3.errors import EXIT_OK, BadMessage
 from s3s3.logs import log_outcome
 from s3s3.messages import Event, parse
 from s3s3.metrics import Metrics
+from s3s3.retry import describe
 from s3s3.s3 import Bucket
 
 logger = logging.getLogger(__name__)
@@ -41,11 +42,13 @@ REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.Clus
 
 @dataclass
 class _Pending:
-    """One message being worked: acknowledged when its last event is done."""
+    """One message being worked: acknowledged when its last event is done and every outcome is kept."""
 
     message: Message
     remaining: int
     ok: bool = True
+    kept: bool = True  # every failure is in the dead-letter stream; False: it must be delivered again
+    started: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -76,6 +79,8 @@ class Listener:
         copy: Callable[..., Outcome] | None = None,
         label: str = "",
         where: str = "Redis",
+        stuck_seconds: float = 900.0,
+        guard: Guard | None = None,
     ) -> None:
         self.source = source
         self.dests = list(dests)
@@ -90,10 +95,14 @@ class Listener:
         self.recorder = ledger.Recorder(client)
         self.stopping = threading.Event()
         self.connected = threading.Event()
+        self.stuck_seconds = stuck_seconds  # a copy in flight longer than this makes /healthz say 503
+        self.guard = guard
         self._slots = threading.BoundedSemaphore(workers)
         self._keys: dict[str, _KeyState] = {}
+        self._working: dict[int, _Pending] = {}  # id -> message being worked, for the oldest copy's age
         self._lock = threading.Lock()
         self.on_outcome: Callable[[Outcome], None] = log_outcome
+        self.metrics.oldest_copy.set_function(self.oldest_copy_seconds)
 
     def request_stop(self, signum: int = signal.SIGTERM, _frame: object = None) -> None:
         """Signal handler: first call finishes the copies in flight, second exits at once."""
@@ -103,8 +112,18 @@ class Listener:
         self.stopping.set()
 
     def healthy(self) -> bool:
-        """Connected to Redis and still working (what /healthz answers)."""
-        return self.connected.is_set() and not self.stopping.is_set()
+        """Connected to Redis, still working, and no copy stuck (what /healthz answers)."""
+        return (
+            self.connected.is_set()
+            and not self.stopping.is_set()
+            and self.oldest_copy_seconds() <= self.stuck_seconds
+        )
+
+    def oldest_copy_seconds(self) -> float:
+        """How long the oldest message being worked has been in flight; 0 when none is."""
+        with self._lock:
+            oldest = min((p.started for p in self._working.values()), default=None)
+        return 0.0 if oldest is None else time.monotonic() - oldest
 
     def refresh_gauges(self) -> None:
         """Bring the gauges that live in Redis up to date (before a scrape)."""
@@ -190,12 +209,14 @@ class Listener:
 
     def _work(self, pending: _Pending, events: list[Event]) -> None:
         self.metrics.in_flight.inc()
+        with self._lock:
+            self._working[id(pending)] = pending
         try:
             for event in events:
                 self._once_at_a_time(event, pending)
-        except Exception:
-            logger.exception("Unexpected error while handling %r", [e.key for e in events])
         finally:
+            with self._lock:
+                del self._working[id(pending)]
             self.metrics.in_flight.dec()
             self._slots.release()
 
@@ -211,14 +232,9 @@ class Listener:
         done = [pending]
         since = event.event_time or pending.message.published_at
         while True:
-            try:
-                ok = self._act(event.key, state.action, since)
-            except BaseException:
-                with self._lock:
-                    del self._keys[event.key]  # else every later announcement of it is taken for a repeat
-                raise
+            ok, kept = self._act(event.key, state.action, since)
             for p in done:
-                self._finish(p, ok)
+                self._finish(p, ok, kept)
             with self._lock:
                 if state.again is None:
                     del self._keys[event.key]
@@ -226,17 +242,28 @@ class Listener:
                 state.action, state.again = state.again, None
                 done, state.waiting = state.waiting, []
 
-    def _act(self, key: str, action: str, since: float | None) -> bool:
-        """Copy (or delete) one key at every destination; False if any destination failed."""
-        ok = True
+    def _act(self, key: str, action: str, since: float | None) -> tuple[bool, bool]:
+        """Copy (or delete) one key at every destination; never raises.
+
+        Returns (every destination succeeded, every failure is kept in the
+        dead-letter stream): a message is acknowledged only when the second
+        holds, so no failure is dropped unrecorded.
+        """
+        ok = kept = True
         for dest in self.dests:
-            if action == "delete":
-                outcome = self._delete(dest, key)
-            else:
-                outcome = self.copy(self.source, dest, key, verify_md5=self.verify_md5, check_small=False)
-            self._record(dest, outcome, since)
+            try:
+                if action == "delete":
+                    outcome = self._delete(dest, key)
+                else:
+                    outcome = self.copy(
+                        self.source, dest, key, verify_md5=self.verify_md5, check_small=False, guard=self.guard
+                    )
+            except Exception as e:  # copy_key never raises; a copy function that does must not strand the key
+                logger.exception("Unexpected error while copying %r to %s", key, dest.endpoint.label)
+                outcome = Outcome(key, dest.endpoint.label, "failed", error=describe(e))
+            kept = self._record(dest, outcome, since) and kept
             ok = ok and outcome.ok
-        return ok
+        return ok, kept
 
     def _delete(self, dest: Bucket, key: str) -> Outcome:
         """A backup keeps what the source deleted, unless the destination says propagate_deletes."""
@@ -244,8 +271,11 @@ class Listener:
             return delete_key(self.source, dest, key)
         return Outcome(key, dest.endpoint.label, "kept", error="deleted at the source, propagate_deletes is off")
 
-    def _record(self, dest: Bucket, outcome: Outcome, since: float | None) -> None:
-        """Log, count, and remember the outcome (ledger, or dead-letter stream when it failed)."""
+    def _record(self, dest: Bucket, outcome: Outcome, since: float | None) -> bool:
+        """Log, count, and remember the outcome (ledger, or dead-letter stream when it failed).
+
+        Returns False when a failure could not be written to the dead-letter stream.
+        """
         self.on_outcome(outcome)
         self.metrics.outcome(outcome)
         if outcome.action == "copied" and since:
@@ -257,16 +287,27 @@ class Listener:
                 self.recorder.record(dest, dest_key(self.source, dest, outcome.key), outcome)
         except redis.RedisError as e:
             logger.warning("Could not record %r for %s in Redis: %s", outcome.key, outcome.dest, e)
+            return outcome.action != "failed"
+        return True
 
-    def _finish(self, pending: _Pending, ok: bool) -> None:
-        """Count down one event of a message; acknowledge the message after its last."""
+    def _finish(self, pending: _Pending, ok: bool, kept: bool) -> None:
+        """Count down one event of a message; after its last, acknowledge it, or give it back.
+
+        A message is given back (to be delivered again) when a failure of it
+        could not be kept in the dead-letter stream: acknowledging it would
+        drop that failure without a trace.
+        """
         with self._lock:
             pending.remaining -= 1
             pending.ok = pending.ok and ok
+            pending.kept = pending.kept and kept
             if pending.remaining:
                 return
         try:
-            self.delivery.ack(pending.message)
+            if pending.kept:
+                self.delivery.ack(pending.message)
+            else:
+                self.delivery.release(pending.message)
         except redis.RedisError as e:
             # Not acknowledged: it will be delivered again, and copied again (harmless).
             logger.warning("Could not acknowledge a message: %s", e)

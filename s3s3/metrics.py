@@ -46,6 +46,9 @@ class Metrics:
             buckets=_SECONDS, registry=r,
         )
         self.in_flight = Gauge("s3s3_copies_in_flight", "Announcements being copied now.", registry=r)
+        self.oldest_copy = Gauge(
+            "s3s3_oldest_copy_seconds", "Age of the oldest announcement being copied now (0: none).", registry=r
+        )
         self.deadletter = Gauge("s3s3_deadletter_entries", "Entries in the dead-letter stream.", registry=r)
         self.reconnects = Counter("s3s3_redis_reconnects", "Times the Redis connection was lost.", registry=r)
 

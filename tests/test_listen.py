@@ -246,7 +246,14 @@ def test_given_a_copy_that_raises_when_its_key_is_announced_again_then_it_is_cop
     copies.explode_once.add("k")
     run = start_listener()
     run.publish("k")
-    wait_until(lambda: "Unexpected error while handling ['k']" in logged(caplog, logging.ERROR), timeout=5)
+
+    # Then that is a failed copy like any other: logged with its traceback, and dead-lettered
+    wait_until(lambda: "Unexpected error while copying 'k' to dest1:dst" in logged(caplog, logging.ERROR), timeout=5)
+    wait_until(lambda: "Failed 'k' to dest1:dst after 0.00s: fake copy of 'k' broke" in logged(caplog, logging.ERROR))
+    failures = run.listener.client.xrange("s3s3:failed")
+    assert [(f[b"key"], f[b"dest"], f[b"error"]) for _, f in failures] == [
+        (b"k", b"dest1:dst", b"fake copy of 'k' broke")
+    ]
 
     # When "k" is announced again
     run.publish("k")
