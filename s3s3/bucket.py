@@ -23,11 +23,15 @@ import redis
 from botocore.exceptions import BotoCoreError, ClientError
 
 from s3s3 import deadletter, ledger
-from s3s3.copy import Outcome, RetryPolicy, copy_key, dest_key, identical, read_md5
+from s3s3.copy import Outcome, copy_key, dest_key, identical, read_md5
 from s3s3.diff import KeyFilter, ListingOrderError, diff
 from s3s3.logs import log_outcome
+from s3s3.overlap import Overlaps
 from s3s3.progress import Progress
+from s3s3.retry import Budget, RetryPolicy, describe
+from s3s3.retry import call as retry_call
 from s3s3.s3 import Bucket, ObjectInfo, head, is_md5
+from s3s3.uploads import abort_incomplete
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +56,7 @@ class SyncOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     enqueue: Callable[[str], None] | None = None  # announce keys instead of copying them
     retry_failed: bool = True  # retry the dead-letter stream's keys first (never in --reverse: they go forward)
+    abort_uploads_older_than: float | None = None  # seconds: abort incomplete uploads this old (s3s3.uploads)
 
 
 @dataclass
@@ -65,6 +70,7 @@ class Counts:
     failed: int = 0
     deleted: int = 0
     enqueued: int = 0
+    aborted: int = 0  # incomplete multipart uploads aborted (--abort-incomplete-uploads)
     bytes: int = 0
 
 
@@ -125,6 +131,8 @@ class Summary(Counts):
             text += f", {'would delete' if self.dry_run else 'deleted'} {self.deleted}"
         if self.enqueued:
             text += f", enqueued {self.enqueued}"
+        if self.aborted:
+            text += f", {'would abort' if self.dry_run else 'aborted'} {self.aborted} incomplete upload(s)"
         if self.retried:
             text += f", retried {self.retried} dead-lettered"
         text += f"; {self.bytes} bytes in {self.seconds:.1f}s"
@@ -160,10 +168,13 @@ def duplicate_bucket(
                     break
                 try:
                     sync.one(dest)
+                except ListingOrderError:
+                    raise
                 except (BotoCoreError, ClientError) as e:
-                    message = f"{dest.endpoint.label}: cannot list: {' '.join(str(e).split())}"
-                    logger.error("%s", message)
-                    sync.summary.errors.append(message)
+                    sync.error(f"{dest.endpoint.label}: cannot list: {describe(e)}")
+                except Exception as e:
+                    logger.exception("Unexpected error in the bucket sync of %s", dest.endpoint.label)
+                    sync.error(f"{dest.endpoint.label}: stopped by an unexpected error: {describe(e)}")
     finally:
         if sync.recorder is not None:
             sync.recorder.flush()
@@ -192,13 +203,19 @@ class _Sync:
         self.summary = Summary(dry_run=options.dry_run)
         self.pool: ThreadPoolExecutor
         self.gate = threading.BoundedSemaphore(options.workers * 2)  # queued copies held in memory
+        self.guard = Overlaps(client) if client is not None else None
+
+    def error(self, message: str) -> None:
+        """A problem with a whole destination: logged, and the run exits 1."""
+        logger.error("%s", message)
+        self.summary.errors.append(message)
 
     def retry_dead_letters(self, dests: list[Bucket]) -> None:
         """The listener's dead-letter entries first: keys it gave up on."""
         assert self.client is not None
 
         def copy_everywhere(key: str) -> bool:
-            return all(self.copy(dest, key, check_dest=True) for dest in dests)
+            return all(self.copy(dest, key, check_dest=True) for dest in dests)  # copy() never raises
 
         try:
             done, left = deadletter.retry(self.client, copy_everywhere)
@@ -231,6 +248,18 @@ class _Sync:
             for (src, dst), proven in zip(undecided, self.proven(dest, undecided), strict=True):
                 self.dispatch(dest, src, dst, "same" if proven else "unproven")
         deletes.finish()
+        if self.options.abort_uploads_older_than is not None and not self.stop.is_set():
+            self.abort_uploads(dest, self.options.abort_uploads_older_than)
+
+    def abort_uploads(self, dest: Bucket, older_than: float) -> None:
+        """--abort-incomplete-uploads: what no copy could abort itself."""
+        options = self.options
+        done = abort_incomplete(self.source, dest, older_than, prefix=options.keys.prefix, dry_run=options.dry_run)
+        label = dest.endpoint.label
+        for _ in range(done.aborted):
+            self.summary.count(label, "aborted")
+        if done.failed:
+            self.error(f"{label}: could not abort {done.failed} incomplete upload(s)")
 
     def proven(self, dest: Bucket, pairs: list[tuple[ObjectInfo, ObjectInfo]]) -> list[bool]:
         """Which pairs the ledger proves current (none without Redis)."""
@@ -256,13 +285,13 @@ class _Sync:
             self.options.enqueue(src.key)
             self.summary.count(label, "enqueued")
         elif verdict == "same":
-            self.submit(self.verify, dest, src, dst)
+            self.submit(dest, src.key, self.verify, dest, src, dst)
         else:
             self.progress.queue(src.size)
             if verdict == "unproven":
-                self.submit(self.check, dest, src)
+                self.submit(dest, src.key, self.check, dest, src)
             else:
-                self.submit(self.copy, dest, src.key, check_dest=False, listed=src)
+                self.submit(dest, src.key, self.copy, dest, src.key, check_dest=False, listed=src)
 
     def dry_run(self, dest: Bucket, src: ObjectInfo, dst: ObjectInfo | None, verdict: str) -> None:
         if verdict == "unproven" and identical(src, head(dest, dest_key(self.source, dest, src.key))):
@@ -274,14 +303,16 @@ class _Sync:
         print(f"would copy {src.key!r} to {dest.endpoint.label} ({verdict})", flush=True)
         self.summary.count(dest.endpoint.label, "copied", src.size)
 
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    def submit(self, dest: Bucket, key: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run `fn` for `key` in the pool; whatever it raises is a failure of that key, counted and listed."""
         self.gate.acquire()
 
         def run() -> None:
             try:
                 fn(*args, **kwargs)
-            except Exception:
-                logger.exception("Unexpected error in the bucket sync")
+            except Exception as e:
+                logger.exception("Unexpected error in the bucket sync of %r to %s", key, dest.endpoint.label)
+                self.summary.add(Outcome(key, dest.endpoint.label, "failed", error=describe(e)))
             finally:
                 self.gate.release()
 
@@ -290,7 +321,7 @@ class _Sync:
     def copy(self, dest: Bucket, key: str, *, check_dest: bool, listed: ObjectInfo | None = None) -> bool:
         outcome = copy_key(
             self.source, dest, key, verify_md5=self.options.verify_md5, check_dest=check_dest, listed=listed,
-            retry=self.options.retry,
+            retry=self.options.retry, guard=self.guard,
         )
         log_outcome(outcome)
         self.summary.add(outcome)
@@ -304,7 +335,7 @@ class _Sync:
         target = dest_key(self.source, dest, src.key)
         try:
             found = head(dest, target)
-        except (BotoCoreError, ClientError):
+        except Exception:
             found = None  # the copy tries again, with retries, and reports what fails
         if found is None or not identical(src, found):
             self.copy(dest, src.key, check_dest=False, listed=src)
@@ -324,8 +355,8 @@ class _Sync:
         try:
             src_md5 = src.etag if is_md5(src.etag) else read_md5(self.source, src.key)
             dst_md5 = dst.etag if is_md5(dst.etag) else read_md5(dest, dst.key)
-        except (BotoCoreError, ClientError) as e:
-            self.summary.add(Outcome(src.key, dest.endpoint.label, "failed", error=f"cannot verify: {e}"))
+        except Exception as e:
+            self.summary.add(Outcome(src.key, dest.endpoint.label, "failed", error=f"cannot verify: {describe(e)}"))
             return
         if src_md5 == dst_md5:
             self.summary.count(dest.endpoint.label, "skipped")
@@ -376,9 +407,15 @@ class _Deletes:
                     print(f"would delete {key!r} at {label}", flush=True)
                     self.sync.summary.count(label, "deleted")
                 continue
-            response = self.dest.client.delete_objects(
-                Bucket=self.dest.name, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
-            )
+            try:
+                response = retry_call(
+                    lambda b=batch: self.dest.client.delete_objects(  # type: ignore[misc]
+                        Bucket=self.dest.name, Delete={"Objects": [{"Key": k} for k in b], "Quiet": True}
+                    ),
+                    Budget(self.sync.options.retry), what=f"deleting {len(batch)} keys at {label}",
+                )  # fmt: skip
+            except Exception as e:
+                response = {"Errors": [{"Key": k, "Message": describe(e)} for k in batch]}
             failed = {e["Key"]: e.get("Message", e.get("Code", "")) for e in response.get("Errors", [])}
             for key in batch:
                 if key in failed:

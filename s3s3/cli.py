@@ -132,6 +132,7 @@ def _bucket_once(args: argparse.Namespace, config: Config, stop: threading.Event
         verify_md5=args.verify_md5,
         workers=args.workers or config.pubsub.workers,
         retry=client.retry,
+        abort_uploads_older_than=args.abort_incomplete_uploads,
     )
     try:
         with Progress(enabled=None if not args.json else False) as progress:
@@ -300,6 +301,9 @@ def _parser() -> argparse.ArgumentParser:
     bucket.add_argument("--enqueue", action="store_true",
                         help="announce needed keys on the configured stream or list instead of copying them")
     bucket.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N", help="only shard I of N of the keys")
+    bucket.add_argument("--abort-incomplete-uploads", type=_age, metavar="AGE",
+                        help="abort multipart uploads at each destination begun over AGE ago (90s, 30m, 24h, 7d) "
+                        "for keys the source holds")
     bucket.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     bucket.add_argument("--metrics-file", metavar="PATH", help="write the summary as a Prometheus textfile")
     bucket.add_argument("--every", type=_positive, metavar="SECONDS", help="run again every SECONDS until stopped")
@@ -344,6 +348,20 @@ def _shard(text: str) -> tuple[int, int]:
     if not (index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)):
         raise argparse.ArgumentTypeError(f"{text!r} is not I/N with 0 <= I < N (e.g. 0/4)")
     return int(index), int(count)
+
+
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _age(text: str) -> float:
+    number, unit = (text[:-1], text[-1]) if text[-1:].lower() in _AGE_UNITS else (text, "s")
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an age (examples: 3600, 90s, 30m, 24h, 7d)")
+    return value * _AGE_UNITS[unit.lower()]
 
 
 def _positive(text: str) -> int:

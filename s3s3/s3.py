@@ -323,6 +323,23 @@ def abort_multipart_upload(bucket: Bucket, key: str, upload_id: str) -> None:
         bucket.client.abort_multipart_upload(Bucket=bucket.name, Key=key, UploadId=upload_id)
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A multipart upload begun and neither completed nor aborted."""
+
+    key: str
+    upload_id: str
+    initiated: datetime
+
+
+def list_uploads(bucket: Bucket, prefix: str = "") -> Iterator[Upload]:
+    """Every incomplete multipart upload under `prefix`."""
+    pages = bucket.client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket.name, Prefix=prefix)
+    for page in pages:
+        for item in page.get("Uploads", ()):
+            yield Upload(item["Key"], item["UploadId"], item["Initiated"])
+
+
 class _WireBody:
     """A wire GET's body: read it in pieces; closing it early gives up its connection."""
 

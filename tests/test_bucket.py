@@ -23,10 +23,10 @@ pytestmark = pytest.mark.timeout(60)
 
 S3S3BUCKET = str(Path(sys.executable).with_name("s3s3bucket"))
 SUMMARY_FIELDS = {
-    "checked", "copied", "skipped", "missing", "failed", "deleted", "enqueued", "bytes", "retried", "seconds",
+    "checked", "copied", "skipped", "missing", "failed", "deleted", "enqueued", "aborted", "bytes", "retried", "seconds",
     "dry_run", "interrupted", "failures", "errors", "destinations",
 }  # fmt: skip
-DEST_FIELDS = {"checked", "copied", "skipped", "missing", "failed", "deleted", "enqueued", "bytes"}
+DEST_FIELDS = {"checked", "copied", "skipped", "missing", "failed", "deleted", "enqueued", "aborted", "bytes"}
 
 MakeConfig = Callable[..., Config]
 Synced = Callable[..., tuple[Config, Bucket, list[Bucket]]]
@@ -329,11 +329,11 @@ def test_s3s3bucket_json_prints_the_documented_fields(
     assert set(summary) == SUMMARY_FIELDS
     assert {k: v for k, v in summary.items() if k not in ("seconds", "destinations")} == {
         "checked": 4, "copied": 2, "skipped": 2, "missing": 0, "failed": 0, "deleted": 0, "enqueued": 0,
-        "bytes": 10, "retried": 0, "dry_run": False, "interrupted": False, "failures": [], "errors": [],
+        "aborted": 0, "bytes": 10, "retried": 0, "dry_run": False, "interrupted": False, "failures": [], "errors": [],
     }  # fmt: skip
     assert isinstance(summary["seconds"], float | int)
     per_dest = {"checked": 2, "copied": 1, "skipped": 1, "missing": 0, "failed": 0, "deleted": 0, "enqueued": 0,
-                "bytes": 5}  # fmt: skip
+                "aborted": 0, "bytes": 5}  # fmt: skip
     assert summary["destinations"] == {d.endpoint.label: per_dest for d in dests}
 
 

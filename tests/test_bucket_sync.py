@@ -56,10 +56,10 @@ PARTS_5MIB = {"multipart_threshold": "5MiB", "multipart_chunksize": "5MiB"}
 SINGLE_PUT = {"multipart_threshold": "64MiB"}
 SUMMARY_TYPES = {
     "checked": int, "copied": int, "skipped": int, "missing": int, "failed": int, "deleted": int, "enqueued": int,
-    "bytes": int, "retried": int, "seconds": (int, float), "dry_run": bool, "interrupted": bool,
+    "aborted": int, "bytes": int, "retried": int, "seconds": (int, float), "dry_run": bool, "interrupted": bool,
     "failures": list, "errors": list, "destinations": dict,
 }  # fmt: skip
-DEST_FIELDS = ("checked", "copied", "skipped", "missing", "failed", "deleted", "enqueued", "bytes")
+DEST_FIELDS = ("checked", "copied", "skipped", "missing", "failed", "deleted", "enqueued", "aborted", "bytes")
 PROGRESS = re.compile(r"listed \d+ keys; copied \d+/\d+ \([\d.]+/[\d.]+ MiB\) at [\d.]+ MiB/s, ETA \S+")
 
 World = Callable[..., tuple[Config, Bucket, list[Bucket]]]
@@ -259,7 +259,7 @@ def test_missing_and_changed_keys_reach_every_destination_and_extra_ones_go_only
     check_types(summary, dests)
     copied_bytes = len(wanted["changed.txt"]) + len(wanted["missing.txt"])
     per_dest = {"checked": 3, "copied": 2, "skipped": 1, "missing": 0, "failed": 0, "deleted": 0, "enqueued": 0,
-                "bytes": copied_bytes}  # fmt: skip
+                "aborted": 0, "bytes": copied_bytes}  # fmt: skip
     assert summary["destinations"] == {d.endpoint.label: per_dest for d in dests}
     for dest in dests:
         assert md5s(dest) == {**{k: md5(v) for k, v in wanted.items()}, "extra.txt": md5(b"extra")}
