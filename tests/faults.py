@@ -1,11 +1,14 @@
 """A fault-injecting HTTP proxy on 127.0.0.1, put in front of an S3 server to make it misbehave.
 
-For a configurable fraction of requests it answers 503, or 503 `SlowDown` with
-S3's XML error body, or drops the connection half-way through reading the
-request, or stalls before answering (at most `max_faults_per_path` times for
-one object, if set). Requests whose path holds a "doomed"
-marker always get 503. Requests matching `hold` wait at a gate until the test
-opens it. It counts what it did and how many PUTs of one path ran at once.
+For a configurable fraction of requests (those `only` admits, if set) it
+answers 503, or 503 `SlowDown` with S3's XML error body, or drops the
+connection half-way through reading the request, or stalls before answering,
+or sends the store's answer cut half-way through its body and then closes the
+connection cleanly (`fin`, a FIN) or resets it (`rst`), at most
+`max_faults_per_path` times for one object, if set. An outage fails every
+request for a while. Requests whose path holds a "doomed" marker always get
+503. Requests matching `hold` wait at a gate until the test opens it. It
+counts what it did and how many PUTs of one path ran at once.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import http.client
 import random
 import socket
+import struct
 import threading
 import time
 from collections import Counter
@@ -22,6 +26,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 FAULTS = ("503", "slowdown", "drop", "stall")
+CUTS = ("fin", "rst")  # the store's answer cut half-way through its body, then a clean close or a reset
+# Also "reset": the request half read, then the connection reset, nothing forwarded (a store going away).
 GATE_SECONDS = 30.0  # longest a held request waits, so a failed test cannot hang
 # Hop-by-hop headers, and Expect (the proxy answers 100-continue itself).
 _NOT_FORWARDED = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "expect", "te", "upgrade"}
@@ -45,6 +51,9 @@ class FaultProxy:
         self.max_faults_per_path: int | None = None  # after this many faults a path is always forwarded
         self._faulted: Counter[str] = Counter()
         self.hold: Callable[[str, str], bool] | None = None  # (method, path) -> wait at the gate
+        self.only: Callable[[str, str, str], bool] | None = None  # (method, path, query) -> may be faulted
+        self.outage_fault = "reset"  # what every request gets during an outage
+        self._outage_until = 0.0
         self.gate = threading.Event()
         self.counts: Counter[str] = Counter()  # fault or "forwarded" -> requests
         self.requests: list[tuple[str, str, int]] = []  # (method, decoded path, status or 0 if dropped)
@@ -73,19 +82,30 @@ class FaultProxy:
 
     def healthy(self) -> None:
         """From now on forward everything."""
-        self.rate, self.doomed, self.hold = 0.0, (), None
+        self.rate, self.doomed, self.hold, self.only = 0.0, (), None, None
+        self._outage_until = 0.0
         self.gate.set()
+
+    def outage(self, seconds: float, fault: str = "reset") -> None:
+        """Fail every request with `fault` for the next `seconds`."""
+        with self._lock:
+            self.outage_fault = fault
+            self._outage_until = time.monotonic() + seconds
 
     def count(self, method: str, path_part: str) -> int:
         """Requests of `method` whose path holds `path_part` that were forwarded."""
         with self._lock:
             return sum(1 for m, p, status in self.requests if m == method and path_part in p and status)
 
-    def choose(self, method: str, path: str) -> str:
+    def choose(self, method: str, path: str, query: str = "") -> str:
         """What to do with one request: a fault's name, or "forward"."""
         with self._lock:
+            if time.monotonic() < self._outage_until:
+                return self.outage_fault
             if any(marker in path for marker in self.doomed):
                 return "doomed"
+            if self.only is not None and not self.only(method, path, query):
+                return "forward"
             spent = self.max_faults_per_path is not None and self._faulted[path] >= self.max_faults_per_path
             if self.rate and not spent and self._random.random() < self.rate:
                 self._faulted[path] += 1
@@ -129,17 +149,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         proxy, method = self.server.proxy, self.command
-        path = unquote(urlsplit(self.path).path)
+        parts = urlsplit(self.path)
+        path = unquote(parts.path)
         if "chunked" in self.headers.get("Transfer-Encoding", ""):
             raise AssertionError("the fault proxy reads Content-Length bodies only")
         length = int(self.headers.get("Content-Length") or 0) if method != "HEAD" else 0
-        what = proxy.choose(method, path)
-        if what == "drop":
+        what = proxy.choose(method, path, parts.query)
+        if what in ("drop", "reset"):
             # Take half the body (the client is mid-send), then hang up without an answer.
             self.rfile.read(length // 2)
-            proxy.record("drop", method, path, 0)
+            proxy.record(what, method, path, 0)
             self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
+            if what == "reset":
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            else:
+                self.connection.shutdown(socket.SHUT_RDWR)
             return
         body = self.rfile.read(length)
         if what in ("503", "doomed"):
@@ -155,7 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(proxy.stall_seconds)
             if proxy.hold is not None and proxy.hold(method, path):
                 proxy.gate.wait(GATE_SECONDS)
-            self._forward(method, path, body, "stall" if what == "stall" else "forwarded")
+            self._forward(method, path, body, what if what in ("stall", *CUTS) else "forwarded")
         finally:
             if method == "PUT":
                 proxy.put_ended(path)
@@ -172,7 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
             data = response.read()
         finally:
             upstream.close()
-        proxy.record(what, method, path, response.status)
+        proxy.record(what, method, path, response.status if what not in CUTS else 0)
         self.send_response(response.status)
         for name, value in response.getheaders():
             if name.lower() in _NOT_RELAYED or (name.lower() == "content-length" and method != "HEAD"):
@@ -181,8 +205,20 @@ class _Handler(BaseHTTPRequestHandler):
         if method != "HEAD":
             self.send_header("Content-Length", str(len(data)))
         self.end_headers()
+        if what in CUTS:
+            return self._cut(data, reset=what == "rst")
         if method != "HEAD":
             self.wfile.write(data)
+
+    def _cut(self, data: bytes, *, reset: bool) -> None:
+        """Send half the body the headers promised, then close: cleanly (FIN) or with a reset (RST)."""
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+        if reset:  # SO_LINGER with a zero timeout: close() sends RST, not FIN
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        else:
+            self.connection.shutdown(socket.SHUT_WR)
 
     def _error(self, status: int, code: str, message: str) -> None:
         data = b"" if self.command == "HEAD" else _ERROR.format(code=code, message=message).encode()
