@@ -1,4 +1,4 @@
-"""Shared fixtures: a real redis-server and two moto S3 servers on loopback, and helpers.
+"""Shared fixtures: a real redis-server and two moto S3 servers on loopback, private ones, a fault proxy.
 
 Session-scoped servers are started once; every test makes its own buckets and
 Redis channel names, so tests never touch data they did not write.
@@ -6,9 +6,7 @@ Redis channel names, so tests never touch data they did not write.
 
 from __future__ import annotations
 
-import itertools
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,24 +14,12 @@ from pathlib import Path
 import pytest
 
 from s3s3.config import Config
+from tests.faults import FaultProxy
+from tests.helpers import endpoint_section, next_number
 from tests.processes import Proc, spawner
 from tests.servers.base import Server
 from tests.servers.moto import start_moto
 from tests.servers.redis import RedisServer
-
-_counter = itertools.count()
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05) -> object:
-    """Poll `predicate` until it returns something truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s: {getattr(predicate, '__name__', predicate)}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="session")
@@ -57,26 +43,6 @@ def s3_dest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
-def new_bucket(server: Server, prefix: str = "b") -> str:
-    """Create a bucket with a name no other test uses."""
-    name = f"{prefix}-{next(_counter)}-{uuid.uuid4().hex[:8]}"
-    server.client().create_bucket(Bucket=name)
-    return name
-
-
-def endpoint_section(name: str, server: Server, bucket: str, **extra: object) -> str:
-    lines = [
-        f"[{name}]",
-        f"endpoint_url = {server.endpoint_url}",
-        f"aws_access_key_id = {server.access_key}",
-        f"aws_secret_access_key = {server.secret_key}",
-        f"bucket_name = {bucket}",
-        "addressing_style = path",
-    ]
-    lines += [f"{k} = {v}" for k, v in extra.items()]
-    return "\n".join(lines) + "\n"
-
-
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[..., Config]:
     """Write an s3s3.ini for these servers and buckets and load it."""
@@ -95,7 +61,7 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
             text += endpoint_section(f"dest{i}", *dest, **(dest_extra or {}))
         text += f"[pubsub]\nurl = {redis_url}\nchannel = {channel or 'ch-' + uuid.uuid4().hex[:8]}\n"
         text += "".join(f"{k} = {v}\n" for k, v in (pubsub_extra or {}).items())
-        path = tmp_path / f"s3s3-{next(_counter)}.ini"
+        path = tmp_path / f"s3s3-{next_number()}.ini"
         path.write_text(text)
         return Config.from_file(path)
 
@@ -117,3 +83,30 @@ def _no_ambient_aws(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """A redis-server of this test's own (to stop, restart, and count s3s3:failed in); AOF on request."""
+    servers: list[RedisServer] = []
+
+    def start(persistent: bool = False) -> RedisServer:
+        workdir = tmp_path / f"redis-{len(servers)}"
+        workdir.mkdir()
+        extra = ("--appendonly", "yes", "--appendfsync", "always") if persistent else ()
+        server = RedisServer(str(workdir), extra_args=extra).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def fault_proxy(s3_dest: Server) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(s3_dest.endpoint_url).start()
+    yield proxy
+    proxy.stop()
+
+

@@ -16,15 +16,15 @@ import pytest
 from s3s3.bucket import ListingOrderError, diff, duplicate_bucket
 from s3s3.config import Config, Endpoint, MiB
 from s3s3.s3 import META_MD5, Bucket, open_bucket
-from tests.conftest import new_bucket
+from tests.helpers import new_bucket
 from tests.servers.base import Server
 
 pytestmark = pytest.mark.timeout(60)
 
 S3S3BUCKET = str(Path(sys.executable).with_name("s3s3bucket"))
 SUMMARY_FIELDS = {
-    "checked", "copied", "skipped", "missing", "failed", "deleted", "enqueued", "aborted", "bytes", "retried", "seconds",
-    "dry_run", "interrupted", "failures", "errors", "destinations",
+    "checked", "copied", "skipped", "missing", "failed", "deleted", "enqueued", "aborted", "bytes", "retried",
+    "seconds", "dry_run", "interrupted", "failures", "errors", "destinations",
 }  # fmt: skip
 DEST_FIELDS = {"checked", "copied", "skipped", "missing", "failed", "deleted", "enqueued", "aborted", "bytes"}
 

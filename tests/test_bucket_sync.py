@@ -39,7 +39,7 @@ from s3s3.cli import main
 from s3s3.config import Config, MiB
 from s3s3.lock import lock_name
 from s3s3.s3 import META_ETAG, META_MD5, Bucket, open_bucket
-from tests.conftest import endpoint_section, new_bucket, wait_until
+from tests.helpers import endpoint_section, new_bucket, wait_until
 from tests.servers.base import Server, free_port
 from tests.servers.redis import RedisServer
 

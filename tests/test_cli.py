@@ -19,7 +19,7 @@ from supervisor.options import ServerOptions
 from s3s3 import __version__
 from s3s3.cli import main
 from s3s3.config import Config
-from tests.conftest import endpoint_section, new_bucket
+from tests.helpers import endpoint_section, new_bucket
 from tests.servers.base import Server, free_port
 from tests.servers.redis import RedisServer
 

@@ -15,7 +15,7 @@ import redis
 
 from s3s3.client import BucketClient, ListenClient
 from s3s3.config import Config
-from tests.conftest import new_bucket, wait_until
+from tests.helpers import new_bucket, wait_until
 from tests.servers.base import Server, free_port, stop_process, wait_for_port
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]

@@ -35,7 +35,8 @@ from s3s3 import copy as copy_module
 from s3s3 import parts as parts_module
 from s3s3.bucket import duplicate_bucket
 from s3s3.config import Config, Endpoint, endpoint_from_options
-from s3s3.copy import RetryPolicy, copy_key
+from s3s3.copy import copy_key
+from s3s3.retry import RetryPolicy
 from s3s3.s3 import (
     META_ETAG,
     Bucket,
@@ -47,7 +48,7 @@ from s3s3.s3 import (
     multipart_etag,
     open_bucket,
 )
-from tests.conftest import new_bucket, wait_until
+from tests.helpers import new_bucket, wait_until
 from tests.servers.base import Server, stop_process
 from tests.servers.ceph import start_ceph
 from tests.servers.redis import RedisServer

@@ -19,10 +19,11 @@ from s3s3 import copy as copy_module
 from s3s3 import parts as parts_module
 from s3s3.api import upload
 from s3s3.config import Config, Endpoint, MiB
-from s3s3.copy import RetryPolicy, copy_key
+from s3s3.copy import copy_key
+from s3s3.retry import RetryPolicy
 from s3s3.s3 import META_ETAG, META_MD5, Bucket, create_client, list_objects, open_bucket
 from s3s3.wire import Wire
-from tests.conftest import new_bucket
+from tests.helpers import client_error, new_bucket
 from tests.servers.base import Server
 
 pytestmark = pytest.mark.timeout(60)
@@ -151,12 +152,6 @@ def corrupt_reads(monkeypatch: pytest.MonkeyPatch, client: Any, times: int | Non
         return response
 
     monkeypatch.setattr(client, "get_object", get_object)
-
-
-def client_error(code: str, status: int, operation: str) -> ClientError:
-    return ClientError(
-        {"Error": {"Code": code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
-    )
 
 
 @pytest.fixture

@@ -4,9 +4,6 @@ Nothing announced is lost: a listener SIGKILLed mid-copy, Redis restarted
 under a running listener, S3 answering 503/SlowDown or hanging up, bad input
 thrown at it. Many listeners share one stream. Every check is on the bytes at
 the destination (their MD5), never on a log line alone.
-
-The helpers at the top (processes, configuration, buckets) serve
-test_events.py and test_webhook.py too.
 """
 
 from __future__ import annotations
@@ -18,117 +15,42 @@ import random
 import re
 import subprocess
 import threading
+import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import fakeredis
 import pytest
 import redis
 
-from s3s3.config import Config
-from s3s3.delivery import ListDelivery, StreamDelivery, publish
-from tests.conftest import endpoint_section, new_bucket, wait_until
+from s3s3.delivery import ListDelivery, Message, StreamDelivery, publish
 from tests.faults import FaultProxy
+from tests.helpers import (
+    FlakyRedis,
+    MiB,
+    all_arrived,
+    announce,
+    assert_intact,
+    copied_lines,
+    fetched_md5s,
+    listing,
+    md5s,
+    new_bucket,
+    pending,
+    put_objects,
+    random_objects,
+    start_listener,
+    stream_pubsub,
+    via,
+    wait_until,
+    write_config,
+)
 from tests.processes import BIN, Proc
 from tests.servers.base import Server, free_port
 from tests.servers.redis import RedisServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
-
-MiB = 1024 * 1024
-COPIED = r"INFO s3s3\.copy: Copied '.+' to dest\d:\S+: \d+ bytes in \d+\.\d\ds"
-
-
-# --- helpers: processes, configuration, objects --------------------------------------------------
-
-
-def start_listener(spawn: Callable[..., Proc], config: Config, *extra: str) -> Proc:
-    """Start s3s3listen and wait until it reads from Redis."""
-    listener = spawn("s3s3listen", "--config", config.path, *extra)
-    listener.wait_for(r"INFO s3s3\.listen: Connected to \S+, reading .+")
-    return listener
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
-    """A redis-server of this test's own (to stop, restart, and count s3s3:failed in); AOF on request."""
-    servers: list[RedisServer] = []
-
-    def start(persistent: bool = False) -> RedisServer:
-        workdir = tmp_path / f"redis-{len(servers)}"
-        workdir.mkdir()
-        extra = ("--appendonly", "yes", "--appendfsync", "always") if persistent else ()
-        server = RedisServer(str(workdir), extra_args=extra).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-def write_config(
-    tmp_path: Path,
-    source: tuple[Server, str],
-    dests: list[tuple[Server, str, dict[str, object]]],
-    pubsub: dict[str, object],
-    source_extra: dict[str, object] | None = None,
-    **sections: dict[str, object],
-) -> Config:
-    """An s3s3.ini with per-destination options and any other sections ([metrics], [webhook])."""
-    text = endpoint_section("source", *source, **(source_extra or {}))
-    for i, (server, bucket, extra) in enumerate(dests, start=1):
-        text += endpoint_section(f"dest{i}", server, bucket, **extra)
-    for name, options in {"pubsub": pubsub, **sections}.items():
-        text += f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in options.items())
-    path = tmp_path / f"s3s3-{uuid.uuid4().hex[:8]}.ini"
-    path.write_text(text)
-    return Config.from_file(path)
-
-
-def via(server: Server, proxy: FaultProxy) -> Server:
-    """The same S3 server, reached through the fault proxy."""
-    return Server(server.name, proxy.url, server.access_key, server.secret_key)
-
-
-@pytest.fixture
-def fault_proxy(s3_dest: Server) -> Iterator[FaultProxy]:
-    proxy = FaultProxy(s3_dest.endpoint_url).start()
-    yield proxy
-    proxy.stop()
-
-
-def random_objects(prefix: str, count: int, low: int = 64, high: int = 4096) -> dict[str, bytes]:
-    return {f"{prefix}{i:04d}.bin": os.urandom(random.randint(low, high)) for i in range(count)}
-
-
-def put_objects(server: Server, bucket: str, objects: dict[str, bytes]) -> None:
-    client = server.client()
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda item: client.put_object(Bucket=bucket, Key=item[0], Body=item[1]), objects.items()))
-
-
-def listing(server: Server, bucket: str) -> dict[str, tuple[int, str]]:
-    """key -> (size, ETag) of every object in the bucket."""
-    found: dict[str, tuple[int, str]] = {}
-    for page in server.client().get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            found[obj["Key"]] = (obj["Size"], obj["ETag"].strip('"'))
-    return found
-
-
-def fetched_md5s(server: Server, bucket: str, keys: Iterable[str]) -> dict[str, str]:
-    """key -> MD5 of the bytes a GET of it returns."""
-    client = server.client()
-
-    def md5(key: str) -> tuple[str, str]:
-        return key, hashlib.md5(client.get_object(Bucket=bucket, Key=key)["Body"].read()).hexdigest()
-
-    with ThreadPoolExecutor(8) as pool:
-        return dict(pool.map(md5, list(keys)))
 
 
 @pytest.fixture(scope="module")
@@ -138,48 +60,6 @@ def thousand(s3_source: Server) -> tuple[str, dict[str, bytes]]:
     objects = random_objects("many/", 1000, 16, 1024)
     put_objects(s3_source, bucket, objects)
     return bucket, objects
-
-
-def assert_intact(server: Server, bucket: str, objects: dict[str, bytes], sample: int = 40) -> None:
-    """Every object is there with its size and MD5 (the ETag moto computed), a sample read back in full."""
-    found = listing(server, bucket)
-    assert {k: found.get(k) for k in objects} == {k: (len(v), hashlib.md5(v).hexdigest()) for k, v in objects.items()}
-    some = random.sample(sorted(objects), min(sample, len(objects)))
-    assert fetched_md5s(server, bucket, some) == md5s({k: objects[k] for k in some})
-
-
-def md5s(objects: dict[str, bytes]) -> dict[str, str]:
-    return {key: hashlib.md5(body).hexdigest() for key, body in objects.items()}
-
-
-def all_arrived(server: Server, bucket: str, keys: Iterable[str]) -> Callable[[], bool]:
-    wanted = set(keys)
-
-    def check() -> bool:
-        return wanted <= listing(server, bucket).keys()
-
-    check.__name__ = f"{len(wanted)} keys at {bucket}"
-    return check
-
-
-def announce(client: redis.Redis, mode: str, target: str, messages: Iterable[str | bytes]) -> None:
-    """Publish many announcements in one round trip (stream or list mode)."""
-    pipe = client.pipeline(transaction=False)
-    for message in messages:
-        publish(pipe, mode, target, message.encode() if isinstance(message, str) else message)  # type: ignore[arg-type]
-    pipe.execute()
-
-
-def pending(client: redis.Redis, stream: str, group: str = "s3s3") -> int:
-    return int(client.xpending(stream, group)["pending"])
-
-
-def copied_lines(listener: Proc) -> int:
-    return len(listener.find(COPIED))
-
-
-def stream_pubsub(url: str, **extra: object) -> dict[str, object]:
-    return {"url": url, "mode": "stream", "stream": f"ev-{uuid.uuid4().hex[:8]}", **extra}
 
 
 # --- 1. stream mode: a listener SIGKILLed mid-copy ---------------------------------------------
@@ -725,18 +605,6 @@ def test_given_a_key_when_s3s3_status_is_run_then_it_prints_every_side_and_exits
 # --- the acknowledgement edge of a reconnect, without processes (fakeredis) -------------------
 
 
-class FlakyRedis:
-    """Wraps a client; the named commands raise ConnectionError while `broken` is set."""
-
-    def __init__(self, client: Any, *commands: str) -> None:
-        self.client, self.commands, self.broken = client, commands, False
-
-    def __getattr__(self, name: str) -> Any:
-        if self.broken and name in self.commands:
-            raise redis.ConnectionError(f"{name}: Connection closed by server.")
-        return getattr(self.client, name)
-
-
 def test_given_a_list_element_moved_as_the_connection_broke_when_the_listener_reconnects_then_it_is_requeued() -> None:
     # Given a list consumer working on one element, and a BLMOVE whose reply was lost with the connection
     client = fakeredis.FakeRedis()
@@ -781,3 +649,35 @@ def test_given_an_ack_that_failed_while_redis_was_away_when_the_listener_reconne
     assert fake.xpending("s", "g")["pending"] == 0
     assert fake.llen("q:processing:one") == 0 and fake.llen("q:processing:c1") == 0 and fake.llen("q") == 0
     assert stream.inflight == set()
+
+
+def test_a_stream_listener_keeps_its_in_flight_entries_fresh_by_itself_and_they_are_claimed_only_once_it_is_gone(
+    redis_server: RedisServer,
+) -> None:
+    # Given listener A working on an entry (no worker will touch it again), claim_idle 1 s
+    client = redis.Redis.from_url(redis_server.url)
+    stream = f"s-{uuid.uuid4().hex[:8]}"
+    a = StreamDelivery(client, stream, "g", "a", claim_idle=1)
+    b = StreamDelivery(client, stream, "g", "b", claim_idle=1)
+    a.connect(), b.connect()
+    publish(client, "stream", stream, b"slow")
+    taken = a.receive(0.1)
+    assert taken is not None and taken.data == b"slow"
+
+    # When listener B looks for idle entries for three times claim_idle
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        # Then A's heartbeat keeps the entry fresh: B never gets it
+        assert b.receive(0.1) is None
+        b._next_claim = 0.0  # look again at once, not every claim_idle/4
+
+    # When A is gone (its heartbeat stopped, as when it dies or loses Redis)
+    a.close()
+
+    # Then B claims the entry once claim_idle has passed
+    claimed = wait_until(lambda: b.receive(0.1) or setattr(b, "_next_claim", 0.0), timeout=10)
+    assert isinstance(claimed, Message) and claimed.data == b"slow"
+    b.ack(claimed)
+    assert client.xpending(stream, "g")["pending"] == 0
+    b.close()
+    client.close()

@@ -27,7 +27,7 @@ import pytest
 import redis
 
 from s3s3.config import Config
-from tests.conftest import new_bucket, wait_until
+from tests.helpers import new_bucket, wait_until
 from tests.servers.base import Server
 from tests.servers.redis import RedisServer
 

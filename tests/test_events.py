@@ -15,60 +15,32 @@ import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote_plus
 
 import pytest
 import redis
 
-from tests.conftest import new_bucket, wait_until
-from tests.processes import Proc
-from tests.servers.base import Server
-from tests.servers.redis import RedisServer
-from tests.test_delivery import (
+from tests.helpers import (
+    WHEN,
     all_arrived,
     announce,
     assert_intact,
     listing,
-    private_redis,  # noqa: F401 - a fixture
+    new_bucket,
     put_objects,
     start_listener,
     stream_pubsub,
+    wait_until,
+    wrapped,
     write_config,
 )
+from tests.processes import Proc
+from tests.servers.base import Server
+from tests.servers.redis import RedisServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 TRICKY = ["a b.txt", "c+d.txt", "50%.txt", "100%25 literal.txt", "dir/sub dir/x y.txt", "naïve/日本語 ü+é.txt",
           "mixed +%2B/ é&=?#.txt"]  # fmt: skip
-WHEN = "2024-05-01T10:00:00.000Z"
-
-
-def record(store: str, bucket: str, key: str, name: str = "ObjectCreated:Put", size: int = 1) -> dict[str, Any]:
-    """One notification record with the key encoded as `store` encodes it."""
-    if store == "aws":
-        source, encoded = "aws:s3", quote_plus(key, safe="/")  # AWS: form encoding, "/" left alone
-    elif store == "minio":
-        source, encoded, name = "minio:s3", quote_plus(key, safe=""), "s3:" + name  # Go's url.QueryEscape
-    else:
-        source, encoded = "ceph:s3", key  # Ceph RGW: raw
-    obj: dict[str, Any] = {"key": encoded, "size": str(size) if store == "ceph" else size, "eTag": "", "sequencer": "1"}
-    return {"eventVersion": "2.1", "eventSource": source, "awsRegion": "us-east-1", "eventTime": WHEN,
-            "eventName": name, "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": bucket}, "object": obj}}  # fmt: skip
-
-
-def wrapped(wrapper: str, bucket: str, keys: list[str], name: str = "ObjectCreated:Put") -> str:
-    """The keys' records in one of the wrappers the stores send."""
-    store = wrapper.split("-")[0]
-    records = [record(store, bucket, k, name) for k in keys]
-    if wrapper == "aws-sns":
-        return json.dumps({"Type": "Notification", "MessageId": str(uuid.uuid4()), "TopicArn": "arn:aws:sns:x",
-                           "Message": json.dumps({"Records": records})})  # fmt: skip
-    if wrapper == "minio-webhook":
-        return json.dumps({"EventName": "s3:" + name, "Key": f"{bucket}/{keys[0]}", "Records": records})
-    if wrapper == "minio-access":
-        return json.dumps([{"Event": records, "EventTime": WHEN}])
-    return json.dumps({"Records": records})
 
 
 WRAPPERS = ["aws-records", "aws-sns", "minio-records", "minio-webhook", "minio-access", "ceph-records"]

@@ -27,7 +27,7 @@ import redis
 
 from s3s3.config import Config
 from s3s3.logs import FIELDS
-from tests.conftest import endpoint_section, new_bucket, wait_until
+from tests.helpers import endpoint_section, new_bucket, wait_until
 from tests.servers.base import Server, free_port
 from tests.servers.redis import RedisServer
 

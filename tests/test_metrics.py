@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from s3s3 import names
 from s3s3.config import Config
-from tests.conftest import new_bucket, wait_until
+from tests.helpers import new_bucket, wait_until
 from tests.servers.base import Server, free_port
 from tests.servers.redis import RedisServer
 

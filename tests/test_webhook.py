@@ -17,21 +17,21 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import new_bucket, wait_until
-from tests.processes import Proc
-from tests.servers.base import Server, free_port
-from tests.servers.redis import RedisServer
-from tests.test_delivery import (
+from tests.helpers import (
     all_arrived,
     assert_intact,
     listing,
-    private_redis,  # noqa: F401 - a fixture
+    new_bucket,
     put_objects,
     start_listener,
     stream_pubsub,
+    wait_until,
+    wrapped,
     write_config,
 )
-from tests.test_events import wrapped
+from tests.processes import Proc
+from tests.servers.base import Server, free_port
+from tests.servers.redis import RedisServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 

@@ -25,8 +25,8 @@ from s3s3.s3 import (
     open_bucket,
     put_object,
 )
-from tests.conftest import new_bucket
 from tests.faults import FaultProxy
+from tests.helpers import new_bucket
 from tests.servers.base import Server
 
 pytestmark = pytest.mark.timeout(120)
