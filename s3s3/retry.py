@@ -28,8 +28,8 @@ TRANSIENT_CODES = frozenset(
      "InternalError", "ServiceUnavailable", "RequestLimitExceeded", "BandwidthLimitExceeded",
      "ProvisionedThroughputExceededException", "TooManyRequestsException"}
 )  # fmt: skip
-# http.client's answers that mean the exchange was cut, not that the answer was bad.
-_CUT = (http.client.IncompleteRead, http.client.BadStatusLine, http.client.ResponseNotReady)
+# Resets, refusals, timeouts (OSError); answers cut short (http.client's, and an XML document cut mid-way).
+_CUT = (OSError, http.client.IncompleteRead, http.client.BadStatusLine, http.client.ResponseNotReady, ParseError)
 
 
 def transient_answer(status: int, code: str) -> bool:
@@ -46,7 +46,7 @@ def is_transient(error: BaseException) -> bool:
         return transient_answer(int(meta.get("HTTPStatusCode") or 0), str(error.response.get("Error", {}).get("Code")))
     if isinstance(error, ssl.SSLCertVerificationError):
         return False  # a certificate that does not verify will not verify next time either
-    if isinstance(error, OSError | _CUT | ParseError):  # resets, closes, timeouts; a cut XML answer
+    if isinstance(error, _CUT):
         return True
     return _is_transient_library_error(error)
 
