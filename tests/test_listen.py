@@ -29,11 +29,11 @@ import redis
 import s3s3.listen
 from s3s3.config import Config, Endpoint
 from s3s3.copy import Outcome
-from s3s3.delivery import PubSubDelivery
+from s3s3.delivery import Message, PubSubDelivery
 from s3s3.listen import Listener
 from s3s3.logs import log_outcome
 from s3s3.s3 import Bucket, open_bucket
-from tests.conftest import new_bucket, wait_until
+from tests.helpers import FlakyRedis, new_bucket, wait_until
 from tests.processes import BIN, Proc
 from tests.servers.base import Server
 from tests.servers.redis import RedisServer
@@ -138,6 +138,7 @@ def start_listener(
         dests: list[Bucket] | None = None,
         *,
         workers: int = 2,
+        **options: Any,
     ) -> Running:
         client = fakeredis.FakeRedis(server=server)
         listener = Listener(
@@ -146,6 +147,7 @@ def start_listener(
             client,
             PubSubDelivery(client, "ch-" + uuid.uuid4().hex[:8]),
             workers=workers,
+            **options,
         )
         outcomes: list[Outcome] = []
         listener.on_outcome = lambda o: (outcomes.append(o), log_outcome(o))  # type: ignore[func-returns-value]
@@ -262,6 +264,77 @@ def test_given_a_copy_that_raises_when_its_key_is_announced_again_then_it_is_cop
     wait_until(lambda: copies.finished == ["k", "k"], timeout=5)
     assert "Copied 'k' to dest1:dst: 3 bytes in 0.00s" in logged(caplog)
     assert run.stop() == 0
+
+
+def test_given_a_copy_in_flight_longer_than_max_copy_seconds_then_health_fails_and_the_oldest_age_shows(
+    copies: FakeCopies, start_listener: Callable[..., Running]
+) -> None:
+    # Given a listener whose bound on a copy's time is half a second, healthy while idle
+    copies.hold("slow")
+    run = start_listener(stuck_seconds=0.5)
+    wait_until(run.listener.healthy, timeout=5)
+    assert run.listener.oldest_copy_seconds() == 0.0
+
+    # When a copy stays in flight past the bound
+    run.publish("slow")
+    wait_until(lambda: copies.started == ["slow"], timeout=5)
+    wait_until(lambda: not run.listener.healthy(), timeout=5)
+
+    # Then /healthz's answer is "unhealthy", and the gauge says how old the copy is
+    assert run.listener.oldest_copy_seconds() > 0.5
+    assert b"s3s3_oldest_copy_seconds " in run.listener.metrics.render()
+
+    # When it finishes, then health comes back and the gauge is 0
+    copies.release("slow")
+    wait_until(run.listener.healthy, timeout=5)
+    assert run.listener.oldest_copy_seconds() == 0.0
+    assert run.stop() == 0
+
+
+class OneMessage:
+    """A Delivery holding one message; records whether it was acknowledged or given back."""
+
+    def __init__(self, data: bytes) -> None:
+        self.queue = [Message(data, receipt=b"1-0")]
+        self.acked: list[Message] = []
+        self.released: list[Message] = []
+
+    def connect(self) -> None: ...
+
+    def receive(self, timeout: float) -> Message | None:
+        return self.queue.pop(0) if self.queue else None
+
+    def ack(self, message: Message) -> None:
+        self.acked.append(message)
+
+    def release(self, message: Message) -> None:
+        self.released.append(message)
+
+    def close(self) -> None: ...
+
+
+def test_given_a_failure_the_dead_letter_stream_cannot_take_then_the_message_is_given_back_not_acknowledged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a copy that fails, and a Redis that refuses the dead-letter entry
+    monkeypatch.setattr(s3s3.listen, "POLL_SECONDS", 0.05)
+    client = FlakyRedis(fakeredis.FakeRedis(), "xadd")
+    client.broken = True
+    delivery = OneMessage(b"k")
+
+    def failing(source: Bucket, dest: Bucket, key: str, **_: Any) -> Outcome:
+        return Outcome(key, dest.endpoint.label, "failed", error="the store said no")
+
+    listener = Listener(fake_bucket("source", "src"), [fake_bucket("dest1", "dst")], client, delivery,  # type: ignore[arg-type]
+                        copy=failing)  # fmt: skip
+    thread = threading.Thread(target=listener.run, daemon=True)
+    thread.start()
+
+    # Then the message is given back to be delivered again: acknowledging it would lose the failure
+    wait_until(lambda: delivery.released, timeout=5)
+    listener.stopping.set()
+    thread.join(HOLD_SECONDS)
+    assert [m.data for m in delivery.released] == [b"k"] and delivery.acked == []
 
 
 def count_refusals(listener: Listener) -> list[int]:
