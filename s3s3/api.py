@@ -8,9 +8,11 @@ from typing import Any
 from s3s3.bucket import Summary
 from s3s3.bucket import duplicate_bucket as _duplicate_bucket
 from s3s3.config import Endpoint, endpoint_from_options
-from s3s3.copy import Outcome, copy_key
+from s3s3.copy import copy_key
 from s3s3.logs import log_outcome
-from s3s3.s3 import Bucket, create_client
+from s3s3.outcome import Outcome
+from s3s3.store import Store
+from s3s3.store.boto import create_client
 
 
 def create_connection(connection_args: Mapping[str, Any] | Endpoint, *, pool_size: int = 10) -> Any:
@@ -24,10 +26,10 @@ def create_connection(connection_args: Mapping[str, Any] | Endpoint, *, pool_siz
 
 
 def upload(
-    source: Bucket, dests: Bucket | Sequence[Bucket], key: str, *, verify_md5: bool = False
+    source: Store, dests: Store | Sequence[Store], key: str, *, verify_md5: bool = False
 ) -> list[Outcome]:
     """Copy one key from `source` to each destination; one Outcome per destination, never raises."""
-    targets = [dests] if isinstance(dests, Bucket) else list(dests)
+    targets = list(dests) if isinstance(dests, Sequence) else [dests]
     outcomes = []
     for dest in targets:
         outcome = copy_key(source, dest, key, verify_md5=verify_md5)
@@ -37,8 +39,8 @@ def upload(
 
 
 def duplicate_bucket(
-    source: Bucket, dests: Bucket | Sequence[Bucket], *, verify_md5: bool = False, workers: int = 8
+    source: Store, dests: Store | Sequence[Store], *, verify_md5: bool = False, workers: int = 8
 ) -> Summary:
     """Copy every key of `source` that is missing or changed at each destination."""
-    targets = [dests] if isinstance(dests, Bucket) else list(dests)
+    targets = list(dests) if isinstance(dests, Sequence) else [dests]
     return _duplicate_bucket(source, targets, verify_md5=verify_md5, workers=workers)

@@ -16,21 +16,23 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import StrEnum
 from itertools import islice
 from typing import Any, TypeVar
 
 import redis
-from botocore.exceptions import BotoCoreError, ClientError
 
 from s3s3 import deadletter, ledger
-from s3s3.copy import Outcome, copy_key, dest_key, identical, read_md5
-from s3s3.diff import KeyFilter, ListingOrderError, diff
+from s3s3.copy import copy_key, dest_key, identical, read_md5
+from s3s3.diff import KeyFilter, diff
+from s3s3.errors import ListingOrderError, StoreError
 from s3s3.logs import log_outcome
+from s3s3.outcome import Action, Outcome
 from s3s3.overlap import Overlaps
 from s3s3.progress import Progress
 from s3s3.retry import Budget, RetryPolicy, describe
 from s3s3.retry import call as retry_call
-from s3s3.s3 import Bucket, ObjectInfo, head, is_md5
+from s3s3.store import ObjectInfo, Store
 from s3s3.uploads import abort_incomplete
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,15 @@ DELETE_BATCH = 1000  # keys per DeleteObjects, S3's limit
 __all__ = ["ListingOrderError", "Summary", "SyncOptions", "diff", "duplicate_bucket"]
 
 T = TypeVar("T")
+
+
+class Verdict(StrEnum):
+    """What the listings, the ledger or a HEAD say of one key at one destination."""
+
+    SAME = "same"  # the destination holds the same bytes
+    MISSING = "missing"  # not at the destination
+    CHANGED = "changed"  # at the destination, with other bytes
+    UNPROVEN = "unproven"  # neither the listings nor the ledger can tell: a HEAD decides
 
 
 @dataclass(frozen=True)
@@ -98,11 +109,11 @@ class Summary(Counts):
 
     def add(self, outcome: Outcome) -> None:
         """Count a copy engine outcome."""
-        if outcome.action == "failed":
+        if outcome.action is Action.FAILED:
             with self._lock:
                 self.failures.append((outcome.dest, outcome.key, outcome.error or ""))
-        action = outcome.action if outcome.action in ("copied", "skipped", "missing", "failed") else "skipped"
-        self.count(outcome.dest, action, outcome.size)
+        counted = (Action.COPIED, Action.SKIPPED, Action.MISSING, Action.FAILED)
+        self.count(outcome.dest, outcome.action if outcome.action in counted else Action.SKIPPED, outcome.size)
 
     @property
     def ok(self) -> bool:
@@ -140,8 +151,8 @@ class Summary(Counts):
 
 
 def duplicate_bucket(
-    source: Bucket,
-    dests: Iterable[Bucket],
+    source: Store,
+    dests: Iterable[Store],
     *,
     verify_md5: bool = False,
     workers: int = 8,
@@ -170,11 +181,11 @@ def duplicate_bucket(
                     sync.one(dest)
                 except ListingOrderError:
                     raise
-                except (BotoCoreError, ClientError) as e:
-                    sync.error(f"{dest.endpoint.label}: cannot list: {describe(e)}")
+                except StoreError as e:
+                    sync.error(f"{dest.label}: cannot list: {describe(e)}")
                 except Exception as e:
-                    logger.exception("Unexpected error in the bucket sync of %s", dest.endpoint.label)
-                    sync.error(f"{dest.endpoint.label}: stopped by an unexpected error: {describe(e)}")
+                    logger.exception("Unexpected error in the bucket sync of %s", dest.label)
+                    sync.error(f"{dest.label}: stopped by an unexpected error: {describe(e)}")
     finally:
         if sync.recorder is not None:
             sync.recorder.flush()
@@ -188,7 +199,7 @@ class _Sync:
 
     def __init__(
         self,
-        source: Bucket,
+        source: Store,
         options: SyncOptions,
         client: redis.Redis | None,
         stop: threading.Event,
@@ -210,7 +221,7 @@ class _Sync:
         logger.error("%s", message)
         self.summary.errors.append(message)
 
-    def retry_dead_letters(self, dests: list[Bucket]) -> None:
+    def retry_dead_letters(self, dests: list[Store]) -> None:
         """The listener's dead-letter entries first: keys it gave up on."""
         assert self.client is not None
 
@@ -226,7 +237,7 @@ class _Sync:
         if done or left:
             logger.info("Retried %d dead-lettered key(s); %d still fail", done, left)
 
-    def one(self, dest: Bucket) -> None:
+    def one(self, dest: Store) -> None:
         """Sync one destination."""
         self.summary.destinations.setdefault(dest.endpoint.label, Counts())
         deletes = _Deletes(self, dest)
@@ -241,17 +252,17 @@ class _Sync:
                     continue
                 self.summary.count(dest.endpoint.label, "checked")
                 verdict = _verdict(src, dst)
-                if verdict is None:
-                    undecided.append((src, dst))
+                if verdict is Verdict.UNPROVEN:
+                    undecided.append((src, dst))  # type: ignore[arg-type]
                 else:
                     self.dispatch(dest, src, dst, verdict)
             for (src, dst), proven in zip(undecided, self.proven(dest, undecided), strict=True):
-                self.dispatch(dest, src, dst, "same" if proven else "unproven")
+                self.dispatch(dest, src, dst, Verdict.SAME if proven else Verdict.UNPROVEN)
         deletes.finish()
         if self.options.abort_uploads_older_than is not None and not self.stop.is_set():
             self.abort_uploads(dest, self.options.abort_uploads_older_than)
 
-    def abort_uploads(self, dest: Bucket, older_than: float) -> None:
+    def abort_uploads(self, dest: Store, older_than: float) -> None:
         """--abort-incomplete-uploads: what no copy could abort itself."""
         options = self.options
         done = abort_incomplete(self.source, dest, older_than, prefix=options.keys.prefix, dry_run=options.dry_run)
@@ -261,7 +272,7 @@ class _Sync:
         if done.failed:
             self.error(f"{label}: could not abort {done.failed} incomplete upload(s)")
 
-    def proven(self, dest: Bucket, pairs: list[tuple[ObjectInfo, ObjectInfo]]) -> list[bool]:
+    def proven(self, dest: Store, pairs: list[tuple[ObjectInfo, ObjectInfo]]) -> list[bool]:
         """Which pairs the ledger proves current (none without Redis)."""
         if self.client is None or not pairs:
             return [False] * len(pairs)
@@ -271,39 +282,39 @@ class _Sync:
             logger.warning("Could not read the ledger (each such key costs a HEAD): %s", e)
             return [False] * len(pairs)
 
-    def dispatch(self, dest: Bucket, src: ObjectInfo, dst: ObjectInfo | None, verdict: str) -> None:
+    def dispatch(self, dest: Store, src: ObjectInfo, dst: ObjectInfo | None, verdict: Verdict) -> None:
         """Act on one key's verdict: same, missing, changed, or unproven (a HEAD decides)."""
         label = dest.endpoint.label
         if self.stop.is_set():
             return  # SIGTERM: start nothing new; the copies in flight finish
-        if verdict == "same" and not self.options.verify_md5:
+        if verdict is Verdict.SAME and not self.options.verify_md5:
             self.summary.count(label, "skipped")
             return
         if self.options.dry_run:
             self.dry_run(dest, src, dst, verdict)
-        elif self.options.enqueue is not None and verdict != "same":
+        elif self.options.enqueue is not None and verdict is not Verdict.SAME:
             self.options.enqueue(src.key)
             self.summary.count(label, "enqueued")
-        elif verdict == "same":
+        elif verdict is Verdict.SAME:
             self.submit(dest, src.key, self.verify, dest, src, dst)
         else:
             self.progress.queue(src.size)
-            if verdict == "unproven":
+            if verdict is Verdict.UNPROVEN:
                 self.submit(dest, src.key, self.check, dest, src)
             else:
                 self.submit(dest, src.key, self.copy, dest, src.key, check_dest=False, listed=src)
 
-    def dry_run(self, dest: Bucket, src: ObjectInfo, dst: ObjectInfo | None, verdict: str) -> None:
-        if verdict == "unproven" and identical(src, head(dest, dest_key(self.source, dest, src.key))):
+    def dry_run(self, dest: Store, src: ObjectInfo, dst: ObjectInfo | None, verdict: Verdict) -> None:
+        if verdict is Verdict.UNPROVEN and identical(src, dest.head(dest_key(self.source, dest, src.key))):
             self.summary.count(dest.endpoint.label, "skipped")
             return
-        if verdict == "same":  # --verify-md5 in a dry run: say what it would read, read nothing
+        if verdict is Verdict.SAME:  # --verify-md5 in a dry run: say what it would read, read nothing
             self.summary.count(dest.endpoint.label, "skipped")
             return
         print(f"would copy {src.key!r} to {dest.endpoint.label} ({verdict})", flush=True)
         self.summary.count(dest.endpoint.label, "copied", src.size)
 
-    def submit(self, dest: Bucket, key: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    def submit(self, dest: Store, key: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Run `fn` for `key` in the pool; whatever it raises is a failure of that key, counted and listed."""
         self.gate.acquire()
 
@@ -312,13 +323,13 @@ class _Sync:
                 fn(*args, **kwargs)
             except Exception as e:
                 logger.exception("Unexpected error in the bucket sync of %r to %s", key, dest.endpoint.label)
-                self.summary.add(Outcome(key, dest.endpoint.label, "failed", error=describe(e)))
+                self.summary.add(Outcome(key, dest.label, Action.FAILED, error=describe(e)))
             finally:
                 self.gate.release()
 
         self.pool.submit(run)
 
-    def copy(self, dest: Bucket, key: str, *, check_dest: bool, listed: ObjectInfo | None = None) -> bool:
+    def copy(self, dest: Store, key: str, *, check_dest: bool, listed: ObjectInfo | None = None) -> bool:
         outcome = copy_key(
             self.source, dest, key, verify_md5=self.options.verify_md5, check_dest=check_dest, listed=listed,
             retry=self.options.retry, guard=self.guard,
@@ -330,11 +341,11 @@ class _Sync:
             self.recorder.record(dest, dest_key(self.source, dest, key), outcome)
         return outcome.ok
 
-    def check(self, dest: Bucket, src: ObjectInfo) -> None:
+    def check(self, dest: Store, src: ObjectInfo) -> None:
         """A key neither the listings nor the ledger decide: one HEAD of the copy does, and the ledger learns it."""
         target = dest_key(self.source, dest, src.key)
         try:
-            found = head(dest, target)
+            found = dest.head(target)
         except Exception:
             found = None  # the copy tries again, with retries, and reports what fails
         if found is None or not identical(src, found):
@@ -346,17 +357,17 @@ class _Sync:
         self.summary.count(dest.endpoint.label, "skipped")
         self.progress.finish(src.size)
         if self.recorder is not None:
-            outcome = Outcome(src.key, dest.endpoint.label, "skipped", src.size, source_etag=src.etag,
+            outcome = Outcome(src.key, dest.label, Action.SKIPPED, src.size, source_etag=src.etag,
                               dest_etag=found.etag)  # fmt: skip
             self.recorder.record(dest, target, outcome)
 
-    def verify(self, dest: Bucket, src: ObjectInfo, dst: ObjectInfo) -> None:
+    def verify(self, dest: Store, src: ObjectInfo, dst: ObjectInfo) -> None:
         """--verify-md5: prove an unchanged-looking copy by MD5, reading where no store gives one."""
         try:
-            src_md5 = src.etag if is_md5(src.etag) else read_md5(self.source, src.key)
-            dst_md5 = dst.etag if is_md5(dst.etag) else read_md5(dest, dst.key)
+            src_md5 = src.etag if src.etag_is_md5 else read_md5(self.source, src.key)
+            dst_md5 = dst.etag if dst.etag_is_md5 else read_md5(dest, dst.key)
         except Exception as e:
-            self.summary.add(Outcome(src.key, dest.endpoint.label, "failed", error=f"cannot verify: {describe(e)}"))
+            self.summary.add(Outcome(src.key, dest.label, Action.FAILED, error=f"cannot verify: {describe(e)}"))
             return
         if src_md5 == dst_md5:
             self.summary.count(dest.endpoint.label, "skipped")
@@ -371,7 +382,7 @@ class _Sync:
 class _Deletes:
     """--delete: keys at a destination the source no longer has, bounded by --max-delete."""
 
-    def __init__(self, sync: _Sync, dest: Bucket) -> None:
+    def __init__(self, sync: _Sync, dest: Store) -> None:
         self.sync = sync
         self.dest = dest
         self.pending: list[str] = []
@@ -408,37 +419,34 @@ class _Deletes:
                     self.sync.summary.count(label, "deleted")
                 continue
             try:
-                response = retry_call(
-                    lambda b=batch: self.dest.client.delete_objects(  # type: ignore[misc]
-                        Bucket=self.dest.name, Delete={"Objects": [{"Key": k} for k in b], "Quiet": True}
-                    ),
+                failed = retry_call(
+                    lambda b=batch: self.dest.delete_many(b),  # type: ignore[misc]
                     Budget(self.sync.options.retry), what=f"deleting {len(batch)} keys at {label}",
                 )  # fmt: skip
             except Exception as e:
-                response = {"Errors": [{"Key": k, "Message": describe(e)} for k in batch]}
-            failed = {e["Key"]: e.get("Message", e.get("Code", "")) for e in response.get("Errors", [])}
+                failed = {k: describe(e) for k in batch}
             for key in batch:
                 if key in failed:
-                    self.sync.summary.add(Outcome(key, label, "failed", error=f"delete: {failed[key]}"))
+                    self.sync.summary.add(Outcome(key, label, Action.FAILED, error=f"delete: {failed[key]}"))
                 else:
-                    log_outcome(Outcome(key, label, "deleted"))
+                    log_outcome(Outcome(key, label, Action.DELETED))
                     self.sync.summary.count(label, "deleted")
             if self.sync.client is not None:
                 ledger.forget(self.sync.client, self.dest, [k for k in batch if k not in failed])
         self.pending = []
 
 
-def _verdict(src: ObjectInfo, dst: ObjectInfo | None) -> str | None:
-    """What the listings alone say: missing, changed, same, or None (they cannot tell)."""
+def _verdict(src: ObjectInfo, dst: ObjectInfo | None) -> Verdict:
+    """What the listings alone say (UNPROVEN: they cannot tell)."""
     if dst is None:
-        return "missing"
+        return Verdict.MISSING
     if src.size != dst.size:
-        return "changed"
+        return Verdict.CHANGED
     if src.md5 and dst.md5:
-        return "same" if src.md5 == dst.md5 else "changed"
+        return Verdict.SAME if src.md5 == dst.md5 else Verdict.CHANGED
     if src.etag and src.etag == dst.etag:
-        return "same"  # the same multipart ETag: the same parts of the same bytes
-    return None
+        return Verdict.SAME  # the same multipart ETag: the same parts of the same bytes
+    return Verdict.UNPROVEN
 
 
 def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:

@@ -19,7 +19,6 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
-from botocore.exceptions import BotoCoreError, ClientError
 from redis.exceptions import RedisError
 
 from s3s3 import __version__, deadletter, logs, names
@@ -27,11 +26,12 @@ from s3s3.bucket import SyncOptions
 from s3s3.client import BucketClient, ListenClient
 from s3s3.config import LOG_FORMATS, LOG_LEVELS, Config, Endpoint, load
 from s3s3.delivery import connect_redis, describe, publish
-from s3s3.diff import KeyFilter, ListingOrderError
-from s3s3.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, LockHeld, S3S3Error
+from s3s3.diff import KeyFilter
+from s3s3.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ListingOrderError, LockHeld, S3S3Error, StoreError
 from s3s3.memory import keep_big_buffers_off_the_heap
 from s3s3.progress import Progress
-from s3s3.s3 import list_objects, open_bucket
+from s3s3.retry import describe as one_line
+from s3s3.store import open_store
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -257,9 +257,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def _check_endpoint(endpoint: Endpoint) -> bool:
     where = endpoint.endpoint_url or "AWS"
     try:
-        next(list_objects(open_bucket(endpoint), endpoint.prefix), None)
-    except (BotoCoreError, ClientError) as e:
-        print(f"[{endpoint.name}] bucket {endpoint.bucket!r} at {where}: {' '.join(str(e).split())}")
+        open_store(endpoint).list_page(endpoint.prefix)
+    except StoreError as e:
+        print(f"[{endpoint.name}] bucket {endpoint.bucket!r} at {where}: {one_line(e)}")
         return False
     print(f"[{endpoint.name}] bucket {endpoint.bucket!r} at {where}: ok")
     return True

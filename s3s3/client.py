@@ -20,7 +20,7 @@ from s3s3.lock import SyncLock, lock_name
 from s3s3.overlap import Overlaps
 from s3s3.progress import Progress
 from s3s3.retry import RetryPolicy
-from s3s3.s3 import Bucket, open_bucket
+from s3s3.store import Store, open_store
 
 if TYPE_CHECKING:
     from s3s3.listen import Listener
@@ -32,13 +32,18 @@ logger = logging.getLogger(__name__)
 class _Buckets:
     config: Config
     workers: int | None = None
-    source: Bucket = field(init=False)
-    dests: list[Bucket] = field(init=False)
+    source: Store = field(init=False)
+    dests: list[Store] = field(init=False)
 
     def __post_init__(self) -> None:
         pool = self.workers or self.config.pubsub.workers
-        self.source = open_bucket(self.config.source, pool_size=pool * 2)
-        self.dests = [open_bucket(d, pool_size=pool * 2) for d in self.config.dests]
+        self.source = open_store(self.config.source, pool_size=pool * 2)
+        self.dests = [open_store(d, pool_size=pool * 2) for d in self.config.dests]
+
+    def share_facts(self, client: redis.Redis) -> None:
+        """What the stores teach s3s3 is kept in this Redis, for every listener and later sync."""
+        for store in (self.source, *self.dests):
+            store.facts.share(client)
 
     @property
     def retry(self) -> RetryPolicy:
@@ -57,6 +62,7 @@ class ListenClient(_Buckets):
 
         pubsub = self.config.pubsub
         client = connect_redis(pubsub)
+        self.share_facts(client)
         return Listener(
             self.source,
             self.dests,
@@ -115,12 +121,13 @@ class BucketClient(_Buckets):
             options = replace(options, enqueue=self._enqueuer(client))
         if client is None:
             return duplicate_bucket(source, dests, options=options, stop=stop, progress=progress)
+        self.share_facts(client)
         with SyncLock(client, lock_name(source, dests, options.keys.shard)):
             return duplicate_bucket(source, dests, options=options, client=client, stop=stop, progress=progress)
 
     def _direction(
         self, dest_names: Sequence[str], reverse: bool, options: SyncOptions
-    ) -> tuple[Bucket, list[Bucket]]:
+    ) -> tuple[Store, list[Store]]:
         """Source and destinations: as configured, or --reverse (a destination restores the source)."""
         known = [d.endpoint.name for d in self.dests]
         unknown = [n for n in dest_names if n not in known]

@@ -19,14 +19,10 @@ from itertools import islice
 from queue import Full, Queue
 from typing import Any, TypeVar
 
-from s3s3.errors import S3S3Error
-from s3s3.s3 import Bucket, ClientError, ObjectInfo, error_code, list_objects
+from s3s3.errors import ListingOrderError, NoSuchBucket
+from s3s3.store import ObjectInfo, Store, list_objects
 
 T = TypeVar("T")
-
-
-class ListingOrderError(S3S3Error):
-    """Raised when a store lists keys out of UTF-8 binary order, so the diff cannot be trusted."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +44,7 @@ class KeyFilter:
 
 
 def diff(
-    source: Bucket, dest: Bucket, keys: KeyFilter | None = None
+    source: Store, dest: Store, keys: KeyFilter | None = None
 ) -> Iterator[tuple[ObjectInfo | None, ObjectInfo | None]]:
     """Every key of either side, in order: (src, dst), (src, None) if missing, (None, dst) if extra.
 
@@ -118,24 +114,23 @@ def _drain(queue: Queue[Any], stop: threading.Event) -> Iterator[Any]:
         stop.set()
 
 
-def _listing_or_nothing(bucket: Bucket, prefix: str) -> Iterator[ObjectInfo]:
+def _listing_or_nothing(store: Store, prefix: str) -> Iterator[ObjectInfo]:
     try:
-        yield from list_objects(bucket, prefix)
-    except ClientError as e:
-        if error_code(e) != "NoSuchBucket":
-            raise
+        yield from list_objects(store, prefix)
+    except NoSuchBucket:
         # A destination bucket that does not exist holds nothing: each key is
         # tried, fails and is listed, and the other destinations still sync.
+        return
 
 
-def _ordered(objects: Iterator[ObjectInfo], bucket: Bucket) -> Iterator[ObjectInfo]:
+def _ordered(objects: Iterator[ObjectInfo], store: Store) -> Iterator[ObjectInfo]:
     """Pass the listing through, failing loudly if it is not in UTF-8 binary order."""
     previous: bytes | None = None
     for info in objects:
         current = _sort_key(info.key)
         if previous is not None and current <= previous:
             raise ListingOrderError(
-                f"{bucket.endpoint.label} listed {info.key!r} after a key that sorts later; "
+                f"{store.label} listed {info.key!r} after a key that sorts later; "
                 "try list_version = 1 for this endpoint"
             )
         previous = current

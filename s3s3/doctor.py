@@ -1,5 +1,10 @@
 """`s3s3 doctor`: probe each configured endpoint and say which options its store needs.
 
+It talks to each store through a boto3 client of its own, not through the
+store interface (s3s3.store): its probes try on purpose what s3s3 itself
+never sends (boto3's default checksums, a wrong Content-MD5, SigV2 against
+SigV4, virtual-hosted addressing) and record the raw answers.
+
 Every probe writes under a scratch prefix `s3s3-doctor-<random>/` in the
 configured bucket and everything written there is deleted afterwards, also
 when a probe fails. Probes use clients that try each request once: a refusal
@@ -21,7 +26,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from s3s3.config import MIN_PART, Config, Endpoint
 from s3s3.errors import EXIT_FAILED, EXIT_OK, ConfigError
-from s3s3.s3 import b64_md5, create_client, error_code, multipart_etag, strip_etag
+from s3s3.store import b64_md5, multipart_etag, strip_etag
+from s3s3.store.boto import create_client
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +104,7 @@ def _attempt(call: Callable[[], object]) -> str | None:
         call()
     except ClientError as e:
         status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
-        return f"{error_code(e) or 'error'} (HTTP {status})"
+        return f"{e.response.get('Error', {}).get('Code') or status or 'error'} (HTTP {status})"
     except BotoCoreError as e:
         return " ".join(str(e).split())[:160]
     return None

@@ -34,9 +34,56 @@ class IntegrityError(CopyError):
     """Raised when bytes read or written do not match the MD5 they must have."""
 
 
+class Unproven(IntegrityError):
+    """Raised when the part ETags a store gave do not make the source's ETag: nothing proves the copy."""
+
+
+class SourceChanged(S3S3Error):
+    """Raised when the source holds another version than the one just copied: copy it again."""
+
+
+class StoreError(S3S3Error):
+    """Raised when a store refuses a request, or cannot be reached, or its answer is cut short.
+
+    `code` is S3's error code (or the HTTP status, or the name of what broke
+    the connection), `status` the HTTP status (0: no answer), `operation` the
+    S3 operation; `transient` says whether the same request may succeed
+    later (s3s3.retry decides, in one place). Both transports raise these.
+    """
+
+    def __init__(
+        self, message: str, *, operation: str, code: str = "", status: int = 0, transient: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.code = code
+        self.status = status
+        self.transient = transient
+
+
+class NotFound(StoreError):
+    """Raised when the key is not in the bucket (NoSuchKey, 404)."""
+
+
+class NoSuchBucket(StoreError):
+    """Raised when the bucket itself does not exist."""
+
+
+class PreconditionFailed(StoreError):
+    """Raised when the object no longer has the ETag a request was made for (If-Match): it changed."""
+
+
+class BadDigest(StoreError):
+    """Raised when the store refused a body whose MD5 is not the Content-MD5 sent with it."""
+
+
 class BadMessage(S3S3Error):
     """Raised when an announcement cannot be understood; the message says why."""
 
 
 class LockHeld(S3S3Error):
     """Raised when another bucket sync holds the lock on the same buckets."""
+
+
+class ListingOrderError(S3S3Error):
+    """Raised when a store lists keys out of UTF-8 binary order, so the diff cannot be trusted."""

@@ -23,15 +23,15 @@ from collections.abc import Iterable, Sequence
 import redis
 
 from s3s3 import names
-from s3s3.copy import Outcome
-from s3s3.s3 import Bucket, ObjectInfo
+from s3s3.outcome import Action, Outcome
+from s3s3.store import ObjectInfo, Store
 
 logger = logging.getLogger(__name__)
 
 
-def ledger_key(dest: Bucket) -> str:
+def ledger_key(dest: Store) -> str:
     """The Redis hash for one destination bucket (named by where it lives, not by config section)."""
-    return _ledger_key(dest.endpoint.endpoint_url or "aws", dest.name)
+    return _ledger_key(dest.endpoint.endpoint_url or "aws", dest.endpoint.bucket)
 
 
 @functools.cache
@@ -57,11 +57,11 @@ class Recorder:
         self._pending: list[tuple[str, str, str | None]] = []  # (hash, field, entry or None to forget)
         self._lock = threading.Lock()
 
-    def record(self, dest: Bucket, target: str, outcome: Outcome) -> None:
+    def record(self, dest: Store, target: str, outcome: Outcome) -> None:
         """Remember a copy (or a proven-identical skip) that knows both ETags; forget a deleted key."""
-        if outcome.action in ("copied", "skipped") and outcome.source_etag and outcome.dest_etag:
+        if outcome.action in (Action.COPIED, Action.SKIPPED) and outcome.source_etag and outcome.dest_etag:
             value: str | None = entry(outcome.source_etag, outcome.size, outcome.dest_etag)
-        elif outcome.action == "deleted":
+        elif outcome.action is Action.DELETED:
             value = None
         else:
             return
@@ -89,14 +89,14 @@ class Recorder:
             logger.warning("Could not write %d ledger entries (later syncs HEAD those keys): %s", len(batch), e)
 
 
-def forget(client: redis.Redis, dest: Bucket, targets: Iterable[str]) -> None:
+def forget(client: redis.Redis, dest: Store, targets: Iterable[str]) -> None:
     """Drop entries for keys deleted at the destination."""
     batch = list(targets)
     if batch:
         client.hdel(ledger_key(dest), *batch)
 
 
-def current(client: redis.Redis, dest: Bucket, pairs: Sequence[tuple[ObjectInfo, ObjectInfo]]) -> list[bool]:
+def current(client: redis.Redis, dest: Store, pairs: Sequence[tuple[ObjectInfo, ObjectInfo]]) -> list[bool]:
     """For each (source, destination) listing pair: does the ledger prove the copy current?"""
     if not pairs:
         return []

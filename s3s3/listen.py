@@ -25,14 +25,15 @@ from dataclasses import dataclass, field
 import redis
 
 from s3s3 import deadletter, ledger, names
-from s3s3.copy import Guard, Outcome, copy_key, delete_key, dest_key
+from s3s3.copy import Guard, copy_key, delete_key, dest_key
 from s3s3.delivery import Delivery, Message
 from s3s3.errors import EXIT_OK, BadMessage
 from s3s3.logs import log_outcome
 from s3s3.messages import Event, parse
 from s3s3.metrics import Metrics
+from s3s3.outcome import Action, Outcome
 from s3s3.retry import describe
-from s3s3.s3 import Bucket
+from s3s3.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +69,8 @@ class Listener:
 
     def __init__(
         self,
-        source: Bucket,
-        dests: Sequence[Bucket],
+        source: Store,
+        dests: Sequence[Store],
         client: redis.Redis,
         delivery: Delivery,
         *,
@@ -260,34 +261,34 @@ class Listener:
                     )
             except Exception as e:  # copy_key never raises; a copy function that does must not strand the key
                 logger.exception("Unexpected error while copying %r to %s", key, dest.endpoint.label)
-                outcome = Outcome(key, dest.endpoint.label, "failed", error=describe(e))
+                outcome = Outcome(key, dest.label, Action.FAILED, error=describe(e))
             kept = self._record(dest, outcome, since) and kept
             ok = ok and outcome.ok
         return ok, kept
 
-    def _delete(self, dest: Bucket, key: str) -> Outcome:
+    def _delete(self, dest: Store, key: str) -> Outcome:
         """A backup keeps what the source deleted, unless the destination says propagate_deletes."""
         if dest.endpoint.propagate_deletes:
             return delete_key(self.source, dest, key)
-        return Outcome(key, dest.endpoint.label, "kept", error="deleted at the source, propagate_deletes is off")
+        return Outcome(key, dest.label, Action.KEPT, error="deleted at the source, propagate_deletes is off")
 
-    def _record(self, dest: Bucket, outcome: Outcome, since: float | None) -> bool:
+    def _record(self, dest: Store, outcome: Outcome, since: float | None) -> bool:
         """Log, count, and remember the outcome (ledger, or dead-letter stream when it failed).
 
         Returns False when a failure could not be written to the dead-letter stream.
         """
         self.on_outcome(outcome)
         self.metrics.outcome(outcome)
-        if outcome.action == "copied" and since:
+        if outcome.action is Action.COPIED and since:
             self.metrics.lag_seconds.observe(max(0.0, time.time() - since))
         try:
-            if outcome.action == "failed":
+            if outcome.action is Action.FAILED:
                 deadletter.record_failure(self.client, outcome.key, outcome.dest, outcome.error or "", outcome.attempts)
             else:
                 self.recorder.record(dest, dest_key(self.source, dest, outcome.key), outcome)
         except redis.RedisError as e:
             logger.warning("Could not record %r for %s in Redis: %s", outcome.key, outcome.dest, e)
-            return outcome.action != "failed"
+            return outcome.action is not Action.FAILED
         return True
 
     def _finish(self, pending: _Pending, ok: bool, kept: bool) -> None:

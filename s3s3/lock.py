@@ -21,20 +21,21 @@ from redis.lock import Lock
 
 from s3s3 import names
 from s3s3.errors import LockHeld
-from s3s3.s3 import Bucket
+from s3s3.store import Store
 
 logger = logging.getLogger(__name__)
 
 TTL = 60.0  # seconds a lock outlives a job that stopped renewing it
 
 
-def lock_name(source: Bucket, dests: Sequence[Bucket], shard: tuple[int, int] = (0, 1)) -> str:
+def lock_name(source: Store, dests: Sequence[Store], shard: tuple[int, int] = (0, 1)) -> str:
     """One lock per set of buckets, named by where they live, and per --shard I/N.
 
     The set ignores direction, so a --reverse restore and a sync of the same
     buckets never run at once either.
     """
-    places = sorted(f"{b.endpoint.endpoint_url or 'aws'}/{b.name}/{b.endpoint.prefix}" for b in (source, *dests))
+    endpoints = [store.endpoint for store in (source, *dests)]
+    places = sorted(f"{e.endpoint_url or 'aws'}/{e.bucket}/{e.prefix}" for e in endpoints)
     where = json.dumps(places)
     name = names.LOCK_PREFIX + hashlib.sha1(where.encode()).hexdigest()[:16]
     # Shards share no key, so a fleet's N shards run at once; one shard still runs once.

@@ -11,10 +11,8 @@ import json
 import logging
 import sys
 import time
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from s3s3.copy import Outcome
+from s3s3.outcome import Action, Outcome
 
 logger = logging.getLogger("s3s3.copy")
 
@@ -59,16 +57,16 @@ def log_outcome(outcome: Outcome) -> None:
         "bytes": outcome.size,
         "duration": round(outcome.seconds, 3),
     }
-    if outcome.action == "failed":
+    if outcome.action is Action.FAILED:
         fields["error"] = outcome.error
         logger.error(
             "Failed %r to %s after %.2fs: %s", outcome.key, outcome.dest, outcome.seconds, outcome.error, extra=fields
         )
-    elif outcome.action == "missing":
+    elif outcome.action is Action.MISSING:
         logger.warning("Missing %r at the source; nothing copied to %s", outcome.key, outcome.dest, extra=fields)
-    elif outcome.action == "kept":
+    elif outcome.action is Action.KEPT:
         logger.info("Kept %r at %s: %s", outcome.key, outcome.dest, outcome.error, extra=fields)
-    elif outcome.action == "deleted":
+    elif outcome.action is Action.DELETED:
         logger.info("Deleted %r at %s in %.2fs", outcome.key, outcome.dest, outcome.seconds, extra=fields)
     else:
         logger.info(

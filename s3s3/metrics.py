@@ -17,7 +17,7 @@ from prometheus_client import (
     write_to_textfile,
 )
 
-from s3s3.copy import Outcome
+from s3s3.outcome import Action, Outcome
 
 if TYPE_CHECKING:
     from s3s3.bucket import Summary
@@ -55,7 +55,7 @@ class Metrics:
     def outcome(self, outcome: Outcome) -> None:
         """Count one key's outcome at one destination."""
         self.copies.labels(outcome.dest, outcome.action).inc()
-        if outcome.action == "copied":
+        if outcome.action is Action.COPIED:
             self.bytes_copied.labels(outcome.dest).inc(outcome.size)
             self.copy_seconds.labels(outcome.dest).observe(outcome.seconds)
 

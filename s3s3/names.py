@@ -15,6 +15,7 @@ GAPS = "s3s3:gaps"  # stream of (from, to) periods when a pubsub listener was di
 GAPS_MAXLEN = 10_000  # gap entries kept (approximately)
 LOCK_PREFIX = "s3s3:lock:"  # + source and destinations: held by the running bucket sync
 LEDGER_PREFIX = "s3s3:ledger:"  # + destination: hash key -> what s3s3 copied there
+FACTS_PREFIX = "s3s3:facts:"  # + hash of a store's URL: what s3s3 learnt of that store (s3s3.store.facts)
 COPYING_PREFIX = "s3s3:copying:"  # + hash of destination and key: copies of it running now (s3s3.overlap)
 
 

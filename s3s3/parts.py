@@ -1,20 +1,21 @@
-"""Multipart uploads: the parts of one object, each proven before the upload is completed.
+"""Multipart copies: the plans that send an object in parts (s3s3.plan), and how each part is proven.
 
-Nothing of a multipart upload is visible until it is completed, so each part
-is checked on its own first, and any failure aborts the upload: no orphaned
-parts, no partial object. A part is proven one of three ways:
+- Parts read in order (Plan.PARTS_IN_ORDER): the source's body read part by
+  part, each part held in memory and sent with its Content-MD5 (the one
+  checksum Ceph and Swift enforce), up to PART_WINDOW at once, the whole
+  object hashed on the way where its MD5 is wanted.
+- Parts streamed from ranges (Plan.PARTS_FROM_RANGES): each part a ranged GET
+  of the source, If-Match the ETag the copy started from, streamed into its
+  UploadPart a block at a time and hashed on the way; the store's part ETag
+  must equal that MD5 before the upload is completed. Whole parts from
+  ranges (WHOLE_PARTS_FROM_RANGES) hold each part and send its Content-MD5,
+  for stores whose part ETags are not MD5s.
+- Part for part (Plan.PART_FOR_PART): the ranges are the source's own parts
+  (HEAD ?partNumber=1 says their size); nothing is hashed, and the part ETags
+  the store gives must make the source's own `md5-of-md5s-N` ETag.
 
-- Sent whole with its Content-MD5 (the only checksum Ceph and Swift enforce):
-  the store refuses other bytes. The body is read in order, so the whole
-  object's MD5 can be computed on the way; each part is held in memory.
-- Streamed from a ranged GET of the source and hashed on the way through: the
-  store's part ETag, the MD5 of what it received, must equal the MD5 of what
-  was sent. Parts go in parallel, a block at a time.
-- Streamed from the source's own parts, not hashed at all: once every part is
-  in, the part ETags the store gave must make the source's own multipart
-  ETag, so the store holds the source's bytes, part for part. This costs no
-  CPU per byte; a copy whose ETags do not add up is aborted and sent again
-  the hashed way.
+Every multipart upload is completed only once every part is proven, and
+aborted on any failure.
 """
 
 from __future__ import annotations
@@ -23,119 +24,79 @@ import functools
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, BinaryIO
-
-from botocore.exceptions import BotoCoreError, ClientError
+from typing import TYPE_CHECKING, Any
 
 from s3s3.config import MAX_PART, MIN_PART
-from s3s3.errors import IntegrityError
+from s3s3.errors import IntegrityError, StoreError, Unproven
 from s3s3.memory import BUDGET
 from s3s3.retry import ABORT_RETRY, Budget, describe, is_transient
 from s3s3.retry import call as retry_call
-from s3s3.s3 import (
-    NOT_FOUND,
-    Bucket,
-    ObjectInfo,
-    abort_multipart_upload,
-    b64_md5,
-    complete_multipart_upload,
-    create_multipart_upload,
-    error_code,
-    head,
-    is_md5,
-    multipart_etag,
-    strip_etag,
-)
+from s3s3.store import Body, Fact, ObjectInfo, Store, is_md5, multipart_etag, store_name
+
+if TYPE_CHECKING:
+    from s3s3.copy import Job
 
 logger = logging.getLogger(__name__)
 
 PART_WINDOW = 4  # whole parts of one object uploading at once (each held in memory)
-RANGE_WINDOW = 8  # streamed parts of one object at once (each holds one STREAM_BLOCK)
+RANGE_WINDOW = 8  # streamed parts of one object at once (each holds one READ_BLOCK)
 # Streamed parts at once in the whole process: past a few streams the stores
 # and the GIL only share the same cores among more threads, and slow them all.
 STREAMS = threading.BoundedSemaphore(8)
-STREAM_BLOCK = 1024 * 1024
-
-# What this process learnt about its stores, so that it stops trying what cannot work:
-_NO_MD5_PART_ETAGS: set[str] = set()  # destinations whose part ETags are not MD5s
-_UNALIGNED: set[tuple[str, str]] = set()  # (source, dest) whose part-for-part copies did not add up
-_NO_PART_NUMBER: set[str] = set()  # sources that do not answer HEAD ?partNumber= for a part
+READ_BLOCK = 1024 * 1024  # how much a streamed body reads at a time
 
 
-class Unproven(IntegrityError):
-    """The store's part ETags do not make the source's ETag: nothing proves the copy, so it is not completed."""
+@dataclass(frozen=True)
+class Part:
+    """A part the store holds: its number and ETag, what was sent, and the MD5 that proves it."""
+
+    number: int
+    etag: str
+    size: int
+    md5: bytes
 
 
-def upload_from(
-    dest: Bucket,
-    target: str,
-    args: dict[str, Any],
-    body: BinaryIO,
-    whole: Any,
-    check: Callable[[int], None],
-    budget: Budget,
-) -> str:
-    """Upload `body` in whole parts with Content-MD5 (into `whole`, in order, if given); return the ETag.
-
-    `check(bytes read)` runs once the body is read, before the upload is completed.
-    """
-    upload_id = create_multipart_upload(dest, target, args)
-    try:
-        parts = _upload_parts(dest, target, upload_id, body, dest.endpoint.multipart_chunksize, whole, budget)
-        check(sum(p["Size"] for p in parts))
-        return complete(dest, target, upload_id, parts)
-    except BaseException:
-        abort(dest, target, upload_id)
-        raise
+def check_read(info: ObjectInfo, size: int, md5: str | None) -> None:
+    """Fail the copy when what was read is not what the source says it holds."""
+    if size != info.size:
+        raise IntegrityError(f"{info.key!r}: read {size} bytes, the source says {info.size}")
+    if info.md5 and info.md5 != md5:
+        raise IntegrityError(f"{info.key!r}: read MD5 {md5}, the source says {info.md5}")
 
 
-def copy_in_ranges(
-    source: Bucket, dest: Bucket, target: str, info: ObjectInfo, args: dict[str, Any], budget: Budget
-) -> str:
-    """Copy a source that gives no MD5 in streamed parts; return the destination ETag.
-
-    Part for part where the source's parts can be found and the pair has not
-    failed to add up before; else in hashed ranges of the destination's part size.
-    """
-    pair = (source.endpoint.label, dest.endpoint.label)
-    part_size = None if pair in _UNALIGNED else source_part_size(source, info)
-    if part_size is not None:
-        try:
-            return _upload_ranges(source, dest, target, info, args, part_size, budget, hashed=False)
-        except Unproven as e:
-            _UNALIGNED.add(pair)
-            logger.warning("%s; sending %r again, hashed (and so from now on)", e, info.key)
-    return _upload_ranges(source, dest, target, info, args, dest.endpoint.multipart_chunksize, budget, hashed=True)
-
-
-def source_part_size(source: Bucket, info: ObjectInfo) -> int | None:
-    """The size of the source's parts, where they are all that size but the last; else None.
+def source_part_size(source: Store, dest: Store, info: ObjectInfo) -> int | None:
+    """The size of the source's parts, where they are all that size but the last and may be copied as they are.
 
     One HEAD of part 1 (`partNumber=1`) says its size and how many parts
-    there are; a store that does not know `partNumber` answers for the whole
-    object, and gets None.
+    there are. A store that answers for the whole object is not asked again;
+    nor is a pair whose part-for-part copies did not add up before, nor a
+    destination whose part ETags are not MD5s.
     """
     count = _part_count(info.etag)
-    if source.wire is None or count is None or source.endpoint.label in _NO_PART_NUMBER:
+    if (
+        count is None
+        or source.facts.knows(Fact.NO_PART_NUMBER)
+        or source.facts.knows(Fact.UNALIGNED, store_name(dest.endpoint))
+        or dest.facts.knows(Fact.PART_ETAGS_NOT_MD5)
+    ):
         return None
     try:
         # No If-Match: a part size from another version cannot pass, as every range is read If-Match.
-        response = source.wire.head(info.key, query="partNumber=1")
-    except ClientError as e:
-        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if 400 <= status < 500 and error_code(e) not in NOT_FOUND:  # refused (Swift: 405), not missing or down
-            _NO_PART_NUMBER.add(source.endpoint.label)
+        part = source.head(info.key, part_number=1)
+    except StoreError as e:
+        if 400 <= e.status < 500 and e.status != 404:  # refused (Swift: 405), not missing or down
+            source.facts.learn(Fact.NO_PART_NUMBER)
         return None
-    except BotoCoreError:
+    if part is None:
         return None
-    if response.status != 206 or "x-amz-mp-parts-count" not in response.headers:
-        _NO_PART_NUMBER.add(source.endpoint.label)  # it answered for the whole object: ask no more
+    if part.parts_count is None:
+        source.facts.learn(Fact.NO_PART_NUMBER)  # it answered for the whole object: ask no more
         return None
-    size = int(response.headers.get("Content-Length") or 0)
-    if response.headers["x-amz-mp-parts-count"] != str(count):
+    size = part.size
+    if part.parts_count != count:
         return None
     if not (MIN_PART <= size <= MAX_PART or count == 1) or not (count - 1) * size < info.size <= count * size:
         return None
@@ -147,131 +108,32 @@ def _part_count(etag: str) -> int | None:
     return int(number) if number.isdigit() and 0 < int(number) <= 10000 else None
 
 
-@dataclass(frozen=True)
-class _Upload:
-    """One object's upload in streamed parts: where from, where to, and whether the parts are hashed."""
-
-    source: Bucket
-    dest: Bucket
-    info: ObjectInfo
-    target: str
-    upload_id: str
-    hashed: bool
-    budget: Budget
-
-
-def _upload_ranges(
-    source: Bucket,
-    dest: Bucket,
-    target: str,
-    info: ObjectInfo,
-    args: dict[str, Any],
-    part_size: int,
-    budget: Budget,
-    *,
-    hashed: bool,
-) -> str:
-    upload = _Upload(source, dest, info, target, create_multipart_upload(dest, target, args), hashed, budget)
+def upload_in_order(job: Job) -> tuple[str | None, str]:
+    """Plan.PARTS_IN_ORDER: the body in whole parts with Content-MD5; return (the object's MD5 if hashed, ETag)."""
+    assert job.body is not None
+    info = job.info
+    whole = hashlib.md5() if job.verify_md5 or info.md5 is not None else None
+    upload_id = job.dest.create_upload(job.target, job.attributes(info.md5))
     try:
-        starts = range(0, info.size, part_size)
-        ranges = [(n, start, min(part_size, info.size - start)) for n, start in enumerate(starts, 1)]
-        with ThreadPoolExecutor(RANGE_WINDOW, thread_name_prefix="s3s3-part") as pool:
-            futures = [pool.submit(_copy_range, upload, *r) for r in ranges]
-            wait(futures, return_when=FIRST_EXCEPTION)
-            for future in futures:
-                future.cancel()
-            parts = [f.result() for f in futures]
-        if not hashed:
-            made = multipart_etag([p["MD5"] for p in parts])
-            if made != info.etag:
-                where = dest.endpoint.label
-                raise Unproven(f"{target!r}: the parts at {where} make ETag {made}, not the source's {info.etag}")
-        return complete(dest, target, upload.upload_id, parts)
+        parts = _upload_parts(job, upload_id, whole)
+        md5 = whole.hexdigest() if whole is not None else None
+        check_read(info, sum(p.size for p in parts), md5)
+        return md5, complete(job.dest, job.target, upload_id, parts)
     except BaseException:
-        abort(dest, target, upload.upload_id)
+        abort(job.dest, job.target, upload_id)
         raise
 
 
-def _copy_range(upload: _Upload, number: int, start: int, length: int) -> dict[str, Any]:
-    """One streamed part, started over (a new read of its range) when it fails, until the key's budget is spent."""
-
-    def once() -> dict[str, Any]:
-        with STREAMS:
-            return _copy_range_once(upload, number, start, length)
-
-    return retry_call(once, upload.budget, what=f"part {number} of {upload.target!r}", retryable=_part_retryable)
-
-
-def _part_retryable(error: BaseException) -> bool:
-    """A part refused for now, cut short or read corrupt is sent again; a part that proves nothing is not."""
-    return not isinstance(error, Unproven) and (isinstance(error, IntegrityError) or is_transient(error))
-
-
-def _copy_range_once(upload: _Upload, number: int, start: int, length: int) -> dict[str, Any]:
-    source, dest, info, target = upload.source, upload.dest, upload.info, upload.target
-    assert source.wire is not None and dest.wire is not None
-    # If-Match: every part comes from the version the copy started with.
-    response = source.wire.get(info.key, {"Range": f"bytes={start}-{start + length - 1}", "If-Match": f'"{info.etag}"'})
-    digest = hashlib.md5() if upload.hashed else None
-
-    def blocks() -> Iterator[memoryview]:
-        view = memoryview(bytearray(min(STREAM_BLOCK, length)))
-        left = length
-        while left:
-            n = response.readinto(view[: min(left, len(view))])
-            if not n:
-                raise IntegrityError(f"{info.key!r}: the source ended {left} bytes early in bytes {start}-")
-            if digest is not None:
-                digest.update(view[:n])
-            left -= n
-            yield view[:n]
-
-    try:
-        if upload.hashed and dest.endpoint.label in _NO_MD5_PART_ETAGS:
-            held = BUDGET.acquire(length)
-            try:
-                return upload_part(dest, target, upload.upload_id, number, b"".join(bytes(b) for b in blocks()))
-            finally:
-                BUDGET.release(held)
-        answer = dest.wire.upload_part(target, upload.upload_id, number, blocks(), length)
-    finally:
-        source.wire.discard(response)
-    etag = strip_etag(answer.headers.get("ETag"))
-    part = {"PartNumber": number, "ETag": answer.headers["ETag"], "Size": length}
-    if not is_md5(etag):
-        if not upload.hashed:
-            raise Unproven(f"{target!r} part {number}: {dest.endpoint.label} gives part ETags that are not MD5s")
-        # Its part ETags prove nothing (encryption, say): this and later parts go whole, with Content-MD5.
-        _NO_MD5_PART_ETAGS.add(dest.endpoint.label)
-        return _copy_range_once(upload, number, start, length)
-    if digest is not None and etag != digest.hexdigest():
-        raise IntegrityError(f"{target!r} part {number}: store says {etag}, sent {digest.hexdigest()}")
-    return {**part, "MD5": bytes.fromhex(etag)}
-
-
-def complete(dest: Bucket, target: str, upload_id: str, parts: list[dict[str, Any]]) -> str:
-    """Complete a multipart upload; its ETag must be the one the parts sent make."""
-    etag = complete_multipart_upload(dest, target, upload_id, [(p["PartNumber"], p["ETag"]) for p in parts])
-    if not etag:
-        # Ceph: CompleteMultipartUpload answers with an empty ETag; ask again.
-        found = head(dest, target)
-        etag = found.etag if found else ""
-    expected = multipart_etag([p["MD5"] for p in parts])
-    if "-" in etag and etag != expected:
-        raise IntegrityError(f"{target!r}: completed ETag {etag} is not the {expected} of the parts sent")
-    return etag
-
-
-def _upload_parts(
-    dest: Bucket, target: str, upload_id: str, body: BinaryIO, chunk: int, whole: Any, budget: Budget
-) -> list[dict[str, Any]]:
+def _upload_parts(job: Job, upload_id: str, whole: Any) -> list[Part]:
     """Read the body part by part (into `whole`, in order, if given); upload up to PART_WINDOW parts at once."""
-    futures: list[Future[dict[str, Any]]] = []
+    assert job.body is not None
+    chunk = job.dest.endpoint.multipart_chunksize
+    futures: list[Future[Part]] = []
     with ThreadPoolExecutor(PART_WINDOW, thread_name_prefix="s3s3-part") as pool:
         while True:
             held = BUDGET.acquire(chunk)
             try:
-                data = read_exactly(body, chunk)
+                data = read_exactly(job.body, chunk)
                 pending = [f for f in futures if not f.done()]
                 if len(pending) >= PART_WINDOW:
                     wait(pending, return_when=FIRST_EXCEPTION)
@@ -284,10 +146,9 @@ def _upload_parts(
             if whole is not None:
                 whole.update(data)
             number = len(futures) + 1
-            future = pool.submit(
-                retry_call, functools.partial(upload_part, dest, target, upload_id, number, data), budget,
-                what=f"part {number} of {target!r}", retryable=_part_retryable,
-            )  # fmt: skip
+            send = functools.partial(_send_whole, job.dest, job.target, upload_id, number, data)
+            future = pool.submit(retry_call, send, job.budget, what=f"part {number} of {job.target!r}",
+                                 retryable=_part_retryable)  # fmt: skip
             future.add_done_callback(lambda _, held=held: BUDGET.release(held))
             futures.append(future)
             if len(data) < chunk:
@@ -296,26 +157,105 @@ def _upload_parts(
         return [f.result() for f in futures]
 
 
-def upload_part(dest: Bucket, target: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
-    """UploadPart of a part held in memory, with its Content-MD5."""
+def _send_whole(dest: Store, target: str, upload_id: str, number: int, data: bytes) -> Part:
+    """UploadPart of a part held in memory, with its Content-MD5; a part ETag that is an MD5 must be that one."""
     # Hashed here, in the part's own thread (hashlib lets go of the GIL): the
     # reader only keeps the whole object's MD5, which must go in order.
     digest = hashlib.md5(data).digest()
-    response = dest.client.upload_part(
-        Bucket=dest.name,
-        Key=target,
-        UploadId=upload_id,
-        PartNumber=number,
-        Body=data,
-        ContentMD5=b64_md5(digest.hex()),
-    )
-    etag = strip_etag(response.get("ETag"))
-    if is_md5(etag) and etag != digest.hex():
+    etag = dest.upload_part(target, upload_id, number, data, length=len(data), md5=digest.hex())
+    if is_md5(etag) and etag != digest.hex() and not dest.facts.knows(Fact.PART_ETAGS_NOT_MD5):
         raise IntegrityError(f"{target!r} part {number}: store says {etag}, sent {digest.hex()}")
-    return {"PartNumber": number, "ETag": response["ETag"], "Size": len(data), "MD5": digest}
+    return Part(number, etag, len(data), digest)
 
 
-def abort(dest: Bucket, target: str, upload_id: str) -> None:
+def upload_ranges(job: Job, *, hashed: bool, whole: bool) -> tuple[None, str]:
+    """Plans PARTS_FROM_RANGES, WHOLE_PARTS_FROM_RANGES and PART_FOR_PART: each part from its own range."""
+    info, dest = job.info, job.dest
+    part_size = job.part_size if not hashed and job.part_size else dest.endpoint.multipart_chunksize
+    upload_id = dest.create_upload(job.target, job.attributes(None))
+    try:
+        ranges = [(n, start, min(part_size, info.size - start)) for n, start in enumerate(range(0, info.size,
+                  part_size), 1)]  # fmt: skip
+        with ThreadPoolExecutor(RANGE_WINDOW, thread_name_prefix="s3s3-part") as pool:
+            futures = [pool.submit(_copy_range, job, upload_id, hashed, whole, *r) for r in ranges]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:
+                future.cancel()
+            parts = [f.result() for f in futures]
+        if not hashed:
+            made = multipart_etag([p.md5 for p in parts])
+            if made != info.etag:
+                job.source.facts.learn(Fact.UNALIGNED, store_name(dest.endpoint))
+                where = dest.label
+                raise Unproven(f"{job.target!r}: the parts at {where} make ETag {made}, not the source's {info.etag}")
+        return None, complete(dest, job.target, upload_id, parts)
+    except BaseException:
+        abort(dest, job.target, upload_id)
+        raise
+
+
+def _copy_range(job: Job, upload_id: str, hashed: bool, whole: bool, number: int, start: int, length: int) -> Part:
+    """One part from its range, started over (a new read of the range) when it fails, until the budget is spent."""
+
+    def once() -> Part:
+        with STREAMS:
+            # If-Match: every part comes from the version the copy started with.
+            _, body = job.source.get(job.info.key, byte_range=(start, start + length - 1), if_match=job.info.etag)
+            try:
+                if whole:
+                    return _range_whole(job, upload_id, number, body, length)
+                return _range_streamed(job, upload_id, hashed, number, body, length)
+            finally:
+                body.close()
+
+    return retry_call(once, job.budget, what=f"part {number} of {job.target!r}", retryable=_part_retryable)
+
+
+def _range_whole(job: Job, upload_id: str, number: int, body: Body, length: int) -> Part:
+    """A part read whole into memory (counted against the budget) and sent with its Content-MD5."""
+    held = BUDGET.acquire(length)
+    try:
+        data = body.read()
+        if len(data) != length:
+            raise IntegrityError(f"{job.info.key!r}: read {len(data)} bytes of part {number}, not {length}")
+        return _send_whole(job.dest, job.target, upload_id, number, data)
+    finally:
+        BUDGET.release(held)
+
+
+def _range_streamed(job: Job, upload_id: str, hashed: bool, number: int, body: Body, length: int) -> Part:
+    """A part streamed from its range into UploadPart; the store's part ETag must prove what arrived."""
+    digest = hashlib.md5() if hashed else None
+    etag = job.dest.upload_part(job.target, upload_id, number, read_blocks(body, length, digest), length=length,
+                                md5=None)  # fmt: skip
+    if not is_md5(etag):
+        # Its part ETags prove nothing (encryption, say): from now on parts go whole, with Content-MD5.
+        job.dest.facts.learn(Fact.PART_ETAGS_NOT_MD5)
+        raise Unproven(f"{job.target!r} part {number}: {job.dest.label} gives part ETags that are not MD5s")
+    if digest is not None and etag != digest.hexdigest():
+        raise IntegrityError(f"{job.target!r} part {number}: store says {etag}, sent {digest.hexdigest()}")
+    return Part(number, etag, length, bytes.fromhex(etag))
+
+
+def _part_retryable(error: BaseException) -> bool:
+    """A part refused for now, cut short or read corrupt is sent again; a part that proves nothing is not."""
+    return not isinstance(error, Unproven) and (isinstance(error, IntegrityError) or is_transient(error))
+
+
+def complete(dest: Store, target: str, upload_id: str, parts: list[Part]) -> str:
+    """Complete a multipart upload; its ETag must be the one the parts sent make (where part ETags are MD5s)."""
+    etag = dest.complete_upload(target, upload_id, [(p.number, p.etag) for p in parts])
+    if not etag:
+        # Ceph: CompleteMultipartUpload answers with an empty ETag; ask again.
+        found = dest.head(target)
+        etag = found.etag if found else ""
+    expected = multipart_etag([p.md5 for p in parts])
+    if "-" in etag and etag != expected and not dest.facts.knows(Fact.PART_ETAGS_NOT_MD5):
+        raise IntegrityError(f"{target!r}: completed ETag {etag} is not the {expected} of the parts sent")
+    return etag
+
+
+def abort(dest: Store, target: str, upload_id: str) -> None:
     """Abort an upload, so that no part of it is left behind; a failure to is logged, not raised.
 
     A store that refuses for a moment (503) is asked again for a while; one
@@ -323,18 +263,28 @@ def abort(dest: Bucket, target: str, upload_id: str) -> None:
     or the bucket's lifecycle rule.
     """
     try:
-        retry_call(
-            lambda: abort_multipart_upload(dest, target, upload_id), Budget(ABORT_RETRY),
-            what=f"aborting the upload of {target!r}",
-        )  # fmt: skip
+        retry_call(lambda: dest.abort_upload(target, upload_id), Budget(ABORT_RETRY),
+                   what=f"aborting the upload of {target!r}")  # fmt: skip
     except Exception as e:
-        logger.warning(
-            "Could not abort the multipart upload %s of %r to %s (its parts stay until aborted): %s",
-            upload_id, target, dest.endpoint.label, describe(e),
-        )  # fmt: skip
+        logger.warning("Could not abort the multipart upload %s of %r to %s (its parts stay until aborted): %s",
+                       upload_id, target, dest.label, describe(e))  # fmt: skip
 
 
-def read_exactly(body: BinaryIO, size: int) -> bytes:
+def read_blocks(body: Body, length: int, digest: Any = None) -> Iterator[memoryview]:
+    """`length` bytes of `body`, a block at a time (into `digest`, if given); an early end fails the copy."""
+    view = memoryview(bytearray(min(READ_BLOCK, length) or 1))
+    left = length
+    while left:
+        n = body.readinto(view[: min(left, len(view))])
+        if not n:
+            raise IntegrityError(f"the source ended {left} bytes early")
+        if digest is not None:
+            digest.update(view[:n])
+        left -= n
+        yield view[:n]
+
+
+def read_exactly(body: Body, size: int) -> bytes:
     """`size` bytes of `body`, fewer only at its end."""
     data = body.read(size)
     while data and len(data) < size:
@@ -343,3 +293,5 @@ def read_exactly(body: BinaryIO, size: int) -> bytes:
             break
         data += more
     return data
+
+

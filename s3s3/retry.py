@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from xml.etree.ElementTree import ParseError
 
+from s3s3.errors import StoreError
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -39,11 +41,13 @@ def transient_answer(status: int, code: str) -> bool:
 
 def is_transient(error: BaseException) -> bool:
     """True when `error` says the store or the network failed for now, not that the request was wrong."""
-    from botocore.exceptions import ClientError  # botocore is loaded by then: every store error comes from it
+    if isinstance(error, StoreError):
+        return error.transient
+    return transient_failure(error)
 
-    if isinstance(error, ClientError):
-        meta = error.response.get("ResponseMetadata", {})
-        return transient_answer(int(meta.get("HTTPStatusCode") or 0), str(error.response.get("Error", {}).get("Code")))
+
+def transient_failure(error: BaseException) -> bool:
+    """True for what a transport sees when the connection, not the request, failed (before it wraps it)."""
     if isinstance(error, ssl.SSLCertVerificationError):
         return False  # a certificate that does not verify will not verify next time either
     if isinstance(error, _CUT):
@@ -52,9 +56,12 @@ def is_transient(error: BaseException) -> bool:
 
 
 def _is_transient_library_error(error: BaseException) -> bool:
-    from botocore.exceptions import ConnectionError, HTTPClientError, IncompleteReadError
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, IncompleteReadError
     from urllib3.exceptions import HTTPError as Urllib3Error
 
+    if isinstance(error, ClientError):
+        meta = error.response.get("ResponseMetadata", {})
+        return transient_answer(int(meta.get("HTTPStatusCode") or 0), str(error.response.get("Error", {}).get("Code")))
     # botocore wraps what urllib3 saw (resets, timeouts, a streamed body cut
     # short); older botocores let urllib3's own errors out of a body's read().
     return isinstance(error, ConnectionError | HTTPClientError | IncompleteReadError | Urllib3Error)

@@ -2,35 +2,35 @@
 
 from __future__ import annotations
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from s3s3.config import Config
 from s3s3.copy import dest_key, identical
-from s3s3.s3 import META_ETAG, Bucket, ObjectInfo, head, open_bucket
+from s3s3.errors import StoreError
+from s3s3.retry import describe
+from s3s3.store import META_ETAG, ObjectInfo, Store, open_store
 
 
 def show(config: Config, key: str) -> bool:
     """Print the key's size, ETag and MD5 everywhere; True when every destination is in sync."""
-    source = open_bucket(config.source)
+    source = open_store(config.source)
     try:
-        src = head(source, key)
-    except (BotoCoreError, ClientError) as e:
-        print(f"{source.endpoint.label}: {key!r}: cannot read: {' '.join(str(e).split())}")
+        src = source.head(key)
+    except StoreError as e:
+        print(f"{source.label}: {key!r}: cannot read: {describe(e)}")
         return False
     print(f"{source.endpoint.label}: {_describe(src) if src else 'not there'}  (source)")
     in_sync = True
     for endpoint in config.dests:
-        dest = open_bucket(endpoint)
+        dest = open_store(endpoint)
         in_sync = _show_dest(source, dest, key, src) and in_sync
     return in_sync
 
 
-def _show_dest(source: Bucket, dest: Bucket, key: str, src: ObjectInfo | None) -> bool:
+def _show_dest(source: Store, dest: Store, key: str, src: ObjectInfo | None) -> bool:
     target = dest_key(source, dest, key)
     try:
-        dst = head(dest, target)
-    except (BotoCoreError, ClientError) as e:
-        print(f"{dest.endpoint.label}: {target!r}: cannot read: {' '.join(str(e).split())}")
+        dst = dest.head(target)
+    except StoreError as e:
+        print(f"{dest.label}: {target!r}: cannot read: {describe(e)}")
         return False
     if src is None:
         verdict = "in sync (absent at both)" if dst is None else "extra (the source no longer has it)"

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from s3s3.copy import source_key
 from s3s3.retry import ABORT_RETRY, Budget, RetryPolicy, describe
 from s3s3.retry import call as retry_call
-from s3s3.s3 import Bucket, abort_multipart_upload, head, list_uploads
+from s3s3.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class Aborted:
 
 
 def abort_incomplete(
-    source: Bucket, dest: Bucket, older_than: float, *, prefix: str = "", dry_run: bool = False,
+    source: Store, dest: Store, older_than: float, *, prefix: str = "", dry_run: bool = False,
     retry: RetryPolicy = ABORT_RETRY,
 ) -> Aborted:
     """Abort uploads at `dest` begun over `older_than` seconds ago, under its prefix, for keys the source holds.
@@ -42,10 +42,10 @@ def abort_incomplete(
     """
     done = Aborted()
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
-    label = dest.endpoint.label
-    for upload in list_uploads(dest, dest.endpoint.prefix + prefix):
+    label = dest.label
+    for upload in dest.list_uploads(dest.endpoint.prefix + prefix):
         key = source_key(source, dest, upload.key)
-        if upload.initiated > cutoff or head(source, key) is None:
+        if upload.initiated > cutoff or source.head(key) is None:
             done.kept += 1
             continue
         started = upload.initiated.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -55,7 +55,7 @@ def abort_incomplete(
             continue
         try:
             retry_call(
-                lambda u=upload: abort_multipart_upload(dest, u.key, u.upload_id),  # type: ignore[misc]
+                lambda u=upload: dest.abort_upload(u.key, u.upload_id),  # type: ignore[misc]
                 Budget(retry), what=f"aborting the upload of {upload.key!r}",
             )  # fmt: skip
         except Exception as e:

@@ -1,0 +1,238 @@
+"""The store interface: every S3 operation s3s3 makes, and the values that cross it.
+
+Two transports implement `Store` (s3s3.store.http, the lean path; and
+s3s3.store.boto, boto3), and `s3s3.store.connect.open_store` decides which an
+endpoint gets. Above this line nothing knows which transport it talks to:
+errors arrive as s3s3.errors.StoreError and its subclasses, objects as
+ObjectInfo, bodies as Body.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from s3s3.config import Endpoint
+    from s3s3.store.facts import Facts
+
+Buffer = bytes | bytearray | memoryview
+# The standard headers a copy carries over, by their HTTP names.
+CONTENT_HEADERS = (
+    "Content-Type",
+    "Cache-Control",
+    "Content-Disposition",
+    "Content-Encoding",
+    "Content-Language",
+    "Expires",
+)
+# User metadata s3s3 writes on every object it copies.
+META_MD5 = "s3s3-md5"  # MD5 of the whole object, hex
+META_ETAG = "s3s3-source-etag"  # the source ETag this copy was made from
+_MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a listing, a HEAD or a GET says of one object."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime | None = None
+    metadata: dict[str, str] | None = None  # None when it came from a listing
+    headers: dict[str, str] = field(default_factory=dict)  # CONTENT_HEADERS it has, by HTTP name
+    encryption: str | None = None  # x-amz-server-side-encryption: AES256, aws:kms; "SSE-C" for customer keys
+    tag_count: int = 0  # x-amz-tagging-count
+    parts_count: int | None = None  # x-amz-mp-parts-count, where a HEAD ?partNumber= was answered for a part
+
+    @property
+    def etag_is_md5(self) -> bool:
+        """True when the ETag is the object's MD5: one PUT, stored without SSE-KMS or SSE-C.
+
+        AWS gives an object encrypted with KMS or a customer key an ETag that
+        looks like an MD5 and is not one.
+        """
+        return is_md5(self.etag) and self.encryption not in ("aws:kms", "aws:kms:dsse", "SSE-C")
+
+    @property
+    def md5(self) -> str | None:
+        """The object's MD5 where the store or s3s3 recorded one, else None."""
+        if self.etag_is_md5:
+            return self.etag
+        recorded = (self.metadata or {}).get(META_MD5)
+        return recorded if recorded and is_md5(recorded) else None
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """What an object is written with, besides its bytes: headers, metadata, and how the store keeps it."""
+
+    headers: Mapping[str, str] = field(default_factory=dict)  # CONTENT_HEADERS, by HTTP name
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    storage_class: str | None = None
+    tagging: str | None = None  # the tag set, URL-encoded as x-amz-tagging wants it
+    encryption: str | None = None  # AES256 or aws:kms
+    kms_key_id: str | None = None
+    acl: str | None = None  # a canned ACL
+
+    def as_headers(self) -> dict[str, str]:
+        """These attributes as the HTTP headers of a PutObject or CreateMultipartUpload."""
+        headers = dict(self.headers)
+        for name, value in self.metadata.items():
+            headers[f"x-amz-meta-{name}"] = value
+        for header, value in (
+            ("x-amz-storage-class", self.storage_class),
+            ("x-amz-tagging", self.tagging),
+            ("x-amz-server-side-encryption", self.encryption),
+            ("x-amz-server-side-encryption-aws-kms-key-id", self.kms_key_id),
+            ("x-amz-acl", self.acl),
+        ):
+            if value:
+                headers[header] = value
+        return headers
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing: its objects (and common prefixes), and whether and how it goes on."""
+
+    objects: list[ObjectInfo]
+    prefixes: list[str] = field(default_factory=list)
+    truncated: bool = False  # more follow
+    token: str | None = None  # ListObjectsV2's continuation token (else the next page starts after the last key)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A multipart upload begun and neither completed nor aborted."""
+
+    key: str
+    upload_id: str
+    initiated: datetime
+
+
+class Body(Protocol):
+    """An object's bytes as they arrive; a cut or a short read raises a transient StoreError."""
+
+    def read(self, size: int = -1) -> bytes: ...
+
+    def readinto(self, buffer: memoryview) -> int: ...
+
+    def close(self) -> None:
+        """Give up the rest of the body (and, half read, its connection)."""
+
+
+class Store(Protocol):
+    """One bucket of one S3-compatible store, and every operation s3s3 makes on it.
+
+    Bodies given as bytes may be sent again by the transport when a request
+    fails for now; bodies given as an iterable of buffers are streamed and
+    tried once (the caller reads its source again). Errors are StoreErrors.
+    """
+
+    endpoint: Endpoint
+    facts: Facts  # what s3s3 has learnt about this store (s3s3.store.facts)
+
+    @property
+    def label(self) -> str:
+        """How logs name the bucket: section:bucket."""
+
+    @property
+    def transport(self) -> str:
+        """"http" (the lean path) or "boto3"."""
+
+    def head(self, key: str, *, part_number: int | None = None) -> ObjectInfo | None:
+        """The object (or, with `part_number`, that part of it); None when it does not exist."""
+
+    def get(self, key: str, *, byte_range: tuple[int, int] | None = None, if_match: str | None = None) -> tuple[
+        ObjectInfo, Body
+    ]:
+        """The object and its body (bytes `first`-`last` of it, with `byte_range`); NotFound, PreconditionFailed."""
+
+    def put(self, key: str, body: bytes | Iterable[Buffer], *, length: int, md5: str | None, attrs: Attributes) -> str:
+        """PutObject, with Content-MD5 when `md5` (hex) is given; return the ETag the store gave."""
+
+    def create_upload(self, key: str, attrs: Attributes) -> str:
+        """CreateMultipartUpload; return the upload ID."""
+
+    def upload_part(
+        self, key: str, upload_id: str, number: int, body: bytes | Iterable[Buffer], *, length: int, md5: str | None
+    ) -> str:
+        """UploadPart, with Content-MD5 when `md5` is given; return the part's ETag."""
+
+    def complete_upload(self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]) -> str:
+        """CompleteMultipartUpload of (number, ETag) parts; the ETag the store answered ("" for none)."""
+
+    def abort_upload(self, key: str, upload_id: str) -> None: ...
+
+    def list_uploads(self, prefix: str) -> Iterator[Upload]:
+        """Every multipart upload under `prefix` neither completed nor aborted."""
+
+    def delete(self, key: str) -> None: ...
+
+    def delete_many(self, keys: Sequence[str]) -> dict[str, str]:
+        """DeleteObjects (at most 1000 keys); the keys it did not delete, with why."""
+
+    def list_page(self, prefix: str, *, start_after: str = "", token: str | None = None, delimiter: str = "") -> Page:
+        """One page of the listing under `prefix`, after `start_after` or continuing from `token`.
+
+        ListObjectsV2, or ListObjects (V1) where the endpoint says `list_version = 1`.
+        """
+
+    def copy_object(
+        self, source_bucket: str, source_key: str, key: str, *, size: int, if_match: str, attrs: Attributes
+    ) -> str:
+        """Server-side copy within this store (in parts past 5 GiB), if the source still has ETag `if_match`."""
+
+    def get_tagging(self, key: str) -> str:
+        """The object's tag set, URL-encoded as x-amz-tagging wants it."""
+
+    def close(self) -> None:
+        """Let go of connections."""
+
+
+def list_objects(store: Store, prefix: str = "", start_after: str = "", end: str | None = None) -> Iterator[ObjectInfo]:
+    """Every object under `prefix` after `start_after` (and up to `end`, inclusive), page by page, in order."""
+    token: str | None = None
+    while True:
+        page = store.list_page(prefix, start_after=start_after, token=token)
+        for info in page.objects:
+            if end is not None and info.key.encode("utf-8", "surrogatepass") > end.encode("utf-8", "surrogatepass"):
+                return
+            yield info
+        if not page.truncated or not (page.objects or page.prefixes):
+            return
+        token = page.token
+        if token is None:  # ListObjects (V1), or a V2 store that gave no token: go on after the last key
+            start_after = max([o.key for o in page.objects[-1:]] + page.prefixes[-1:])
+
+
+def is_md5(etag: str | None) -> bool:
+    """True when an ETag looks like a plain MD5 (a single PUT), not a multipart `...-N` one."""
+    return etag is not None and bool(_MD5_ETAG.match(etag))
+
+
+def strip_etag(etag: str | None) -> str:
+    """An ETag without its quotes, lower-cased."""
+    return (etag or "").strip().strip('"').lower()
+
+
+def b64_md5(hexdigest: str) -> str:
+    """A hex MD5 as the base64 that Content-MD5 wants."""
+    return base64.b64encode(bytes.fromhex(hexdigest)).decode()
+
+
+def multipart_etag(part_md5s: Sequence[bytes]) -> str:
+    """The ETag S3 (and Ceph, Swift, SeaweedFS) give an object uploaded in these parts."""
+    return f"{hashlib.md5(b''.join(part_md5s)).hexdigest()}-{len(part_md5s)}"
+
+
+def metadata_from(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """User metadata from response headers (x-amz-meta-*), names lower-cased."""
+    return {name[11:].lower(): value for name, value in headers if name.lower().startswith("x-amz-meta-")}

@@ -1,0 +1,63 @@
+"""Which transport an endpoint gets, decided here and nowhere else.
+
+The lean transport (s3s3.store.http) for every SigV4 endpoint with boto3's
+checksums off: that is nearly every endpoint, and it spends about a third of
+boto3's CPU per request. boto3 (s3s3.store.boto) for SigV2 (old Ceph, with
+the SigV2 fixes its hooks carry) and for `checksums = True` (boto3's CRC
+checksums, AWS only), which the lean path does not speak.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from s3s3.config import Endpoint
+from s3s3.errors import StoreError
+from s3s3.store.base import Store
+from s3s3.store.boto import BotoStore, boundary_error, create_client, session_credentials, verify
+from s3s3.store.facts import Facts
+from s3s3.store.http import HttpStore
+from s3s3.store.wire import Keys, Wire
+
+_PROBE = "s3s3-wire-probe"
+
+
+def transport_for(endpoint: Endpoint) -> str:
+    """ "http" (the lean path) or "boto3": what `open_store` gives this endpoint."""
+    return "http" if endpoint.signature_version == "s3v4" and not endpoint.checksums else "boto3"
+
+
+def open_store(endpoint: Endpoint, *, pool_size: int = 10, redis_client: redis.Redis | None = None) -> Store:
+    """The Store for `endpoint`; what it learns is kept in `redis_client`'s Redis, where one is given."""
+    facts = Facts(store_name(endpoint), redis_client)
+    if transport_for(endpoint) == "boto3":
+        return BotoStore(endpoint, facts, pool_size=pool_size)
+    return HttpStore(endpoint, _wire(endpoint), facts)
+
+
+def store_name(endpoint: Endpoint) -> str:
+    """The store an endpoint talks to (not its bucket): what its facts are kept under."""
+    return endpoint.endpoint_url or f"aws:{endpoint.region or 'us-east-1'}"
+
+
+def _wire(endpoint: Endpoint) -> Wire:
+    region = endpoint.region or "us-east-1"
+    keys = Keys(endpoint.access_key, endpoint.secret_key or "", None) if endpoint.access_key else None
+    if keys and endpoint.endpoint_url and endpoint.addressing_style != "virtual":
+        # botocore addresses a configured endpoint path-style unless told "virtual" (botocore/args.py):
+        # no need to build a boto3 client, most of boto3's start-up, to learn that.
+        base = f"{endpoint.endpoint_url.rstrip('/')}/{endpoint.bucket}/"
+        return Wire(base, region, keys, verify=verify(endpoint))
+    # AWS itself, virtual-hosted addressing, or the credential chain: botocore says where and who,
+    # once, through a presigned URL of its own client.
+    try:
+        client = create_client(endpoint)
+        params = {"Bucket": endpoint.bucket, "Key": _PROBE}
+        url = client.generate_presigned_url("get_object", Params=params, ExpiresIn=60)
+        credentials = keys or session_credentials(endpoint.profile)
+    except Exception as e:  # a profile that does not exist, no credentials anywhere...
+        raise boundary_error("Connect", e) from e
+    if credentials is None:
+        raise StoreError(f"[{endpoint.name}]: no credentials: give keys, a profile, or set up the AWS credential chain",
+                         operation="Connect", code="NoCredentials")  # fmt: skip
+    return Wire(url[: url.index(_PROBE)], client.meta.region_name, credentials, verify=verify(endpoint))

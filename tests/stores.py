@@ -1,0 +1,228 @@
+"""Stores for the tests: a plain boto3 client to look at a bucket, and a Store that injects faults.
+
+A fault is injected through the store interface, as production code sees it:
+`FaultyStore` wraps the Store `open_store` made and lets a test record each
+call, or change its arguments, its answer, or make it fail. Nothing patches
+boto3, botocore or a module's globals.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from s3s3.config import Endpoint
+from s3s3.errors import StoreError
+from s3s3.store import Body, Store
+from s3s3.store.boto import create_client
+from s3s3.store.wire import store_error
+
+Proceed = Callable[..., Any]  # call the wrapped store, with these (or other) arguments
+Action = Callable[["Call", Proceed], Any]
+
+
+@functools.cache
+def _client(endpoint: Endpoint) -> Any:
+    return create_client(endpoint)
+
+
+def client_of(store: Store) -> Any:
+    """A plain boto3 client for the store's endpoint: for a test to write and read back, not for s3s3."""
+    return _client(store.endpoint)
+
+
+def bucket_of(store: Store) -> str:
+    return store.endpoint.bucket
+
+
+@dataclass
+class Call:
+    """One call a FaultyStore saw: the operation, its arguments, and (once answered) its answer or error."""
+
+    operation: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    answer: Any = None
+    error: BaseException | None = None
+
+    @property
+    def key(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass
+class FaultyStore:
+    """A Store around another, doing what each operation's action says (by default: passing the call on)."""
+
+    inner: Store
+    actions: dict[str, list[Action]] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+
+    def __getattr__(self, name: str) -> Any:  # endpoint, facts, label, transport
+        return getattr(self.inner, name)
+
+    def on(self, operation: str, action: Action) -> FaultyStore:
+        """Run `action(call, proceed)` for every `operation` call (the last added runs first)."""
+        self.actions.setdefault(operation, []).append(action)
+        return self
+
+    def of(self, operation: str) -> list[Call]:
+        """The calls of one operation so far."""
+        return [c for c in self.calls if c.operation == operation]
+
+    def _call(self, operation: str, *args: Any, **kwargs: Any) -> Any:
+        call = Call(operation, args, kwargs)
+        self.calls.append(call)
+        proceed: Proceed = getattr(self.inner, operation)
+        for action in self.actions.get(operation, []):
+            proceed = _wrapped(action, call, proceed)
+        try:
+            call.answer = proceed(*args, **kwargs)
+        except BaseException as e:
+            call.error = e
+            raise
+        return call.answer
+
+    def head(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("head", *args, **kwargs)
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("get", *args, **kwargs)
+
+    def put(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("put", *args, **kwargs)
+
+    def create_upload(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("create_upload", *args, **kwargs)
+
+    def upload_part(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("upload_part", *args, **kwargs)
+
+    def complete_upload(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("complete_upload", *args, **kwargs)
+
+    def abort_upload(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("abort_upload", *args, **kwargs)
+
+    def list_uploads(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("list_uploads", *args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("delete", *args, **kwargs)
+
+    def delete_many(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("delete_many", *args, **kwargs)
+
+    def list_page(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("list_page", *args, **kwargs)
+
+    def copy_object(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("copy_object", *args, **kwargs)
+
+    def get_tagging(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("get_tagging", *args, **kwargs)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _wrapped(action: Action, call: Call, proceed: Proceed) -> Proceed:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        call.args, call.kwargs = args, kwargs  # as the action after this one passed them on
+        return action(call, proceed)
+
+    return run
+
+
+# --- actions -----------------------------------------------------------------------------------
+
+
+def passing(call: Call, proceed: Proceed) -> Any:
+    """Pass the call on unchanged."""
+    return proceed(*call.args, **call.kwargs)
+
+
+def failing(
+    error: Callable[[], BaseException], *, times: int | None = None, when: Callable[[Call], bool] | None = None
+) -> Action:
+    """Raise `error()` for matching calls (the first `times` of them, if given), instead of passing them on."""
+    count = itertools.count()
+
+    def act(call: Call, proceed: Proceed) -> Any:
+        if (when is None or when(call)) and (times is None or next(count) < times):
+            raise error()
+        return proceed(*call.args, **call.kwargs)
+
+    return act
+
+
+def refusal(operation: str, code: str = "SlowDown", status: int = 503) -> Callable[[], StoreError]:
+    """An S3 error answer, as both transports raise it."""
+    return lambda: store_error(operation, status, code, "injected")
+
+
+def answering(change: Callable[[Any], Any], *, when: Callable[[Call], bool] | None = None) -> Action:
+    """Pass the call on, and hand back `change(answer)` for matching calls."""
+
+    def act(call: Call, proceed: Proceed) -> Any:
+        answer = proceed(*call.args, **call.kwargs)
+        return change(answer) if when is None or when(call) else answer
+
+    return act
+
+
+def flipped_body(*, when: Callable[[Call], bool] | None = None) -> Action:
+    """A GET whose body arrives with its first byte flipped: a corrupt read."""
+    return answering(lambda answer: (answer[0], _Flipped(answer[1])), when=when)
+
+
+def flipped_upload(*, when: Callable[[Call], bool] | None = None) -> Action:
+    """An upload (put or upload_part) whose body reaches the store with its first byte flipped."""
+
+    def act(call: Call, proceed: Proceed) -> Any:
+        if when is not None and not when(call):
+            return proceed(*call.args, **call.kwargs)
+        args = list(call.args)
+        body = args[-1]
+        args[-1] = _flip(body) if isinstance(body, bytes) else _flip_first(body)
+        return proceed(*args, **call.kwargs)
+
+    return act
+
+
+def _flip(data: bytes) -> bytes:
+    return bytes([data[0] ^ 0xFF]) + data[1:] if data else data
+
+
+def _flip_first(chunks: Iterable[Any]) -> Iterator[bytes]:
+    for i, chunk in enumerate(chunks):
+        data = bytes(chunk)
+        yield _flip(data) if i == 0 else data
+
+
+class _Flipped:
+    """A Body whose first byte is flipped."""
+
+    def __init__(self, body: Body) -> None:
+        self.body = body
+        self.first = True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.body.read(size)
+        if self.first and data:
+            self.first = False
+            return _flip(data)
+        return data
+
+    def readinto(self, buffer: memoryview) -> int:
+        n = self.body.readinto(buffer)
+        if self.first and n:
+            self.first = False
+            buffer[0] ^= 0xFF
+        return n
+
+    def close(self) -> None:
+        self.body.close()
