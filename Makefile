@@ -1,7 +1,7 @@
 # make demo   - set up and watch s3s3 replicate between two local S3 servers
 # make test   - set up and run the test suite
 # make compat - the compatibility suite against real Ceph, Swift, SeaweedFS, rclone
-# make lint   - ruff
+# make lint   - ruff and mypy --strict
 # make bench  - s3s3 against rclone and a raw floor on two SeaweedFS servers
 
 PYTHON ?= python3
@@ -33,6 +33,7 @@ compat: $(STAMP) redis-server
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: $(STAMP) redis-server
 	$(BIN)/python -m pip install -q -e '.[test,bench]'

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from s3s3.bucket import Summary
 from s3s3.bucket import duplicate_bucket as _duplicate_bucket
@@ -14,8 +14,11 @@ from s3s3.outcome import Outcome
 from s3s3.store import Store
 from s3s3.store.boto import create_client
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
-def create_connection(connection_args: Mapping[str, Any] | Endpoint, *, pool_size: int = 10) -> Any:
+
+def create_connection(connection_args: Mapping[str, Any] | Endpoint, *, pool_size: int = 10) -> S3Client:
     """A boto3 S3 client from a config section's options (a dict) or an Endpoint."""
     endpoint = (
         connection_args

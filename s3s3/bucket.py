@@ -248,12 +248,14 @@ class _Sync:
             undecided = []
             for src, dst in page:
                 if src is None:
-                    deletes.add(dst)  # type: ignore[arg-type]
+                    assert dst is not None  # a pair always has one side
+                    deletes.add(dst)
                     continue
                 self.summary.count(dest.endpoint.label, "checked")
                 verdict = _verdict(src, dst)
                 if verdict is Verdict.UNPROVEN:
-                    undecided.append((src, dst))  # type: ignore[arg-type]
+                    assert dst is not None  # a missing copy is MISSING, never unproven
+                    undecided.append((src, dst))
                 else:
                     self.dispatch(dest, src, dst, verdict)
             for (src, dst), proven in zip(undecided, self.proven(dest, undecided), strict=True):

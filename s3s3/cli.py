@@ -45,8 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     _setup_logging(args, None)
+    command: Command = args.command
     try:
-        return args.command(args)
+        return command(args)
     except S3S3Error as e:
         print(f"s3s3: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -116,14 +117,14 @@ def cmd_bucket(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     while True:
-        code = _bucket_once(args, config, stop)
+        code = bucket_once(args, BucketClient(config, workers=args.workers), stop)
         if not args.every or stop.wait(args.every):
             return code
 
 
-def _bucket_once(args: argparse.Namespace, config: Config, stop: threading.Event) -> int:
-    """One bucket sync: run it, print its summary, write its metrics file; return the exit code."""
-    client = BucketClient(config, workers=args.workers)
+def bucket_once(args: argparse.Namespace, client: BucketClient, stop: threading.Event) -> int:
+    """One bucket sync of `s3s3bucket ARGS`: run it, print its summary, write its metrics file; return the exit code."""
+    config = client.config
     options = SyncOptions(
         keys=KeyFilter(prefix=args.prefix, include=args.include, exclude=args.exclude, shard=args.shard),
         dry_run=args.dry_run,

@@ -310,7 +310,7 @@ def _put_streamed(job: Job) -> tuple[str, str]:
     return md5, etag
 
 
-def _put_hashed_first(job: Job) -> tuple[str, str]:
+def _put_hashed_first(job: Job) -> tuple[str | None, str]:
     """Plan.PUT_HASHED_FIRST: the store checks only Content-MD5, and the source gives none: hash it first."""
     md5 = read_md5(job.source, job.info.key, if_match=job.info.etag)
     known = replace(job.info, metadata={**(job.info.metadata or {}), META_MD5: md5})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 
@@ -49,9 +50,10 @@ def record_rejected(client: redis.Redis, raw: bytes, reason: str) -> None:
 
 def failures(client: redis.Redis, count: int | None = None) -> Iterator[Failure]:
     """The dead-letter entries, oldest first."""
-    last = "-"
+    last: bytes | str = "-"
     while True:
-        batch = client.xrange(names.DEADLETTER, min=last, max="+", count=500)
+        batch = cast("list[tuple[bytes, dict[bytes, bytes]]]", client.xrange(names.DEADLETTER, min=last, max="+",
+                                                                              count=500))  # fmt: skip
         if last != "-":
             batch = batch[1:]
         if not batch:

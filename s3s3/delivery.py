@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import redis
 from redis.backoff import NoBackoff
@@ -183,9 +183,11 @@ class StreamDelivery:
             claimed = self._claimed.pop(0) if self._claimed else None
         if claimed is not None:
             return self._take(claimed)
-        reply = self.client.xreadgroup(
-            self.group, self.consumer, {self.stream: ">"}, count=1, block=max(1, int(timeout * 1000))
-        )
+        reply = cast(
+            "list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None",
+            self.client.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=1,
+                                   block=max(1, int(timeout * 1000))),
+        )  # fmt: skip
         for _stream, entries in reply or ():
             for entry_id, fields in entries:
                 return self._take(_stream_message(entry_id, fields))
@@ -238,7 +240,7 @@ class StreamDelivery:
         mine = self.client.xpending_range(
             self.stream, self.group, "-", "+", max(len(working) * 2, 100), consumername=self.consumer
         )
-        ids = [entry["message_id"] for entry in mine if entry["message_id"] in working]
+        ids: list[Any] = [entry["message_id"] for entry in mine if entry["message_id"] in working]
         if ids:
             self.client.xclaim(self.stream, self.group, self.consumer, 0, ids, justid=True)
 
@@ -273,7 +275,7 @@ class ListDelivery:
 
     def connect(self) -> None:
         while self._unacked:  # else they would stay in the processing list until a restart
-            self.client.lrem(self.processing, 1, self._unacked[0])
+            self.client.lrem(self.processing, 1, _element(self._unacked[0]))
             self._unacked.pop(0)
         if self._recovered:
             self._requeue_stranded()
@@ -292,21 +294,22 @@ class ListDelivery:
         with self._lock:
             held = Counter(self._taken)
         stranded = []
-        for data in self.client.lrange(self.processing, 0, -1):
+        for data in cast("list[bytes]", self.client.lrange(self.processing, 0, -1)):
             if held[data]:
                 held[data] -= 1
             else:
                 stranded.append(data)
         for data in reversed(stranded):
             pipe = self.client.pipeline(transaction=True)  # moved, never dropped nor doubled
-            pipe.lrem(self.processing, -1, data)
+            pipe.lrem(self.processing, -1, _element(data))
             pipe.lpush(self.key, data)
             pipe.execute()
         if stranded:
             logger.warning("Put back %d announcement(s) taken from %r as the connection broke", len(stranded), self.key)
 
     def receive(self, timeout: float) -> Message | None:
-        data = self.client.blmove(self.key, self.processing, max(timeout, 0.01), "LEFT", "RIGHT")
+        wait = cast(int, max(timeout, 0.01))  # a float: BLMOVE's timeout is a double since Redis 6
+        data = cast("bytes | None", self.client.blmove(self.key, self.processing, wait, "LEFT", "RIGHT"))
         if data is None:
             return None
         with self._lock:
@@ -361,6 +364,11 @@ def _stream_message(entry_id: bytes, fields: dict[bytes, bytes]) -> Message:
         data = next(iter(fields.values()))  # a producer that named the field otherwise
     millis = int(entry_id.split(b"-")[0])
     return Message(data or b"", receipt=entry_id, published_at=millis / 1000)
+
+
+def _element(data: bytes) -> str:
+    """A list element for LREM: redis-py annotates it as str, and sends bytes as they are (elements are raw bytes)."""
+    return cast(str, data)
 
 
 def _iso(epoch: float) -> str:

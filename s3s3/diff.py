@@ -57,17 +57,29 @@ def diff(
     dst_iter = _ordered(_prefetched(_listing_or_nothing(dest, dst_base + keys.prefix)), dest)
     src, dst = next(src_iter, None), next(dst_iter, None)
     while src is not None or dst is not None:
-        src_rel = _rel(src.key, src_base) if src else None
-        dst_rel = _rel(dst.key, dst_base) if dst else None
-        if dst_rel is None or (src_rel is not None and src_rel < dst_rel):
-            pair, src = (src, None), next(src_iter, None)
-        elif src_rel is None or dst_rel < src_rel:
-            pair, dst = (None, dst), next(dst_iter, None)
+        side = _side(_rel(src.key, src_base) if src else None, _rel(dst.key, dst_base) if dst else None)
+        pair: tuple[ObjectInfo | None, ObjectInfo | None]
+        if side < 0:
+            assert src is not None
+            pair, key, src = (src, None), src.key, next(src_iter, None)
+        elif side > 0:
+            assert dst is not None
+            pair, key, dst = (None, dst), src_base + dst.key[len(dst_base) :], next(dst_iter, None)
         else:
-            pair, src, dst = (src, dst), next(src_iter, None), next(dst_iter, None)
-        key = pair[0].key if pair[0] else src_base + pair[1].key[len(dst_base) :]  # type: ignore[union-attr]
+            assert src is not None and dst is not None
+            pair, key = (src, dst), src.key
+            src, dst = next(src_iter, None), next(dst_iter, None)
         if keys(key):
             yield pair
+
+
+def _side(src: bytes | None, dst: bytes | None) -> int:
+    """Which listing's key comes first: -1 the source's alone, 1 the destination's alone, 0 the same key."""
+    if dst is None or (src is not None and src < dst):
+        return -1
+    if src is None or dst < src:
+        return 1
+    return 0
 
 
 def _prefetched(items: Iterator[T], batch: int = 1000, ahead: int = 2) -> Iterator[T]:

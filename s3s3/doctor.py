@@ -13,13 +13,14 @@ when a probe fails. Probes use clients that try each request once: a refusal
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -28,6 +29,10 @@ from s3s3.config import MIN_PART, Config, Endpoint
 from s3s3.errors import EXIT_FAILED, EXIT_OK, ConfigError
 from s3s3.store import b64_md5, multipart_etag, strip_etag
 from s3s3.store.boto import create_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, PaginatorConfigTypeDef
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +115,7 @@ def _attempt(call: Callable[[], object]) -> str | None:
     return None
 
 
-def _round_trip(client: Any, bucket: str, key: str) -> None:
+def _round_trip(client: S3Client, bucket: str, key: str) -> None:
     """List, write, read back: bucket-level and object-level calls both."""
     client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
     body = b"s3s3 doctor"
@@ -125,7 +130,7 @@ def _probe_signatures(endpoint: Endpoint, scratch: str, report: Report) -> Endpo
     for version in SIGNATURES:
         candidate = replace(endpoint, signature_version=version, addressing_style=style)
         client = create_client(candidate, max_attempts=1)
-        problem = _attempt(lambda c=client, v=version: _round_trip(c, endpoint.bucket, f"{scratch}sig-{v}"))
+        problem = _attempt(functools.partial(_round_trip, client, endpoint.bucket, f"{scratch}sig-{version}"))
         report.add(f"signature {version}", "works" if problem is None else f"fails: {problem}")
         if problem is None:
             works.append(version)
@@ -144,7 +149,7 @@ def _probe_addressing(endpoint: Endpoint, scratch: str, report: Report) -> None:
             continue
         candidate = replace(endpoint, addressing_style=style)
         client = create_client(candidate, max_attempts=1)
-        results[style] = _attempt(lambda c=client, s=style: _round_trip(c, endpoint.bucket, f"{scratch}addr-{s}"))
+        results[style] = _attempt(functools.partial(_round_trip, client, endpoint.bucket, f"{scratch}addr-{style}"))
         report.add(f"addressing {style}", "works" if results[style] is None else f"fails: {results[style]}")
     if results.get("path") is None:
         report.recommended["addressing_style"] = "path"
@@ -152,7 +157,7 @@ def _probe_addressing(endpoint: Endpoint, scratch: str, report: Report) -> None:
         report.recommended["addressing_style"] = "virtual"
 
 
-def _probe_features(endpoint: Endpoint, client: Any, scratch: str, report: Report) -> None:
+def _probe_features(endpoint: Endpoint, client: S3Client, scratch: str, report: Report) -> None:
     report.usable = True
     _probe_checksums(endpoint, scratch, report)
     _probe_content_md5(client, endpoint.bucket, scratch, report)
@@ -175,7 +180,7 @@ def _probe_checksums(endpoint: Endpoint, scratch: str, report: Report) -> None:
         report.recommended["checksums"] = "False"
 
 
-def _probe_content_md5(client: Any, bucket: str, scratch: str, report: Report) -> None:
+def _probe_content_md5(client: S3Client, bucket: str, scratch: str, report: Report) -> None:
     wrong = b64_md5(hashlib.md5(b"something else").hexdigest())
     key = f"{scratch}bad-md5"
     problem = _attempt(lambda: client.put_object(Bucket=bucket, Key=key, Body=b"payload", ContentMD5=wrong))
@@ -186,12 +191,12 @@ def _probe_content_md5(client: Any, bucket: str, scratch: str, report: Report) -
         report.add("Content-MD5", f"enforced (a wrong MD5 is refused: {problem})")
 
 
-def _probe_multipart(client: Any, bucket: str, scratch: str, report: Report) -> None:
+def _probe_multipart(client: S3Client, bucket: str, scratch: str, report: Report) -> None:
     key = f"{scratch}multipart"
     parts = [b"m" * MIN_PART, b"n"]
     try:
         upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
-        done = []
+        done: list[CompletedPartTypeDef] = []
         for number, data in enumerate(parts, start=1):
             md5 = hashlib.md5(data).hexdigest()
             answer = client.upload_part(
@@ -212,15 +217,18 @@ def _probe_multipart(client: Any, bucket: str, scratch: str, report: Report) -> 
     report.add("multipart ETag", shape + note)
 
 
-def _probe_listing(client: Any, endpoint: Endpoint, scratch: str, report: Report) -> None:
+def _probe_listing(client: S3Client, endpoint: Endpoint, scratch: str, report: Report) -> None:
     """Write a few keys, list them a page of two at a time with V2 and V1: each must come once, in order."""
-    bucket, prefix = endpoint.bucket, f"{scratch}list/"
+    bucket, prefix = endpoint.bucket, f"{scratch}ls/"
     keys = [f"{prefix}{i:02d}" for i in range(LISTED_KEYS)]
     try:
         for key in keys:
             client.put_object(Bucket=bucket, Key=key, Body=b"")
-        v2 = _listed(client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, MaxKeys=PAGE_SIZE))
-        v1 = _listed(client.get_paginator("list_objects").paginate(Bucket=bucket, Prefix=prefix, MaxKeys=PAGE_SIZE))
+        paging: PaginatorConfigTypeDef = {"PageSize": PAGE_SIZE}  # each page asks for MaxKeys = PAGE_SIZE
+        v2_lister = client.get_paginator("list_objects_v2")
+        v2_pages = v2_lister.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig=paging)
+        v1_pages = client.get_paginator("list_objects").paginate(Bucket=bucket, Prefix=prefix, PaginationConfig=paging)
+        v2, v1 = _listed(v2_pages), _listed(v1_pages)
     except S3_ERRORS as e:
         report.add("listing", f"fails: {_one_line(e)}")
         report.usable = False
@@ -235,17 +243,17 @@ def _probe_listing(client: Any, endpoint: Endpoint, scratch: str, report: Report
         report.usable = False
 
 
-def _listed(pages: Any) -> list[str]:
+def _listed(pages: Iterable[Mapping[str, Any]]) -> list[str]:
     return [item["Key"] for page in pages for item in page.get("Contents", ())]
 
 
-def _probe_metadata(client: Any, bucket: str, scratch: str, report: Report) -> None:
+def _probe_metadata(client: S3Client, bucket: str, scratch: str, report: Report) -> None:
     """The largest user-metadata value accepted, and what happens to `_` in metadata keys."""
     largest, refusal = 0, ""
     for size in METADATA_SIZES:
         key = f"{scratch}meta-{size}"
         metadata = {"probe": "v" * size}
-        problem = _attempt(lambda k=key, m=metadata: client.put_object(Bucket=bucket, Key=k, Body=b"", Metadata=m))
+        problem = _attempt(functools.partial(client.put_object, Bucket=bucket, Key=key, Body=b"", Metadata=metadata))
         if problem is not None:
             refusal = f" ({size} refused: {problem})"
             break
@@ -268,18 +276,18 @@ def _probe_metadata(client: Any, bucket: str, scratch: str, report: Report) -> N
     report.add("'_' in metadata keys", found)
 
 
-def _probe_storage_class(client: Any, endpoint: Endpoint, scratch: str, report: Report) -> None:
+def _probe_storage_class(client: S3Client, endpoint: Endpoint, scratch: str, report: Report) -> None:
     storage_class = endpoint.storage_class or "STANDARD_IA"
     key = f"{scratch}storage-class"
     problem = _attempt(
-        lambda: client.put_object(Bucket=endpoint.bucket, Key=key, Body=b"", StorageClass=storage_class)
+        lambda: client.put_object(Bucket=endpoint.bucket, Key=key, Body=b"", StorageClass=storage_class)  # type: ignore[arg-type]
     )
     report.add(f"storage class {storage_class}", "accepted" if problem is None else f"refused: {problem}")
     if problem is not None and endpoint.storage_class:
         report.recommended["storage_class"] = "(remove it: the store refuses it)"
 
 
-def _clean(client: Any, bucket: str, scratch: str, report: Report) -> None:
+def _clean(client: S3Client, bucket: str, scratch: str, report: Report) -> None:
     """Delete every object and abort every upload under the scratch prefix."""
     left: list[str] = []
     try:
@@ -288,7 +296,7 @@ def _clean(client: Any, bucket: str, scratch: str, report: Report) -> None:
             client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
         for page in client.get_paginator("list_objects").paginate(Bucket=bucket, Prefix=scratch):
             for item in page.get("Contents", ()):
-                if _attempt(lambda k=item["Key"]: client.delete_object(Bucket=bucket, Key=k)) is not None:
+                if _attempt(functools.partial(client.delete_object, Bucket=bucket, Key=item["Key"])) is not None:
                     left.append(item["Key"])
     except S3_ERRORS as e:
         report.add("clean-up", f"incomplete: {_one_line(e)}; delete {scratch} by hand")

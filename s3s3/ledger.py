@@ -19,6 +19,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 import redis
 
@@ -100,7 +101,7 @@ def current(client: redis.Redis, dest: Store, pairs: Sequence[tuple[ObjectInfo, 
     """For each (source, destination) listing pair: does the ledger prove the copy current?"""
     if not pairs:
         return []
-    values = client.hmget(ledger_key(dest), [dst.key for _src, dst in pairs])
+    values = cast("list[bytes | None]", client.hmget(ledger_key(dest), [dst.key for _src, dst in pairs]))
     return [
         value is not None and value.decode() == entry(src.etag, src.size, dst.etag)
         for (src, dst), value in zip(pairs, values, strict=True)

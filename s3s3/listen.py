@@ -197,7 +197,7 @@ class Listener:
     def _parse(self, message: Message) -> list[Event]:
         """The message's events; a bad one is logged, counted and kept in the dead-letter stream."""
         try:
-            events = parse(message.data, self.source.name)
+            events = parse(message.data, self.source.endpoint.bucket)
             outside = [e.key for e in events if not e.key.startswith(self.source.endpoint.prefix)]
             if outside:
                 raise BadMessage(f"{outside[0]!r} is not under the source prefix {self.source.endpoint.prefix!r}")

@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 
 from s3s3.outcome import Action, Outcome
 
@@ -23,7 +24,7 @@ FIELDS = ("key", "dest", "outcome", "bytes", "duration", "error")  # extra field
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time (UTC), level, logger, message, and a copy's fields."""
 
-    converter = time.gmtime
+    converter: Callable[[float | None], time.struct_time] = time.gmtime
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {

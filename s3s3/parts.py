@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from s3s3.config import MAX_PART, MIN_PART
 from s3s3.errors import IntegrityError, StoreError, Unproven
@@ -124,7 +124,7 @@ def upload_in_order(job: Job) -> tuple[str | None, str]:
         raise
 
 
-def _upload_parts(job: Job, upload_id: str, whole: Any) -> list[Part]:
+def _upload_parts(job: Job, upload_id: str, whole: hashlib._Hash | None) -> list[Part]:
     """Read the body part by part (into `whole`, in order, if given); upload up to PART_WINDOW parts at once."""
     assert job.body is not None
     chunk = job.dest.endpoint.multipart_chunksize
@@ -149,12 +149,16 @@ def _upload_parts(job: Job, upload_id: str, whole: Any) -> list[Part]:
             send = functools.partial(_send_whole, job.dest, job.target, upload_id, number, data)
             future = pool.submit(retry_call, send, job.budget, what=f"part {number} of {job.target!r}",
                                  retryable=_part_retryable)  # fmt: skip
-            future.add_done_callback(lambda _, held=held: BUDGET.release(held))
+            future.add_done_callback(functools.partial(_release, held))
             futures.append(future)
             if len(data) < chunk:
                 break
             del data
         return [f.result() for f in futures]
+
+
+def _release(held: int, _: object) -> None:
+    BUDGET.release(held)
 
 
 def _send_whole(dest: Store, target: str, upload_id: str, number: int, data: bytes) -> Part:
@@ -270,7 +274,7 @@ def abort(dest: Store, target: str, upload_id: str) -> None:
                        upload_id, target, dest.label, describe(e))  # fmt: skip
 
 
-def read_blocks(body: Body, length: int, digest: Any = None) -> Iterator[memoryview]:
+def read_blocks(body: Body, length: int, digest: hashlib._Hash | None = None) -> Iterator[memoryview]:
     """`length` bytes of `body`, a block at a time (into `digest`, if given); an early end fails the copy."""
     view = memoryview(bytearray(min(READ_BLOCK, length) or 1))
     left = length

@@ -73,7 +73,7 @@ def backoff(attempt: int, first: float = 0.5, cap: float = 30.0) -> float:
     The jitter keeps many copies that failed together (a store that went
     away for a moment) from all coming back at the same instant.
     """
-    return min(cap, first * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+    return min(cap, first * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
 
 @dataclass(frozen=True)

@@ -226,3 +226,16 @@ class _Flipped:
 
     def close(self) -> None:
         self.body.close()
+
+
+def open_with(endpoint: Endpoint, transport: str) -> Store:
+    """The endpoint's Store on the transport named ("http" or "boto3"), whichever open_store would choose."""
+    from s3s3.store import open_store, store_name
+    from s3s3.store.boto import BotoStore
+    from s3s3.store.facts import Facts
+
+    if transport == "boto3":
+        return BotoStore(endpoint, Facts(store_name(endpoint)))
+    store = open_store(endpoint)
+    assert store.transport == transport, f"{endpoint.name} is not on the {transport} transport"
+    return store

@@ -7,7 +7,7 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,11 @@ import pytest
 
 from s3s3.bucket import ListingOrderError, diff, duplicate_bucket
 from s3s3.config import Config, Endpoint, MiB
-from s3s3.s3 import META_MD5, Bucket, open_bucket
+from s3s3.store import META_MD5, ObjectInfo, Page, Store, open_store
+from s3s3.store.facts import Facts
 from tests.helpers import new_bucket
 from tests.servers.base import Server
+from tests.stores import bucket_of, client_of
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -29,21 +31,21 @@ SUMMARY_FIELDS = {
 DEST_FIELDS = {"checked", "copied", "skipped", "missing", "failed", "deleted", "enqueued", "aborted", "bytes"}
 
 MakeConfig = Callable[..., Config]
-Synced = Callable[..., tuple[Config, Bucket, list[Bucket]]]
+Synced = Callable[..., tuple[Config, Store, list[Store]]]
 
 
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def put(bucket: Bucket, key: str, data: bytes) -> None:
-    bucket.client.put_object(Bucket=bucket.name, Key=key, Body=data)
+def put(bucket: Store, key: str, data: bytes) -> None:
+    client_of(bucket).put_object(Bucket=bucket_of(bucket), Key=key, Body=data)
 
 
-def contents(bucket: Bucket) -> dict[str, bytes]:
+def contents(bucket: Store) -> dict[str, bytes]:
     """Every key of the bucket with its bytes."""
-    client = bucket.client
-    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket.name).get("Contents", [])]
-    return {k: client.get_object(Bucket=bucket.name, Key=k)["Body"].read() for k in keys}
+    client = client_of(bucket)
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket_of(bucket)).get("Contents", [])]
+    return {k: client.get_object(Bucket=bucket_of(bucket), Key=k)["Body"].read() for k in keys}
 
 
 def counts(summary: Any) -> dict[str, int]:
@@ -54,37 +56,42 @@ def run_s3s3bucket(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([S3S3BUCKET, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
-class ListingClient:
-    """A client whose only skill is listing these keys, in this order, over two pages."""
+class ListedStore:
+    """A store whose only skill is listing these keys, in this order, over two pages."""
 
-    def __init__(self, keys: list[str]) -> None:
-        self.keys = keys
+    transport = "test"
 
-    def get_paginator(self, _operation: str) -> ListingClient:
-        return self
+    def __init__(self, endpoint: Endpoint, keys: list[str]) -> None:
+        self.endpoint = endpoint
+        self.facts = Facts(endpoint.name)
+        self.objects = [ObjectInfo(k, len(k), hashlib.md5(k.encode()).hexdigest()) for k in keys]
 
-    def paginate(self, **_: Any) -> Iterator[dict[str, Any]]:
-        items = [{"Key": k, "Size": len(k), "ETag": f'"{hashlib.md5(k.encode()).hexdigest()}"'} for k in self.keys]
-        half = len(items) // 2
-        yield {"Contents": items[:half]}
-        yield {"Contents": items[half:]}
+    @property
+    def label(self) -> str:
+        return self.endpoint.label
+
+    def list_page(self, prefix: str, *, start_after: str = "", token: str | None = None, delimiter: str = "") -> Page:
+        half = len(self.objects) // 2
+        if token is None:
+            return Page(self.objects[:half], truncated=True, token="second")
+        return Page(self.objects[half:])
 
 
-def listed(keys: list[str], name: str = "source", prefix: str = "") -> Bucket:
-    return Bucket(Endpoint(name=name, bucket=name, prefix=prefix), ListingClient(keys))
+def listed(keys: list[str], name: str = "source", prefix: str = "") -> Store:
+    return ListedStore(Endpoint(name=name, bucket=name, prefix=prefix), keys)  # type: ignore[return-value]
 
 
 @pytest.fixture
 def synced(make_config: MakeConfig, s3_source: Server, s3_dest: Server) -> Synced:
     """A config for a fresh source bucket and fresh destination buckets, and those buckets opened."""
 
-    def make(dests: int = 2, **extra: Any) -> tuple[Config, Bucket, list[Bucket]]:
+    def make(dests: int = 2, **extra: Any) -> tuple[Config, Store, list[Store]]:
         config = make_config(
             (s3_source, new_bucket(s3_source, "src")),
             [(s3_dest, new_bucket(s3_dest, "dst")) for _ in range(dests)],
             **extra,
         )
-        return config, open_bucket(config.source), [open_bucket(d) for d in config.dests]
+        return config, open_store(config.source), [open_store(d) for d in config.dests]
 
     return make
 
@@ -220,7 +227,7 @@ def test_bucket_sync_recognises_its_own_multipart_copies_on_the_second_run(
 
     # Then the first run copies it in parts, and the second skips it by s3s3's recorded MD5
     assert counts(first) == {"checked": 1, "copied": 1, "skipped": 0, "missing": 0, "failed": 0, "bytes": len(data)}
-    head = dest.client.head_object(Bucket=dest.name, Key="big.bin")
+    head = client_of(dest).head_object(Bucket=bucket_of(dest), Key="big.bin")
     assert head["ETag"].strip('"').endswith("-2")
     assert head["Metadata"][META_MD5] == hashlib.md5(data).hexdigest()
     assert counts(second) == {"checked": 1, "copied": 0, "skipped": 1, "missing": 0, "failed": 0, "bytes": 0}
@@ -249,7 +256,7 @@ def test_a_missing_destination_bucket_fails_its_keys_while_the_other_destination
     # Given two destinations, the first of which has no bucket
     good = new_bucket(s3_dest, "dst")
     config = make_config((s3_source, new_bucket(s3_source, "src")), [(s3_dest, "not-there-at-all"), (s3_dest, good)])
-    source, dests = open_bucket(config.source), [open_bucket(d) for d in config.dests]
+    source, dests = open_store(config.source), [open_store(d) for d in config.dests]
     put(source, "k1", b"one")
     put(source, "k2", b"two")
 
@@ -292,7 +299,7 @@ def test_s3s3bucket_exits_1_and_lists_every_key_that_failed(
 ) -> None:
     # Given a destination bucket that does not exist
     config = make_config((s3_source, new_bucket(s3_source, "src")), [(s3_dest, "no-such-bucket-here")])
-    source = open_bucket(config.source)
+    source = open_store(config.source)
     put(source, "a.txt", b"a")
     put(source, "b.txt", b"b")
 

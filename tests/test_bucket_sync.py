@@ -23,9 +23,11 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +37,15 @@ from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
 
 from s3s3 import deadletter, ledger, names
-from s3s3.cli import main
+from s3s3.cli import _parser, bucket_once, main
+from s3s3.client import BucketClient
 from s3s3.config import Config, MiB
 from s3s3.lock import lock_name
-from s3s3.s3 import META_ETAG, META_MD5, Bucket, open_bucket
+from s3s3.store import META_ETAG, META_MD5, Page, Store, open_store
 from tests.helpers import endpoint_section, new_bucket, wait_until
 from tests.servers.base import Server, free_port
 from tests.servers.redis import RedisServer
+from tests.stores import FaultyStore, answering, bucket_of, client_of
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -62,7 +66,7 @@ SUMMARY_TYPES = {
 DEST_FIELDS = ("checked", "copied", "skipped", "missing", "failed", "deleted", "enqueued", "aborted", "bytes")
 PROGRESS = re.compile(r"listed \d+ keys; copied \d+/\d+ \([\d.]+/[\d.]+ MiB\) at [\d.]+ MiB/s, ETA \S+")
 
-World = Callable[..., tuple[Config, Bucket, list[Bucket]]]
+World = Callable[..., tuple[Config, Store, list[Store]]]
 
 
 # -- fixtures ------------------------------------------------------------------------------------
@@ -103,7 +107,7 @@ def world(tmp_path: Path, s3_source: Server, s3_dest: Server, own_redis: RedisSe
         source_extra: dict[str, Any] | None = None,
         pubsub_extra: dict[str, Any] | None = None,
         redis_url: str | None = None,
-    ) -> tuple[Config, Bucket, list[Bucket]]:
+    ) -> tuple[Config, Store, list[Store]]:
         extras = [{}] * dests if isinstance(dests, int) else dests
         text = endpoint_section("source", s3_source, new_bucket(s3_source, "src"), **(source_extra or {}))
         for i, extra in enumerate(extras, start=1):
@@ -113,7 +117,7 @@ def world(tmp_path: Path, s3_source: Server, s3_dest: Server, own_redis: RedisSe
         path = tmp_path / f"s3s3-{uuid.uuid4().hex[:8]}.ini"
         path.write_text(text)
         config = Config.from_file(path)
-        return config, open_bucket(config.source), [open_bucket(d) for d in config.dests]
+        return config, open_store(config.source), [open_store(d) for d in config.dests]
 
     return make
 
@@ -125,43 +129,43 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
-def put(bucket: Bucket, key: str, data: bytes, **extra: Any) -> None:
-    bucket.client.put_object(Bucket=bucket.name, Key=key, Body=data, **extra)
+def put(bucket: Store, key: str, data: bytes, **extra: Any) -> None:
+    client_of(bucket).put_object(Bucket=bucket_of(bucket), Key=key, Body=data, **extra)
 
 
-def put_many(bucket: Bucket, objects: dict[str, bytes]) -> None:
+def put_many(bucket: Store, objects: dict[str, bytes]) -> None:
     with ThreadPoolExecutor(8) as pool:  # botocore's pool holds 10 connections
         list(pool.map(lambda item: put(bucket, *item), objects.items()))
 
 
-def put_multipart(bucket: Bucket, key: str, data: bytes, part_size: int, metadata: dict[str, str] | None = None) -> str:
+def put_multipart(bucket: Store, key: str, data: bytes, part_size: int, metadata: dict[str, str] | None = None) -> str:
     """Upload `data` in parts of `part_size`; return the object's ETag (`md5-of-md5s-N`)."""
-    client = bucket.client
-    upload = client.create_multipart_upload(Bucket=bucket.name, Key=key, Metadata=metadata or {})["UploadId"]
+    client = client_of(bucket)
+    upload = client.create_multipart_upload(Bucket=bucket_of(bucket), Key=key, Metadata=metadata or {})["UploadId"]
     parts = []
     for number, start in enumerate(range(0, len(data), part_size), start=1):
         part = client.upload_part(
-            Bucket=bucket.name, Key=key, UploadId=upload, PartNumber=number, Body=data[start : start + part_size]
+            Bucket=bucket_of(bucket), Key=key, UploadId=upload, PartNumber=number, Body=data[start : start + part_size]
         )
         parts.append({"PartNumber": number, "ETag": part["ETag"]})
     done = client.complete_multipart_upload(
-        Bucket=bucket.name, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
+        Bucket=bucket_of(bucket), Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
     )
     return done["ETag"].strip('"')
 
 
-def listing(bucket: Bucket) -> dict[str, tuple[int, str]]:
+def listing(bucket: Store) -> dict[str, tuple[int, str]]:
     """Every key with its size and ETag, as the store lists them."""
-    pages = bucket.client.get_paginator("list_objects_v2").paginate(Bucket=bucket.name)
+    pages = client_of(bucket).get_paginator("list_objects_v2").paginate(Bucket=bucket_of(bucket))
     return {o["Key"]: (o["Size"], o["ETag"].strip('"')) for page in pages for o in page.get("Contents", [])}
 
 
-def md5s(bucket: Bucket) -> dict[str, str]:
+def md5s(bucket: Store) -> dict[str, str]:
     """Every key with the MD5 of the bytes a GET returns."""
-    client = bucket.client
+    client = client_of(bucket)
 
     def read(key: str) -> str:
-        return md5(client.get_object(Bucket=bucket.name, Key=key)["Body"].read())
+        return md5(client.get_object(Bucket=bucket_of(bucket), Key=key)["Body"].read())
 
     keys = sorted(listing(bucket))
     with ThreadPoolExecutor(8) as pool:
@@ -184,10 +188,10 @@ def bucket_process(config: Config, *args: str, ttl: float | None = None, **popen
 
 
 def the_lock(config: Config) -> str:
-    return lock_name(open_bucket(config.source), [open_bucket(d) for d in config.dests])
+    return lock_name(open_store(config.source), [open_store(d) for d in config.dests])
 
 
-def check_types(summary: dict[str, Any], dests: list[Bucket]) -> None:
+def check_types(summary: dict[str, Any], dests: list[Store]) -> None:
     """The --json summary has every documented field with its type, and one entry per destination."""
     assert set(summary) == set(SUMMARY_TYPES)
     for name, kind in SUMMARY_TYPES.items():
@@ -300,12 +304,12 @@ def test_multipart_etags_that_differ_are_proven_unchanged_by_the_ledger_with_lis
     # Then nothing is copied, and both servers saw listings only: no GET, no HEAD of any key
     assert code == 0
     assert (json.loads(out)["copied"], json.loads(out)["skipped"]) == (0, 4)
-    assert only_listings(logs[0].requests(source.name), source.name)
+    assert only_listings(logs[0].requests(bucket_of(source)), bucket_of(source))
     for dest in dests:
-        assert only_listings(logs[1].requests(dest.name), dest.name)
+        assert only_listings(logs[1].requests(bucket_of(dest)), bucket_of(dest))
 
     # Given the ledger entries of these destinations are gone (only these keys: others' data stays)
-    undecided = {parts.name: ["parted.bin", "whole.bin"], single.name: ["parted.bin"]}
+    undecided = {bucket_of(parts): ["parted.bin", "whole.bin"], bucket_of(single): ["parted.bin"]}
     for dest in dests:  # every copy was recorded
         assert sorted(k.decode() for k in r.hkeys(ledger.ledger_key(dest))) == ["parted.bin", "whole.bin"]
         assert r.delete(ledger.ledger_key(dest)) == 1
@@ -317,20 +321,20 @@ def test_multipart_etags_that_differ_are_proven_unchanged_by_the_ledger_with_lis
     # Then one HEAD per key the listings cannot decide settles it: nothing read, nothing copied
     assert code == 0
     assert (json.loads(out)["copied"], json.loads(out)["skipped"]) == (0, 4)
-    assert only_listings(logs[0].requests(source.name), source.name)
+    assert only_listings(logs[0].requests(bucket_of(source)), bucket_of(source))
     for dest in dests:
-        requests = logs[1].requests(dest.name)
+        requests = logs[1].requests(bucket_of(dest))
         heads = sorted(p.rsplit("/", 1)[1] for m, p in requests if m == "HEAD")
-        assert heads == undecided[dest.name]
-        assert only_listings([q for q in requests if q[0] != "HEAD"], dest.name)
+        assert heads == undecided[bucket_of(dest)]
+        assert only_listings([q for q in requests if q[0] != "HEAD"], bucket_of(dest))
         # and the ledger knows them again
-        assert sorted(k.decode() for k in r.hkeys(ledger.ledger_key(dest))) == undecided[dest.name]
+        assert sorted(k.decode() for k in r.hkeys(ledger.ledger_key(dest))) == undecided[bucket_of(dest)]
 
     # When it runs once more, listings suffice again
     logs = RequestLog(s3_source), RequestLog(s3_dest)
     assert bucket_cli(capsys, config)[0] == 0
     for dest in dests:
-        assert only_listings(logs[1].requests(dest.name), dest.name)
+        assert only_listings(logs[1].requests(bucket_of(dest)), bucket_of(dest))
 
 
 def test_dry_run_changes_nothing_and_says_what_it_would_copy_and_delete(
@@ -417,7 +421,7 @@ def test_shards_together_copy_every_key_exactly_once(
     # Then together they copied every key, each one exactly once
     assert sum(copied) == 30
     assert md5s(dest) == {k: md5(v) for k, v in objects.items()}
-    puts = sorted(p.rsplit("/", 1)[1] for m, p in log.requests(dest.name) if m == "PUT")
+    puts = sorted(p.rsplit("/", 1)[1] for m, p in log.requests(bucket_of(dest)) if m == "PUT")
     assert puts == sorted(objects)
 
 
@@ -428,7 +432,7 @@ def test_shards_of_one_sync_run_at_once_while_the_same_shard_runs_only_once(
     config, source, (dest,) = world()
     objects = {f"key-{i:03d}": os.urandom(64) for i in range(120)}
     put_many(source, objects)
-    buckets = open_bucket(config.source), [open_bucket(d) for d in config.dests]
+    buckets = open_store(config.source), [open_store(d) for d in config.dests]
     first = bucket_process(config, "--shard", "0/2", "--workers", "1")
     try:
         wait_until(lambda: r.exists(lock_name(*buckets, shard=(0, 2))), interval=0.01)
@@ -560,7 +564,8 @@ def test_reverse_restores_deleted_source_keys_from_one_destination_and_never_del
     objects = {"a.txt": b"a", "b/c.txt": b"c", "d.txt": b"d"}
     put_many(source, objects)
     assert bucket_cli(capsys, config)[0] == 0
-    source.client.delete_objects(Bucket=source.name, Delete={"Objects": [{"Key": "a.txt"}, {"Key": "b/c.txt"}]})
+    gone = {"Objects": [{"Key": "a.txt"}, {"Key": "b/c.txt"}]}
+    client_of(source).delete_objects(Bucket=bucket_of(source), Delete=gone)
     put(source, "new.txt", b"new")
     # and a dead-lettered key, meant for the forward direction
     r.delete(names.DEADLETTER)
@@ -597,7 +602,7 @@ def test_verify_md5_finds_a_multipart_copy_changed_behind_s3s3s_back_and_copies_
     assert bucket_cli(capsys, config)[0] == 0
 
     # And the copy overwritten, same size, same parts, same s3s3 metadata, other bytes
-    metadata = dest.client.head_object(Bucket=dest.name, Key="big.bin")["Metadata"]
+    metadata = client_of(dest).head_object(Bucket=bucket_of(dest), Key="big.bin")["Metadata"]
     assert set(metadata) >= {META_MD5, META_ETAG}
     put_multipart(dest, "big.bin", os.urandom(BIG), 5 * MiB, metadata=metadata)
 
@@ -723,48 +728,27 @@ def test_progress_is_drawn_on_a_terminal(world: World) -> None:
     assert out.startswith("checked 1 keys: copied 1,")
 
 
-class _OutOfOrder:
-    """A boto3 client whose ListObjectsV2 pages come with two keys swapped."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-    def get_paginator(self, operation: str) -> Any:
-        real = self._client.get_paginator(operation)
-
-        class Pages:
-            def paginate(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
-                for page in real.paginate(**kwargs):
-                    contents = page.get("Contents", [])
-                    if len(contents) >= 2:
-                        contents[0], contents[1] = contents[1], contents[0]
-                    yield page
-
-        return Pages()
+def swapped_first_two(page: Page) -> Page:
+    """A listing page with its first two keys swapped: out of order."""
+    objects = list(page.objects)
+    if len(objects) >= 2:
+        objects[0], objects[1] = objects[1], objects[0]
+    return replace(page, objects=objects)
 
 
 def test_a_store_listing_out_of_order_stops_the_sync_naming_it_and_deletes_nothing(
-    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given a source whose listing comes out of order, and destination keys that would look extra
     config, source, (dest,) = world()
     put_many(source, {"a": b"a", "b": b"b", "c": b"c"})
     put_many(dest, {"a": b"a", "b": b"b", "c": b"c", "z": b"z"})
-    import s3s3.client
-
-    real_open = s3s3.client.open_bucket
-
-    def open_bucket_listing_out_of_order(endpoint: Any, **kwargs: Any) -> Bucket:
-        bucket = real_open(endpoint, **kwargs)
-        return Bucket(bucket.endpoint, _OutOfOrder(bucket.client)) if endpoint.name == "source" else bucket
-
-    monkeypatch.setattr(s3s3.client, "open_bucket", open_bucket_listing_out_of_order)
+    client = BucketClient(config)
+    client.source = FaultyStore(client.source).on("list_page", answering(swapped_first_two))
 
     # When s3s3bucket runs with --delete --max-delete 0
-    code, _, err = bucket_cli(capsys, config, "--delete", "--max-delete", "0")
+    args = _parser().parse_args(["bucket", "--config", str(config.path), "--delete", "--max-delete", "0"])
+    code, err = bucket_once(args, client, threading.Event()), capsys.readouterr().err
 
     # Then it exits 1 naming the endpoint and the remedy, and the destination is untouched
     assert code == 1

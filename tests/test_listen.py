@@ -28,11 +28,12 @@ import redis
 
 import s3s3.listen
 from s3s3.config import Config, Endpoint
-from s3s3.copy import Outcome
 from s3s3.delivery import Message, PubSubDelivery
 from s3s3.listen import Listener
 from s3s3.logs import log_outcome
-from s3s3.s3 import Bucket, open_bucket
+from s3s3.outcome import Action, Outcome
+from s3s3.store import Store, open_store
+from s3s3.store.facts import Facts
 from tests.helpers import FlakyRedis, new_bucket, wait_until
 from tests.processes import BIN, Proc
 from tests.servers.base import Server
@@ -72,7 +73,7 @@ class FakeCopies:
         if not keys and self.hold_all is not None:
             self.hold_all.set()
 
-    def __call__(self, source: Bucket, dest: Bucket, key: str, *, verify_md5: bool = False, **_: Any) -> Outcome:
+    def __call__(self, source: Store, dest: Store, key: str, *, verify_md5: bool = False, **_: Any) -> Outcome:
         with self.lock:
             self.started.append(key)
             self.running[key] = self.running.get(key, 0) + 1
@@ -89,7 +90,7 @@ class FakeCopies:
             with self.lock:
                 self.running[key] -= 1
                 self.finished.append(key)
-        return Outcome(key, dest.endpoint.label, "copied", 3)
+        return Outcome(key, dest.endpoint.label, Action.COPIED, 3)
 
 
 @dataclass
@@ -112,8 +113,22 @@ class Running:
         return self.result[0]
 
 
-def fake_bucket(name: str, bucket: str, prefix: str = "") -> Bucket:
-    return Bucket(Endpoint(name=name, bucket=bucket, prefix=prefix), client=None)
+class FakeStore:
+    """A store the fake copies never touch: only its endpoint and label are read."""
+
+    transport = "test"
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.facts = Facts(endpoint.name)
+
+    @property
+    def label(self) -> str:
+        return self.endpoint.label
+
+
+def fake_bucket(name: str, bucket: str, prefix: str = "") -> Any:
+    return FakeStore(Endpoint(name=name, bucket=bucket, prefix=prefix))
 
 
 @pytest.fixture
@@ -134,8 +149,8 @@ def start_listener(
     runs: list[Running] = []
 
     def start(
-        source: Bucket | None = None,
-        dests: list[Bucket] | None = None,
+        source: Store | None = None,
+        dests: list[Store] | None = None,
         *,
         workers: int = 2,
         **options: Any,
@@ -322,8 +337,8 @@ def test_given_a_failure_the_dead_letter_stream_cannot_take_then_the_message_is_
     client.broken = True
     delivery = OneMessage(b"k")
 
-    def failing(source: Bucket, dest: Bucket, key: str, **_: Any) -> Outcome:
-        return Outcome(key, dest.endpoint.label, "failed", error="the store said no")
+    def failing(source: Store, dest: Store, key: str, **_: Any) -> Outcome:
+        return Outcome(key, dest.endpoint.label, Action.FAILED, error="the store said no")
 
     listener = Listener(fake_bucket("source", "src"), [fake_bucket("dest1", "dst")], client, delivery,  # type: ignore[arg-type]
                         copy=failing)  # fmt: skip
@@ -466,7 +481,7 @@ def test_given_a_delete_event_when_listening_then_the_destination_keeps_or_delet
     if at_source:
         s3_source.client().put_object(Bucket=src, Key="gone.txt", Body=b"still here")
     s3_dest.client().put_object(Bucket=dst, Key="gone.txt", Body=b"backed up")
-    run = start_listener(open_bucket(config.source), [open_bucket(d) for d in config.dests])
+    run = start_listener(open_store(config.source), [open_store(d) for d in config.dests])
 
     # When the source announces that it deleted the key
     run.publish(json.dumps({"key": "gone.txt", "event": "delete", "bucket": src}))

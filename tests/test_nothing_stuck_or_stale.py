@@ -25,7 +25,7 @@ import redis
 from s3s3.config import Config
 from s3s3.copy import copy_key
 from s3s3.retry import RetryPolicy
-from s3s3.s3 import open_bucket
+from s3s3.store import open_store
 from s3s3.uploads import abort_incomplete
 from tests.faults import FaultProxy
 from tests.helpers import (
@@ -48,6 +48,7 @@ from tests.helpers import (
 from tests.processes import BIN, Proc
 from tests.servers.base import Server
 from tests.servers.redis import RedisServer
+from tests.stores import open_with
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -93,14 +94,14 @@ def put_in_parts(server: Server, bucket: str, key: str, data: bytes, part: int =
 
 
 @pytest.mark.parametrize("cut", ["fin", "rst"])
-@pytest.mark.parametrize("lean", [True, False], ids=["lean-path", "boto3"])
+@pytest.mark.parametrize("transport", ["http", "boto3"])
 def test_a_source_body_cut_mid_way_is_tried_again_and_the_copy_lands_intact(
     make_config: Callable[..., Config],
     s3_source: Server,
     s3_dest: Server,
     proxies: Callable[[Server], FaultProxy],
     cut: str,
-    lean: bool,
+    transport: str,
 ) -> None:
     # Given a source whose first GET of the key is answered with half its body, then a FIN or a reset
     proxy = proxies(s3_source)
@@ -110,7 +111,7 @@ def test_a_source_body_cut_mid_way_is_tried_again_and_the_copy_lands_intact(
     proxy.faults, proxy.rate, proxy.max_faults_per_path = (cut,), 1.0, 1
     proxy.only = lambda method, path, query: method == "GET" and path.endswith("/cut/me.bin")
     config = make_config((via(s3_source, proxy), src), [(s3_dest, dst)])
-    source, dest = open_bucket(config.source, lean=lean), open_bucket(config.dests[0], lean=lean)
+    source, dest = open_with(config.source, transport), open_with(config.dests[0], transport)
 
     # When the key is copied
     outcome = copy_key(source, dest, "cut/me.bin", retry=QUICK)
@@ -125,14 +126,14 @@ def test_a_source_body_cut_mid_way_is_tried_again_and_the_copy_lands_intact(
     "operation",
     ["CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"],
 )
-@pytest.mark.parametrize("lean", [True, False], ids=["lean-path", "boto3"])
+@pytest.mark.parametrize("transport", ["http", "boto3"])
 def test_a_multipart_answer_cut_mid_way_is_tried_again_and_the_copy_lands_intact(
     make_config: Callable[..., Config],
     s3_source: Server,
     s3_dest: Server,
     proxies: Callable[[Server], FaultProxy],
     operation: str,
-    lean: bool,
+    transport: str,
 ) -> None:
     # Given a destination whose first answer to one multipart call is cut half-way, then the connection closed
     proxy = proxies(s3_dest)
@@ -148,7 +149,7 @@ def test_a_multipart_answer_cut_mid_way_is_tried_again_and_the_copy_lands_intact
     proxy.only = lambda method, path, query: matches(method, query)
     options = {"multipart_threshold": "5MiB", "multipart_chunksize": "5MiB"}
     config = make_config((s3_source, src), [(via(s3_dest, proxy), dst)], dest_extra=options)
-    source, dest = open_bucket(config.source, lean=lean), open_bucket(config.dests[0], lean=lean)
+    source, dest = open_with(config.source, transport), open_with(config.dests[0], transport)
 
     # When the key is copied
     outcome = copy_key(source, dest, "mp/cut.bin", retry=QUICK)
@@ -182,7 +183,7 @@ def test_a_destination_gone_for_11_seconds_is_ridden_out_within_max_retry_second
     put_in_parts(s3_source, src, "outage/large.bin", large)
     options = {"multipart_threshold": "5MiB", "multipart_chunksize": "5MiB"}
     config = make_config((s3_source, src), [(via(s3_dest, proxy), dst)], dest_extra=options)
-    source, dest = open_bucket(config.source), open_bucket(config.dests[0])
+    source, dest = open_store(config.source), open_store(config.dests[0])
     policy = RetryPolicy(max_seconds=300.0)  # the shipped default
     proxy.outage(11)
     started = time.monotonic()
@@ -211,7 +212,7 @@ def test_parts_refused_with_slowdown_are_sent_again_as_parts_not_the_whole_objec
     dest_proxy.only = lambda method, path, query: method == "PUT" and "partNumber" in query
     options = {"multipart_threshold": "5MiB", "multipart_chunksize": "5MiB"}
     config = make_config((via(s3_source, source_proxy), src), [(via(s3_dest, dest_proxy), dst)], dest_extra=options)
-    source, dest = open_bucket(config.source), open_bucket(config.dests[0])
+    source, dest = open_store(config.source), open_store(config.dests[0])
 
     # When it is copied
     outcome = copy_key(source, dest, "slow/parts.bin", retry=QUICK)

@@ -86,15 +86,15 @@ class Attributes:
         headers = dict(self.headers)
         for name, value in self.metadata.items():
             headers[f"x-amz-meta-{name}"] = value
-        for header, value in (
+        for header, option in (
             ("x-amz-storage-class", self.storage_class),
             ("x-amz-tagging", self.tagging),
             ("x-amz-server-side-encryption", self.encryption),
             ("x-amz-server-side-encryption-aws-kms-key-id", self.kms_key_id),
             ("x-amz-acl", self.acl),
         ):
-            if value:
-                headers[header] = value
+            if option:
+                headers[header] = option
         return headers
 
 

@@ -14,7 +14,7 @@ import hashlib
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from email.utils import format_datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,6 +25,11 @@ from s3s3.store.base import CONTENT_HEADERS, Attributes, Buffer, ObjectInfo, Pag
 from s3s3.store.wire import store_error
 
 if TYPE_CHECKING:
+    from boto3.session import Session
+    from botocore.config import Config as BotoConfig
+    from botocore.credentials import Credentials
+    from mypy_boto3_s3 import S3Client
+
     from s3s3.config import Endpoint
     from s3s3.store.facts import Facts
 
@@ -33,7 +38,7 @@ PARAMS = {header: header.replace("-", "") for header in CONTENT_HEADERS}
 _SESSION_LOCK = threading.Lock()  # a botocore session makes one client at a time
 
 
-def create_client(endpoint: Endpoint, *, pool_size: int = 10, max_attempts: int = 4) -> Any:
+def create_client(endpoint: Endpoint, *, pool_size: int = 10, max_attempts: int = 4) -> S3Client:
     """A thread-safe boto3 S3 client for `endpoint`, with s3s3's store fixes registered.
 
     `max_attempts` counts botocore's retries per request; probes use 1, where
@@ -60,7 +65,7 @@ def create_client(endpoint: Endpoint, *, pool_size: int = 10, max_attempts: int 
 
 
 @functools.cache
-def _session(profile: str | None) -> Any:
+def _session(profile: str | None) -> Session:
     import boto3.session  # here: a run on the lean path never needs boto3
 
     # One session per profile: its loader reads S3's service model and
@@ -68,7 +73,7 @@ def _session(profile: str | None) -> Any:
     return boto3.session.Session(profile_name=profile) if profile else boto3.session.Session()
 
 
-def session_credentials(profile: str | None) -> Any:
+def session_credentials(profile: str | None) -> Credentials | None:
     """The AWS credential chain's credentials for `profile` (refreshable; never logged)."""
     return _session(profile).get_credentials()
 
@@ -78,14 +83,14 @@ def verify(endpoint: Endpoint) -> bool | str:
     return endpoint.ca_bundle or endpoint.verify_ssl
 
 
-def _boto_config(endpoint: Endpoint, *, pool_size: int, max_attempts: int) -> Any:
+def _boto_config(endpoint: Endpoint, *, pool_size: int, max_attempts: int) -> BotoConfig:
     from botocore.config import Config as BotoConfig
 
-    checksums = "when_supported" if endpoint.checksums else "when_required"
+    checksums: Literal["when_supported", "when_required"] = "when_supported" if endpoint.checksums else "when_required"
     return BotoConfig(
         signature_version=endpoint.signature_version,
         s3={
-            "addressing_style": endpoint.addressing_style,
+            "addressing_style": cast('Literal["auto", "virtual", "path"]', endpoint.addressing_style),
             # Every body s3s3 sends carries a Content-MD5 the store checks, so
             # the SHA-256 of the payload adds CPU and no integrity.
             "payload_signing_enabled": False,
@@ -149,7 +154,7 @@ class BotoStore:
         self.endpoint = endpoint
         self.facts = facts
         self._make = functools.partial(create_client, endpoint, pool_size=pool_size)
-        self._client: Any = None
+        self._client: S3Client | None = None
         self._lock = threading.Lock()
 
     @property
@@ -157,12 +162,12 @@ class BotoStore:
         return self.endpoint.label
 
     @property
-    def client(self) -> Any:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = self._make()
-        return self._client
+    def client(self) -> S3Client:
+        """The boto3 client, made by the first call that needs it."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._make()
+            return self._client
 
     def __repr__(self) -> str:
         return f"BotoStore({self.label!r})"

@@ -141,21 +141,23 @@ class HttpStore:
         }
 
     def list_page(self, prefix: str, *, start_after: str = "", token: str | None = None, delimiter: str = "") -> Page:
-        params = {"prefix": prefix, "encoding-type": "url"}
+        v2 = self.endpoint.list_version == 2
+        params = {"list-type": "2"} if v2 else {}
+        params |= {"prefix": prefix, "encoding-type": "url"}
         if delimiter:
             params["delimiter"] = delimiter
-        if self.endpoint.list_version == 1:
+        if not v2:
             # Old Ceph RGW: ListObjectsV2 pages repeat or skip keys; V1 markers work.
             if start_after:
                 params["marker"] = start_after
         else:
-            params["list-type"] = "2"
             if token:
                 params["continuation-token"] = token
             elif start_after:
                 params["start-after"] = start_after
-        root = _xml(self.wire.send("GET", "", "ListObjects", query=_query(params)).data, "ListObjects")
-        return _page(root, v2=self.endpoint.list_version == 2)
+        operation = "ListObjectsV2" if v2 else "ListObjects"
+        root = _xml(self.wire.send("GET", "", operation, query=_query(params)).data, operation)
+        return _page(root, v2=v2)
 
     def copy_object(
         self, source_bucket: str, source_key: str, key: str, *, size: int, if_match: str, attrs: Attributes

@@ -19,7 +19,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
 
@@ -52,6 +52,12 @@ class Keys(NamedTuple):
         return f"Keys(access_key={self.access_key!r}, secret_key=***)"
 
 
+class Credentials(Protocol):
+    """Where the signer takes the keys from: Keys, or botocore's (refreshable) credentials."""
+
+    def get_frozen_credentials(self) -> Any: ...
+
+
 class _SigningConfig:
     """The one client option botocore's S3 signer reads: payload signing is off.
 
@@ -81,7 +87,7 @@ class Answer(NamedTuple):
 class Wire:
     """Signed requests to one bucket (`base`, its URL ending in "/") over per-thread keep-alive connections."""
 
-    def __init__(self, base: str, region: str, credentials: Any, *, verify: bool | str = True) -> None:
+    def __init__(self, base: str, region: str, credentials: Credentials, *, verify: bool | str = True) -> None:
         parts = urlsplit(base)
         self.scheme = parts.scheme
         self.netloc = parts.netloc
@@ -180,7 +186,8 @@ class Wire:
         """Stop using this thread's connection (the answer being read keeps it until it is done)."""
         connection = getattr(self._local, "connection", None)
         self._local.connection = None
-        self._open.discard(connection)  # type: ignore[arg-type]
+        if connection is not None:
+            self._open.discard(connection)
 
     def _drop(self) -> None:
         connection = getattr(self._local, "connection", None)
