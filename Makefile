@@ -3,13 +3,14 @@
 # make compat - the compatibility suite against real Ceph, Swift, SeaweedFS, rclone
 # make lint   - ruff and mypy --strict
 # make bench  - s3s3 against rclone and a raw floor on two SeaweedFS servers
+# make soak   - chaos soak of the stream-mode delivery guarantee (~10 minutes; not part of make test)
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test compat lint bench redis-server clean
+.PHONY: demo test compat lint bench soak redis-server clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +40,10 @@ bench: $(STAMP) redis-server
 	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	$(BIN)/python -m compileall -q s3s3  # as an installed package is: no run pays for compiling s3s3
 	$(BIN)/python bench/run.py --repeat 3
+
+soak: $(STAMP) redis-server
+	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/python -m tests.soak
 
 clean:
 	rm -rf $(VENV) build *.egg-info bench/out
