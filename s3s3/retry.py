@@ -47,24 +47,15 @@ def is_transient(error: BaseException) -> bool:
 
 
 def transient_failure(error: BaseException) -> bool:
-    """True for what a transport sees when the connection, not the request, failed (before it wraps it)."""
+    """True when the connection, not the request, failed: what a transport sees before it wraps it.
+
+    The lean transport meets these as they are; the boto3 transport meets
+    them inside botocore's own exceptions, and says which of those are
+    connection failures (s3s3.store.boto) before asking here.
+    """
     if isinstance(error, ssl.SSLCertVerificationError):
         return False  # a certificate that does not verify will not verify next time either
-    if isinstance(error, _CUT):
-        return True
-    return _is_transient_library_error(error)
-
-
-def _is_transient_library_error(error: BaseException) -> bool:
-    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, IncompleteReadError
-    from urllib3.exceptions import HTTPError as Urllib3Error
-
-    if isinstance(error, ClientError):
-        meta = error.response.get("ResponseMetadata", {})
-        return transient_answer(int(meta.get("HTTPStatusCode") or 0), str(error.response.get("Error", {}).get("Code")))
-    # botocore wraps what urllib3 saw (resets, timeouts, a streamed body cut
-    # short); older botocores let urllib3's own errors out of a body's read().
-    return isinstance(error, ConnectionError | HTTPClientError | IncompleteReadError | Urllib3Error)
+    return isinstance(error, _CUT)
 
 
 def backoff(attempt: int, first: float = 0.5, cap: float = 30.0) -> float:

@@ -8,20 +8,10 @@ import time
 from xml.etree.ElementTree import ParseError
 
 import pytest
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    ParamValidationError,
-    ReadTimeoutError,
-    ResponseStreamingError,
-)
-from urllib3.exceptions import ProtocolError
 
 from s3s3 import retry
-from s3s3.retry import Budget, RetryPolicy, backoff, is_transient
-from tests.helpers import client_error
+from s3s3.retry import Budget, RetryPolicy, backoff, is_transient, transient_answer, transient_failure
+from s3s3.store.wire import store_error
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -36,44 +26,50 @@ pytestmark = pytest.mark.timeout(30)
         BrokenPipeError(32, "Broken pipe"),
         ConnectionRefusedError(111, "Connection refused"),
         TimeoutError("timed out"),
-        TimeoutError("timed out"),
         ParseError("no element found: line 1, column 40"),  # an XML answer cut short
-        ConnectionClosedError(endpoint_url="http://127.0.0.1:1"),
-        EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
-        ReadTimeoutError(endpoint_url="http://127.0.0.1:1"),
-        ResponseStreamingError(error=ProtocolError("Connection broken: IncompleteRead")),
-        ProtocolError("Connection broken"),
-        client_error("SlowDown", 503, "PutObject"),
-        client_error("ServiceUnavailable", 503, "GetObject"),
-        client_error("InternalError", 500, "UploadPart"),
-        client_error("502", 502, "HeadObject"),
-        client_error("RequestTimeout", 400, "PutObject"),
-        client_error("TooManyRequests", 429, "GetObject"),
     ],
-    ids=lambda e: type(e).__name__ + (f"-{e.response['Error']['Code']}" if isinstance(e, ClientError) else ""),
+    ids=lambda e: type(e).__name__,
 )
-def test_cut_refused_reset_and_throttled_requests_are_transient(error: BaseException) -> None:
+def test_a_connection_refused_reset_closed_or_cut_short_is_a_transient_failure(error: BaseException) -> None:
+    assert transient_failure(error)
     assert is_transient(error)
 
 
 @pytest.mark.parametrize(
     "error",
     [
-        client_error("NoSuchKey", 404, "GetObject"),
-        client_error("AccessDenied", 403, "PutObject"),
-        client_error("InvalidArgument", 400, "PutObject"),
-        client_error("BadDigest", 400, "PutObject"),
-        client_error("PreconditionFailed", 412, "GetObject"),
         ssl.SSLCertVerificationError("certificate verify failed"),
         http.client.HTTPException("got more than 100 headers"),
-        NoCredentialsError(),
-        ParamValidationError(report="bad"),
         ValueError("a bug"),
     ],
-    ids=lambda e: type(e).__name__ + (f"-{e.response['Error']['Code']}" if isinstance(e, ClientError) else ""),
+    ids=lambda e: type(e).__name__,
 )
-def test_refusals_and_programming_errors_are_not_transient(error: BaseException) -> None:
-    assert not is_transient(error)
+def test_a_certificate_refused_an_answer_too_big_to_read_and_a_bug_are_not(error: BaseException) -> None:
+    assert not transient_failure(error)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "transient"),
+    [
+        (503, "SlowDown", True),
+        (503, "ServiceUnavailable", True),
+        (500, "InternalError", True),
+        (502, "502", True),
+        (504, "504", True),
+        (400, "RequestTimeout", True),
+        (429, "TooManyRequests", True),
+        (404, "NoSuchKey", False),
+        (403, "AccessDenied", False),
+        (400, "InvalidArgument", False),
+        (400, "BadDigest", False),
+        (412, "PreconditionFailed", False),
+    ],
+)
+def test_5xx_429_and_throttling_answers_are_transient_and_refusals_are_not(
+    status: int, code: str, transient: bool
+) -> None:
+    assert transient_answer(status, code) is transient
+    assert is_transient(store_error("GetObject", status, code, "")) is transient
 
 
 def test_backoff_doubles_from_the_first_delay_to_the_cap_with_jitter_of_up_to_half() -> None:
@@ -105,7 +101,7 @@ def test_call_retries_transient_failures_then_returns_and_raises_the_last_error_
     assert retry.call(flaky, Budget(RetryPolicy(max_seconds=5)), what="flaky") == "done"
 
     def refused() -> str:
-        raise client_error("AccessDenied", 403, "PutObject")
+        raise store_error("PutObject", 403, "AccessDenied", "no")
 
     tries = []
     with pytest.raises(Exception, match="AccessDenied"):

@@ -335,7 +335,18 @@ def boundary_error(operation: str, error: BaseException) -> StoreError:
         return store_error(error.operation_name or operation, status, code, str(err.get("Message") or ""))
     text = " ".join(str(error).split()) or type(error).__name__
     kind = "BotoCoreError" if isinstance(error, BotoCoreError) else type(error).__name__
-    return StoreError(f"{operation}: {text}", operation=operation, code=kind, transient=transient_failure(error))
+    return StoreError(f"{operation}: {text}", operation=operation, code=kind, transient=_connection_failed(error))
+
+
+def _connection_failed(error: BaseException) -> bool:
+    """Whether botocore (or urllib3 under it) says the connection failed, not the request."""
+    from botocore.exceptions import ConnectionError, HTTPClientError, IncompleteReadError
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    # botocore wraps what urllib3 saw (resets, timeouts, a streamed body cut
+    # short); older botocores let urllib3's own errors out of a body's read().
+    lost = ConnectionError | HTTPClientError | IncompleteReadError | Urllib3Error
+    return isinstance(error, lost) or transient_failure(error)
 
 
 def _params(attrs: Attributes) -> dict[str, Any]:
