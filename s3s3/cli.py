@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from s3s3 import __version__, deadletter, logs, names
 from s3s3.bucket import SyncOptions
 from s3s3.client import BucketClient, ListenClient
-from s3s3.config import LOG_FORMATS, LOG_LEVELS, Config, Endpoint, load
+from s3s3.config import LOG_FORMATS, LOG_LEVELS, Config, Endpoint, Mode, load
 from s3s3.delivery import connect_redis, describe, publish
 from s3s3.diff import KeyFilter
 from s3s3.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ListingOrderError, LockHeld, S3S3Error, StoreError
@@ -169,7 +169,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         client = connect_redis(pubsub)
         for key in args.keys:
             reached = publish(client, pubsub.mode, pubsub.target, key.encode("utf-8"))
-            if pubsub.mode == "pubsub":
+            if pubsub.mode is Mode.PUBSUB:
                 print(f"published {key!r} on {pubsub.target!r} to {reached} listener(s)")
             else:
                 print(f"published {key!r} on {pubsub.mode} {pubsub.target!r}")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import redis
 
 from s3s3.bucket import Summary, SyncOptions, duplicate_bucket
-from s3s3.config import Config
+from s3s3.config import Config, Mode
 from s3s3.copy import copy_key
 from s3s3.delivery import connect_redis, describe, make_delivery, publish
 from s3s3.errors import ConfigError
@@ -159,7 +159,7 @@ class BucketClient(_Buckets):
     def _enqueuer(self, client: redis.Redis | None) -> Callable[[str], None]:
         """--enqueue: append each needed key to the configured stream or list for the listeners."""
         pubsub = self.config.pubsub
-        if pubsub.mode == "pubsub":
+        if pubsub.mode is Mode.PUBSUB:
             raise ConfigError(f"{self.config.path}: [pubsub] mode: --enqueue needs mode = stream or list")
         if client is None:
             raise ConfigError(f"{self.config.path}: [pubsub] url: --enqueue needs Redis, which is unreachable")

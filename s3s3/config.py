@@ -11,6 +11,7 @@ import configparser
 import os
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
@@ -43,7 +44,17 @@ PUBSUB_OPTIONS = frozenset(
         "workers", "max_attempts", "max_retry_seconds", "redis", "sns", "cluster",
     }
 )
-MODES = ("pubsub", "stream", "list")
+
+
+class Mode(StrEnum):
+    """How announcements travel through Redis ([pubsub] mode)."""
+
+    PUBSUB = "pubsub"  # PUBLISH/SUBSCRIBE: fire and forget
+    STREAM = "stream"  # XADD/XREADGROUP: acknowledged, shared by a group of listeners
+    LIST = "list"  # RPUSH/BLMOVE: acknowledged, one processing list per listener
+
+
+MODES = tuple(Mode)
 OTHER_SECTIONS = ("pubsub", "metrics", "logging", "webhook")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -106,7 +117,7 @@ class PubSub:
     """Where announcements arrive (a Redis server, and a channel, stream or list on it) and how they are worked."""
 
     url: str = field(default=names.DEFAULT_URL, repr=False)
-    mode: str = "pubsub"
+    mode: Mode = Mode.PUBSUB
     channel: str = names.DEFAULT_CHANNEL
     pattern: bool = False
     stream: str = names.DEFAULT_STREAM
@@ -127,7 +138,7 @@ class PubSub:
     @property
     def target(self) -> str:
         """The channel, stream or list that this mode reads and `s3s3 publish` writes."""
-        return {"stream": self.stream, "list": self.list}.get(self.mode, self.channel)
+        return {Mode.STREAM: self.stream, Mode.LIST: self.list}.get(self.mode, self.channel)
 
     def __repr__(self) -> str:
         return f"PubSub(url={self.safe_url!r}, mode={self.mode!r}, target={self.target!r}, workers={self.workers})"
@@ -428,7 +439,7 @@ def _pubsub(r: _Reader) -> PubSub:
         raise r.error("pubsub", "url", f"{redact_url(url)!r} is not a redis://, rediss:// or unix:// URL")
     return PubSub(
         url=url,
-        mode=r.choice("pubsub", "mode", "pubsub", MODES),
+        mode=Mode(r.choice("pubsub", "mode", Mode.PUBSUB, MODES)),
         channel=r.get("pubsub", "channel") or names.DEFAULT_CHANNEL,
         pattern=r.boolean("pubsub", "pattern", False),
         stream=r.get("pubsub", "stream") or names.DEFAULT_STREAM,

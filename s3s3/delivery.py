@@ -30,6 +30,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from s3s3 import names
+from s3s3.config import Mode
 
 if TYPE_CHECKING:
     from s3s3.config import PubSub as PubSubConfig
@@ -349,10 +350,10 @@ class ListDelivery:
 
 def publish(client: redis.Redis, mode: str, target: str, data: bytes) -> int:
     """Announce `data` the way `mode` delivers it; returns subscribers reached (pubsub) or 1."""
-    if mode == "stream":
+    if mode == Mode.STREAM:
         client.xadd(target, {names.STREAM_FIELD: data}, maxlen=names.STREAM_MAXLEN, approximate=True)
         return 1
-    if mode == "list":
+    if mode == Mode.LIST:
         client.rpush(target, data)
         return 1
     return int(client.publish(target, data))
@@ -384,11 +385,11 @@ def _quietly(call: Any) -> None:
 
 def make_delivery(client: redis.Redis, pubsub: PubSubConfig) -> Delivery:
     """The Delivery that `[pubsub] mode` asks for."""
-    if pubsub.mode == "stream":
+    if pubsub.mode is Mode.STREAM:
         return StreamDelivery(
             client, pubsub.stream, pubsub.group, pubsub.consumer or default_consumer(), claim_idle=pubsub.claim_idle
         )
-    if pubsub.mode == "list":
+    if pubsub.mode is Mode.LIST:
         # Stable across restarts (unlike host:pid), so a restarted listener finds its processing list.
         return ListDelivery(client, pubsub.list, pubsub.consumer or socket.gethostname())
     return PubSubDelivery(client, pubsub.channel, pattern=pubsub.pattern)
@@ -396,8 +397,8 @@ def make_delivery(client: redis.Redis, pubsub: PubSubConfig) -> Delivery:
 
 def describe(pubsub: PubSubConfig) -> str:
     """How logs name what a listener reads."""
-    if pubsub.mode == "stream":
+    if pubsub.mode is Mode.STREAM:
         return f"stream {pubsub.stream!r} (group {pubsub.group!r})"
-    if pubsub.mode == "list":
+    if pubsub.mode is Mode.LIST:
         return f"list {pubsub.list!r}"
     return f"{'pattern' if pubsub.pattern else 'channel'} {pubsub.channel!r}"
