@@ -9,6 +9,7 @@ boto3, botocore or a module's globals.
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,8 +17,9 @@ from typing import Any
 
 from s3s3.config import Endpoint
 from s3s3.errors import StoreError
-from s3s3.store import Body, Store
+from s3s3.store import Body, ObjectInfo, Page, Store
 from s3s3.store.boto import create_client
+from s3s3.store.facts import Facts
 from s3s3.store.wire import store_error
 
 Proceed = Callable[..., Any]  # call the wrapped store, with these (or other) arguments
@@ -239,3 +241,77 @@ def open_with(endpoint: Endpoint, transport: str) -> Store:
     store = open_store(endpoint)
     assert store.transport == transport, f"{endpoint.name} is not on the {transport} transport"
     return store
+
+
+# --- objects at a store, written and read back through a plain boto3 client ---------------------
+
+
+def read_back(store: Store, key: str) -> tuple[bytes, dict[str, Any]]:
+    """The bytes a GET of `key` returns, and the rest of its GetObject answer."""
+    response = client_of(store).get_object(Bucket=bucket_of(store), Key=key)
+    return response["Body"].read(), response
+
+
+def is_absent(store: Store, key: str) -> bool:
+    """True when the store holds nothing under `key`."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client_of(store).head_object(Bucket=bucket_of(store), Key=key)
+    except ClientError as e:
+        return e.response["Error"]["Code"] in ("404", "NoSuchKey")
+    return False
+
+
+def pending_uploads(store: Store) -> list[dict[str, Any]]:
+    """The multipart uploads begun at the store and neither completed nor aborted."""
+    return list(client_of(store).list_multipart_uploads(Bucket=bucket_of(store)).get("Uploads", []))
+
+
+def put_in_parts(
+    store: Store, key: str, data: bytes, part: int = 5 * 1024 * 1024, metadata: dict[str, str] | None = None
+) -> str:
+    """Put `data` as a multipart upload of `part`-byte parts, so its ETag is `...-N`; return that ETag."""
+    client, bucket = client_of(store), bucket_of(store)
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata or {})["UploadId"]
+    parts = []
+    for number, start in enumerate(range(0, len(data), part), start=1):
+        answer = client.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data[start : start + part]
+        )
+        parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+    done = client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                            MultipartUpload={"Parts": parts})  # fmt: skip
+    return str(done["ETag"]).strip('"')
+
+
+def first(times: int = 1, *, where: Callable[[Call], bool] | None = None) -> Callable[[Call], bool]:
+    """A `when` for an action: true for the first `times` calls (of those `where` admits, if given)."""
+    count = itertools.count()
+    return lambda call: (where is None or where(call)) and next(count) < times
+
+
+class ListedStore:
+    """A store whose only skill is listing these keys, in this order, over two pages."""
+
+    transport = "test"
+
+    def __init__(self, endpoint: Endpoint, keys: list[str]) -> None:
+        self.endpoint = endpoint
+        self.facts = Facts(endpoint.name)
+        self.objects = [ObjectInfo(k, len(k), hashlib.md5(k.encode()).hexdigest()) for k in keys]
+
+    @property
+    def label(self) -> str:
+        return self.endpoint.label
+
+    def list_page(self, prefix: str, *, start_after: str = "", token: str | None = None, delimiter: str = "") -> Page:
+        half = len(self.objects) // 2
+        if token is None:
+            return Page(self.objects[:half], truncated=True, token="second")
+        return Page(self.objects[half:])
+
+
+def listed(keys: list[str], name: str = "source", prefix: str = "") -> Store:
+    """A ListedStore named `name` (its bucket too), under `prefix`."""
+    return ListedStore(Endpoint(name=name, bucket=name, prefix=prefix), keys)  # type: ignore[return-value]

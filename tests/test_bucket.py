@@ -1,4 +1,4 @@
-"""The bucket sync: the streaming listing diff, summaries, and `s3s3bucket` run as a real process."""
+"""The bucket sync (s3s3.bucket) in process, its summary, and `s3s3bucket` run as a real process."""
 
 from __future__ import annotations
 
@@ -13,13 +13,12 @@ from typing import Any
 
 import pytest
 
-from s3s3.bucket import ListingOrderError, diff, duplicate_bucket
-from s3s3.config import Config, Endpoint, MiB
-from s3s3.store import META_MD5, ObjectInfo, Page, Store, open_store
-from s3s3.store.facts import Facts
+from s3s3.bucket import ListingOrderError, duplicate_bucket
+from s3s3.config import Config, MiB
+from s3s3.store import META_MD5, Store, open_store
 from tests.helpers import new_bucket
 from tests.servers.base import Server
-from tests.stores import bucket_of, client_of
+from tests.stores import bucket_of, client_of, listed
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -56,31 +55,6 @@ def run_s3s3bucket(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([S3S3BUCKET, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
-class ListedStore:
-    """A store whose only skill is listing these keys, in this order, over two pages."""
-
-    transport = "test"
-
-    def __init__(self, endpoint: Endpoint, keys: list[str]) -> None:
-        self.endpoint = endpoint
-        self.facts = Facts(endpoint.name)
-        self.objects = [ObjectInfo(k, len(k), hashlib.md5(k.encode()).hexdigest()) for k in keys]
-
-    @property
-    def label(self) -> str:
-        return self.endpoint.label
-
-    def list_page(self, prefix: str, *, start_after: str = "", token: str | None = None, delimiter: str = "") -> Page:
-        half = len(self.objects) // 2
-        if token is None:
-            return Page(self.objects[:half], truncated=True, token="second")
-        return Page(self.objects[half:])
-
-
-def listed(keys: list[str], name: str = "source", prefix: str = "") -> Store:
-    return ListedStore(Endpoint(name=name, bucket=name, prefix=prefix), keys)  # type: ignore[return-value]
-
-
 @pytest.fixture
 def synced(make_config: MakeConfig, s3_source: Server, s3_dest: Server) -> Synced:
     """A config for a fresh source bucket and fresh destination buckets, and those buckets opened."""
@@ -94,77 +68,6 @@ def synced(make_config: MakeConfig, s3_source: Server, s3_dest: Server) -> Synce
         return config, open_store(config.source), [open_store(d) for d in config.dests]
 
     return make
-
-
-# -- the listing diff ----------------------------------------------------------------------------
-
-
-def test_diff_pairs_keys_in_utf8_binary_order_including_unicode_and_shared_prefixes() -> None:
-    # Given two listings in UTF-8 binary order ("\uff61" sorts before the astral "😀" in UTF-8,
-    # after it in UTF-16) whose keys share prefixes
-    source = listed(["a", "a b", "a/b", "a/b/c", "a0", "ab", "é", "\uff61", "😀", "😀/x"])
-    dest = listed(["a", "a!", "a/b/c", "a00", "ab", "b", "é", "😀", "😀/x/y"], name="dest")
-
-    # When they are diffed
-    pairs = [(s.key if s else None, d.key if d else None) for s, d in diff(source, dest)]
-
-    # Then each key of either side comes once, in order, with its twin or None
-    assert pairs == [
-        ("a", "a"),
-        ("a b", None),
-        (None, "a!"),
-        ("a/b", None),
-        ("a/b/c", "a/b/c"),
-        ("a0", None),
-        (None, "a00"),
-        ("ab", "ab"),
-        (None, "b"),
-        ("é", "é"),
-        ("\uff61", None),
-        ("😀", "😀"),
-        ("😀/x", None),
-        (None, "😀/x/y"),
-    ]
-
-
-def test_diff_maps_the_source_prefix_onto_the_destination_prefix() -> None:
-    # Given a source prefix and a different destination prefix
-    source = listed(["photos/a.jpg", "photos/b.jpg", "photos/c.jpg"], prefix="photos/")
-    dest = listed(["backup/2024/a.jpg", "backup/2024/c.jpg"], name="dest", prefix="backup/2024/")
-
-    # When they are diffed
-    pairs = [(s.key if s else None, d.key if d else None) for s, d in diff(source, dest)]
-
-    # Then keys are matched after swapping the prefixes
-    assert pairs == [
-        ("photos/a.jpg", "backup/2024/a.jpg"),
-        ("photos/b.jpg", None),
-        ("photos/c.jpg", "backup/2024/c.jpg"),
-    ]
-
-
-def test_diff_against_an_empty_destination_pairs_every_key_with_none() -> None:
-    pairs = [(s.key, d) for s, d in diff(listed(["x", "y"]), listed([], name="dest"))]
-    assert pairs == [("x", None), ("y", None)]
-
-
-@pytest.mark.parametrize(
-    ("source_keys", "dest_keys", "bad"),
-    [
-        (["a", "c", "b"], ["a"], "source:source listed 'b'"),
-        (["a", "b"], ["b", "a"], "dest:dest listed 'a'"),
-        (["a", "a"], [], "source:source listed 'a'"),
-        (["😀", "\uff61"], [], "source:source listed '\uff61'"),
-    ],
-)
-def test_a_store_listing_out_of_order_stops_the_diff(source_keys: list[str], dest_keys: list[str], bad: str) -> None:
-    # Given a store that lists keys out of UTF-8 binary order (or twice)
-    source, dest = listed(source_keys), listed(dest_keys, name="dest")
-
-    # When the listings are diffed
-    # Then the diff refuses to guess, naming the store and the key
-    with pytest.raises(ListingOrderError, match=re.escape(bad)):
-        list(diff(source, dest))
 
 
 def test_bucket_sync_with_a_store_listing_out_of_order_raises_listing_order_error() -> None:
