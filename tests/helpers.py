@@ -219,3 +219,21 @@ class FlakyRedis:
         if self.broken and name in self.commands:
             raise redis.ConnectionError(f"{name}: Connection closed by server.")
         return getattr(self.client, name)
+
+
+# --- bytes for the copy tests -------------------------------------------------------------------
+
+
+def data_of(size: int, seed: int = 0) -> bytes:
+    """`size` random bytes, the same ones for the same seed."""
+    return random.Random(seed).randbytes(size)
+
+
+def md5_hex(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def multipart_md5(data: bytes, part: int) -> str:
+    """The ETag S3 gives `data` uploaded in parts of `part` bytes: the MD5 of the part MD5s, then `-N`."""
+    digests = [hashlib.md5(data[i : i + part]).digest() for i in range(0, len(data), part)]
+    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
