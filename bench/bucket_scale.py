@@ -32,7 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from tests.conftest import endpoint_section  # noqa: E402
+from tests.helpers import endpoint_section  # noqa: E402
 from tests.servers.base import Server  # noqa: E402
 from tests.servers.redis import RedisServer  # noqa: E402
 
@@ -46,9 +46,9 @@ DIFF_ONLY = """
 import sys
 from s3s3.config import Config
 from s3s3.diff import KeyFilter, diff
-from s3s3.s3 import open_bucket
+from s3s3.store import open_store
 config = Config.from_file(sys.argv[1])
-source, dest = open_bucket(config.source), open_bucket(config.dests[0])
+source, dest = open_store(config.source), open_store(config.dests[0])
 print(sum(1 for _ in diff(source, dest, KeyFilter(prefix=sys.argv[2]))))
 """
 
