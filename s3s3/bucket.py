@@ -29,6 +29,7 @@ from s3s3.errors import ListingOrderError, StoreError
 from s3s3.logs import log_outcome
 from s3s3.outcome import Action, Outcome
 from s3s3.overlap import Overlaps
+from s3s3.parts import etags_are_md5s
 from s3s3.progress import Progress
 from s3s3.retry import Budget, RetryPolicy, describe
 from s3s3.retry import call as retry_call
@@ -241,6 +242,7 @@ class _Sync:
         """Sync one destination."""
         self.summary.destinations.setdefault(dest.endpoint.label, Counts())
         deletes = _Deletes(self, dest)
+        md5_etags = etags_are_md5s(dest)
         for page in _batched(diff(self.source, dest, self.options.keys), PAGE):
             if self.stop.is_set():
                 return
@@ -252,7 +254,7 @@ class _Sync:
                     deletes.add(dst)
                     continue
                 self.summary.count(dest.endpoint.label, "checked")
-                verdict = _verdict(src, dst)
+                verdict = _verdict(src, dst, md5_etags)
                 if verdict is Verdict.UNPROVEN:
                     assert dst is not None  # a missing copy is MISSING, never unproven
                     undecided.append((src, dst))
@@ -438,13 +440,17 @@ class _Deletes:
         self.pending = []
 
 
-def _verdict(src: ObjectInfo, dst: ObjectInfo | None) -> Verdict:
-    """What the listings alone say (UNPROVEN: they cannot tell)."""
+def _verdict(src: ObjectInfo, dst: ObjectInfo | None, md5_etags: bool = True) -> Verdict:
+    """What the listings alone say (UNPROVEN: they cannot tell).
+
+    `md5_etags` is False for a destination whose ETags only look like MD5s
+    (SSE-KMS): its listing then proves nothing, and the ledger or a HEAD decides.
+    """
     if dst is None:
         return Verdict.MISSING
     if src.size != dst.size:
         return Verdict.CHANGED
-    if src.md5 and dst.md5:
+    if src.md5 and dst.md5 and md5_etags:
         return Verdict.SAME if src.md5 == dst.md5 else Verdict.CHANGED
     if src.etag and src.etag == dst.etag:
         return Verdict.SAME  # the same multipart ETag: the same parts of the same bytes

@@ -22,9 +22,10 @@ from collections.abc import Callable, Sequence
 from redis.exceptions import RedisError
 
 from s3s3 import __version__, deadletter, logs, names
+from s3s3.bandwidth import LIMIT
 from s3s3.bucket import SyncOptions
 from s3s3.client import BucketClient, ListenClient
-from s3s3.config import LOG_FORMATS, LOG_LEVELS, Config, Endpoint, Mode, load
+from s3s3.config import LOG_FORMATS, LOG_LEVELS, Config, Endpoint, Mode, load, parse_size
 from s3s3.delivery import connect_redis, describe, publish
 from s3s3.diff import KeyFilter
 from s3s3.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ListingOrderError, LockHeld, S3S3Error, StoreError
@@ -106,13 +107,23 @@ def _setup_logging(args: argparse.Namespace, config: Config | None) -> None:
     logs.setup(level, fmt)
 
 
+def _cap_bandwidth(args: argparse.Namespace, config: Config) -> None:
+    """The process's cap on bytes sent per second: --bwlimit, else [pubsub] bwlimit."""
+    rate = args.bwlimit if args.bwlimit is not None else config.pubsub.bwlimit
+    LIMIT.set_rate(rate)
+    if rate:
+        logging.getLogger("s3s3.bandwidth").info("Sending at most %s bytes per second", f"{rate:,}")
+
+
 def cmd_listen(args: argparse.Namespace) -> int:
     config = _load(args)
+    _cap_bandwidth(args, config)
     return ListenClient(config, workers=args.workers).listen()
 
 
 def cmd_bucket(args: argparse.Namespace) -> int:
     config = _load(args)
+    _cap_bandwidth(args, config)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -283,10 +294,16 @@ def _parser() -> argparse.ArgumentParser:
 
     listen = sub.add_parser("listen", parents=[common], help="copy each key announced on Redis")
     listen.add_argument("--workers", type=_positive, help="copies at once (default: [pubsub] workers)")
+    listen.add_argument("--bwlimit", type=_rate, metavar="RATE",
+                        help="bytes per second sent, all copies together: 20MiB, 500KiB, 0 for none "
+                        "(default: [pubsub] bwlimit)")
     listen.set_defaults(command=cmd_listen)
 
     bucket = sub.add_parser("bucket", parents=[common], help="copy every missing or changed key")
     bucket.add_argument("--workers", type=_positive, help="copies at once (default: [pubsub] workers)")
+    bucket.add_argument("--bwlimit", type=_rate, metavar="RATE",
+                        help="bytes per second sent, all copies together: 20MiB, 500KiB, 0 for none "
+                        "(default: [pubsub] bwlimit)")
     bucket.add_argument("--verify-md5", action="store_true",
                         help="prove every destination object's MD5 against the source's, reading where needed")
     bucket.add_argument("--dry-run", action="store_true", help="print what would be copied or deleted; change nothing")
@@ -349,6 +366,13 @@ def _shard(text: str) -> tuple[int, int]:
     if not (index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)):
         raise argparse.ArgumentTypeError(f"{text!r} is not I/N with 0 <= I < N (e.g. 0/4)")
     return int(index), int(count)
+
+
+def _rate(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate in bytes per second (examples: 20MiB, 500KiB)") from e
 
 
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from s3s3 import names
@@ -35,13 +36,13 @@ ENDPOINT_OPTIONS = frozenset(
         "is_secure", "calling_format", "verify_md5", "endpoint_url", "region", "profile",
         "signature_version", "addressing_style", "multipart", "multipart_threshold",
         "multipart_chunksize", "list_version", "verify_ssl", "ca_bundle", "storage_class",
-        "prefix", "checksums", "propagate_deletes",
+        "prefix", "checksums", "propagate_deletes", "tags", "sse", "sse_kms_key_id", "acl", "preserve_mtime",
     }
 )
 PUBSUB_OPTIONS = frozenset(
     {
         "url", "mode", "channel", "pattern", "stream", "group", "consumer", "claim_idle", "list",
-        "workers", "max_attempts", "max_retry_seconds", "redis", "sns", "cluster",
+        "workers", "max_attempts", "max_retry_seconds", "redis", "sns", "cluster", "bwlimit",
     }
 )
 
@@ -55,6 +56,12 @@ class Mode(StrEnum):
 
 
 MODES = tuple(Mode)
+DESTINATION_OPTIONS = ("tags", "sse", "sse_kms_key_id", "acl", "preserve_mtime")
+SSE_CHOICES = ("AES256", "aws:kms")
+CANNED_ACLS = (
+    "private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read",
+    "bucket-owner-read", "bucket-owner-full-control",
+)  # fmt: skip
 OTHER_SECTIONS = ("pubsub", "metrics", "logging", "webhook")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -95,6 +102,12 @@ class Endpoint:
     verify_md5: bool = False
     checksums: bool = False
     propagate_deletes: bool = False
+    # What a backup keeps besides the bytes (destinations only):
+    tags: bool = True  # copy the object's tag set
+    sse: str | None = None  # encrypt at rest: AES256 or aws:kms
+    sse_kms_key_id: str | None = field(default=None, repr=False)  # with aws:kms: the key's ARN or alias
+    acl: str | None = None  # a canned ACL for every copy
+    preserve_mtime: bool = True  # the source's Last-Modified in metadata `mtime`, as rclone keeps it
 
     @property
     def label(self) -> str:
@@ -129,6 +142,7 @@ class PubSub:
     max_attempts: int = 0  # 0: no bound but max_retry_seconds
     max_retry_seconds: float = 300.0
     cluster: bool = False
+    bwlimit: int = 0  # bytes per second a process sends, all copies together; 0: no limit
 
     @property
     def safe_url(self) -> str:
@@ -393,7 +407,31 @@ def _endpoint(r: _Reader, section: str) -> Endpoint:
         verify_md5=r.boolean(section, "verify_md5", False),
         checksums=r.boolean(section, "checksums", False),
         propagate_deletes=r.boolean(section, "propagate_deletes", False),
+        **_backup_options(r, section),
     )
+
+
+def _backup_options(r: _Reader, section: str) -> dict[str, Any]:
+    """What a destination keeps besides the bytes: tags, encryption, ACL, modification time."""
+    given = [o for o in DESTINATION_OPTIONS if r.parser.has_option(section, o)]
+    if section == "source" and given:
+        raise r.error(section, given[0], "is a destination option: move it to a [dest...] section")
+    sse = r.get(section, "sse") or None
+    if sse is not None and sse not in SSE_CHOICES:
+        raise r.error(section, "sse", f"{sse!r} is not one of {', '.join(SSE_CHOICES)}")
+    kms_key = r.get(section, "sse_kms_key_id") or None
+    if kms_key and sse != "aws:kms":
+        raise r.error(section, "sse_kms_key_id", "needs sse = aws:kms")
+    acl = r.get(section, "acl") or None
+    if acl is not None and acl not in CANNED_ACLS:
+        raise r.error(section, "acl", f"{acl!r} is not a canned ACL ({', '.join(CANNED_ACLS)})")
+    return {
+        "tags": r.boolean(section, "tags", True),
+        "sse": sse,
+        "sse_kms_key_id": kms_key,
+        "acl": acl,
+        "preserve_mtime": r.boolean(section, "preserve_mtime", True),
+    }
 
 
 def _endpoint_url(r: _Reader, section: str) -> str | None:
@@ -451,6 +489,7 @@ def _pubsub(r: _Reader) -> PubSub:
         max_attempts=r.integer("pubsub", "max_attempts", PubSub.max_attempts, 0, 1000),
         max_retry_seconds=r.integer("pubsub", "max_retry_seconds", 300, 0, 86400),
         cluster=r.boolean("pubsub", "cluster", False),
+        bwlimit=r.size("pubsub", "bwlimit", 0),
     )
 
 

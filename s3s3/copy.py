@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from s3s3 import parts
+from s3s3.bandwidth import LIMIT
 from s3s3.config import MAX_PART
 from s3s3.errors import CopyError, IntegrityError, NotFound, S3S3Error, SourceChanged, StoreError, Unproven
 from s3s3.memory import BUDGET
@@ -31,7 +32,7 @@ from s3s3.outcome import Action, Outcome
 from s3s3.plan import Known, Plan, choose
 from s3s3.retry import DEFAULT_RETRY, Budget, RetryPolicy, describe, is_transient
 from s3s3.retry import call as retry_call
-from s3s3.store import META_ETAG, META_MD5, Attributes, Body, Fact, ObjectInfo, Store, is_md5
+from s3s3.store import META_ETAG, META_MD5, META_MTIME, Attributes, Body, ObjectInfo, Store, is_md5
 
 logger = logging.getLogger(__name__)
 
@@ -63,20 +64,33 @@ class Job:
     budget: Budget
     verify_md5: bool = False  # the whole object's MD5 is wanted
     part_size: int | None = None  # Plan.PART_FOR_PART: the source's own part size
+    tagging: str | None = None  # the source's tag set, where the destination keeps tags
 
     def attributes(self, md5: str | None) -> Attributes:
-        return attributes(self.dest, self.info, md5)
+        return attributes(self.dest, self.info, md5, self.tagging)
 
 
-def attributes(dest: Store, info: ObjectInfo, md5: str | None) -> Attributes:
-    """Headers, user metadata and storage class for the copy of `info` at `dest` (whose MD5 is `md5`, if known)."""
+def attributes(dest: Store, info: ObjectInfo, md5: str | None, tagging: str | None = None) -> Attributes:
+    """What the copy of `info` at `dest` is written with (its MD5 is `md5`, where known) besides its bytes.
+
+    Its headers and user metadata, s3s3's record (`s3s3-source-etag`, and
+    `s3s3-md5`), the source's Last-Modified as `mtime` (rclone's convention,
+    Unix seconds; an `mtime` the source already carries is kept), its tags,
+    and the destination's storage class, encryption and ACL.
+    """
+    ep = dest.endpoint
     metadata = dict(info.metadata or {})
     metadata[META_ETAG] = info.etag
     if md5:
         metadata[META_MD5] = md5
     else:
         metadata.pop(META_MD5, None)
-    return Attributes(info.headers, metadata, storage_class=dest.endpoint.storage_class)
+    if ep.preserve_mtime and META_MTIME not in metadata and info.last_modified is not None:
+        metadata[META_MTIME] = f"{info.last_modified.timestamp():.9f}"
+    return Attributes(
+        info.headers, metadata, storage_class=ep.storage_class, tagging=tagging if ep.tags else None,
+        encryption=ep.sse, kms_key_id=ep.sse_kms_key_id, acl=ep.acl,
+    )  # fmt: skip
 
 
 def dest_key(source: Store, dest: Store, key: str) -> str:
@@ -204,7 +218,9 @@ def _copy_once(
         check = check_dest and (check_small or info.size > dest.endpoint.multipart_threshold)
         if check and identical(info, dest.head(target)):
             return _skipped(key, dest, info)
-        md5, etag = _carry_out(Job(source, dest, target, info, body, budget, verify_md5))
+        # Tags are not in a GET's answer, only their number: one more request, where there are any.
+        tagging = source.get_tagging(key) if dest.endpoint.tags and info.tag_count else None
+        md5, etag = _carry_out(Job(source, dest, target, info, body, budget, verify_md5, tagging=tagging))
     except StoreError as e:
         reason = _refusal_reason(dest, info, e)
         if reason is None:
@@ -242,7 +258,7 @@ def _known(source: Store, dest: Store, info: ObjectInfo, verify_md5: bool, part_
         # The lean path streams a ranged GET straight into its UploadPart; boto3 would retry an
         # unseekable body by failing, so boto3 endpoints read in order.
         ranges=source.transport == "http" and dest.transport == "http",
-        part_etags_md5=not dest.facts.knows(Fact.PART_ETAGS_NOT_MD5),
+        part_etags_md5=parts.etags_are_md5s(dest),
         source_part_size=part_size,
     )
 
@@ -289,10 +305,11 @@ def _put_buffered(job: Job) -> tuple[str, str]:
         data = job.body.read()
         md5 = hashlib.md5(data).hexdigest()
         parts.check_read(job.info, len(data), md5)
+        LIMIT.take(len(data))
         etag = job.dest.put(job.target, data, length=len(data), md5=md5, attrs=job.attributes(md5))
     finally:
         BUDGET.release(held)
-    if is_md5_other(etag, md5):
+    if parts.etags_are_md5s(job.dest) and is_md5_other(etag, md5):
         _discard(job.dest, job.target)
         raise IntegrityError(f"{job.target!r}: the store says it holds MD5 {etag}, {md5} was sent")
     return md5, etag
@@ -395,17 +412,42 @@ def read_md5(store: Store, key: str, *, if_match: str | None = None) -> str:
 
 def _refusal_reason(dest: Store, info: ObjectInfo, error: StoreError) -> str | None:
     """Why a store refused a PUT when its own answer does not say (and retrying cannot help)."""
-    storage_class = dest.endpoint.storage_class
-    # Ceph answers a storage class it lacks with a bare 400 InvalidArgument.
-    refused = error.code == "InvalidStorageClass" or (error.status == 400 and error.code == "InvalidArgument")
-    if storage_class and refused:
-        where = f"[{dest.endpoint.name}]"
-        return f"storage_class = {storage_class} is not offered by this store ({error.code}); remove it from {where}"
+    asked = _asked(dest, info)
+    # Swift answers a PUT carrying Tagging or encryption headers with 501 NotImplemented; Ceph a storage
+    # class it lacks with a bare 400 InvalidArgument; AWS an ACL on a bucket that enforces ownership with
+    # AccessControlListNotSupported.
+    if asked and (error.status == 501 or (error.status == 400 and error.code in _OPTION_REFUSALS)):
+        verb = "is" if len(asked) == 1 else "are not all"
+        offered = f"{verb} not offered" if len(asked) == 1 else f"{verb} offered"
+        return f"{' and '.join(asked)} {offered} by this store ({error.code}); {_remedy(dest, asked)}"
     if error.status >= 500:
         problem = _metadata_over_limits(attributes(dest, info, "0" * 32).metadata)
         if problem:
             return f"{problem} (the store answered {error.code or error.status}; retrying cannot help)"
     return None
+
+
+_OPTION_REFUSALS = frozenset(
+    {"InvalidStorageClass", "InvalidArgument", "InvalidRequest", "NotImplemented", "AccessControlListNotSupported",
+     "InvalidEncryptionAlgorithmError", "KMS.NotFoundException", "KMS.DisabledException"}
+)  # fmt: skip
+
+
+def _asked(dest: Store, info: ObjectInfo) -> list[str]:
+    """What this copy asks of the destination that a store may not offer, as the options that ask it."""
+    ep = dest.endpoint
+    asked = [f"storage_class = {ep.storage_class}"] if ep.storage_class else []
+    asked += ["tags = true"] if ep.tags and info.tag_count else []
+    asked += [f"sse = {ep.sse}"] if ep.sse else []
+    return asked + ([f"acl = {ep.acl}"] if ep.acl else [])
+
+
+def _remedy(dest: Store, asked: list[str]) -> str:
+    options = [a.split(" = ")[0] for a in asked]
+    where = f"[{dest.endpoint.name}]"
+    if options == ["tags"]:
+        return f"set tags = false in {where}"
+    return f"remove it from {where}" if len(options) == 1 else f"change them in {where}"
 
 
 def _metadata_over_limits(metadata: Any) -> str | None:

@@ -29,6 +29,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from s3s3.bandwidth import LIMIT
 from s3s3.config import MAX_PART, MIN_PART
 from s3s3.errors import IntegrityError, StoreError, Unproven
 from s3s3.memory import BUDGET
@@ -57,6 +58,15 @@ class Part:
     etag: str
     size: int
     md5: bytes
+
+
+def etags_are_md5s(dest: Store) -> bool:
+    """Whether the ETags `dest` gives its objects and parts are MD5s of what it received.
+
+    Not where it encrypts with KMS (AWS gives such objects ETags that look
+    like MD5s and are not), nor where a copy found out otherwise.
+    """
+    return dest.endpoint.sse != "aws:kms" and not dest.facts.knows(Fact.PART_ETAGS_NOT_MD5)
 
 
 def check_read(info: ObjectInfo, size: int, md5: str | None) -> None:
@@ -166,8 +176,9 @@ def _send_whole(dest: Store, target: str, upload_id: str, number: int, data: byt
     # Hashed here, in the part's own thread (hashlib lets go of the GIL): the
     # reader only keeps the whole object's MD5, which must go in order.
     digest = hashlib.md5(data).digest()
+    LIMIT.take(len(data))
     etag = dest.upload_part(target, upload_id, number, data, length=len(data), md5=digest.hex())
-    if is_md5(etag) and etag != digest.hex() and not dest.facts.knows(Fact.PART_ETAGS_NOT_MD5):
+    if is_md5(etag) and etag != digest.hex() and etags_are_md5s(dest):
         raise IntegrityError(f"{target!r} part {number}: store says {etag}, sent {digest.hex()}")
     return Part(number, etag, len(data), digest)
 
@@ -254,7 +265,7 @@ def complete(dest: Store, target: str, upload_id: str, parts: list[Part]) -> str
         found = dest.head(target)
         etag = found.etag if found else ""
     expected = multipart_etag([p.md5 for p in parts])
-    if "-" in etag and etag != expected and not dest.facts.knows(Fact.PART_ETAGS_NOT_MD5):
+    if "-" in etag and etag != expected and etags_are_md5s(dest):
         raise IntegrityError(f"{target!r}: completed ETag {etag} is not the {expected} of the parts sent")
     return etag
 
@@ -285,6 +296,7 @@ def read_blocks(body: Body, length: int, digest: hashlib._Hash | None = None) ->
         if digest is not None:
             digest.update(view[:n])
         left -= n
+        LIMIT.take(n)
         yield view[:n]
 
 

@@ -36,7 +36,8 @@ _CUT = (OSError, http.client.IncompleteRead, http.client.BadStatusLine, http.cli
 
 def transient_answer(status: int, code: str) -> bool:
     """True for an S3 answer worth sending again: a 5xx, or a throttling or timeout code."""
-    return status >= 500 or status == 429 or code in TRANSIENT_CODES
+    # 501 NotImplemented (Swift, to SSE and tagging headers) will not be implemented by the next try.
+    return (status >= 500 and status != 501) or status == 429 or code in TRANSIENT_CODES
 
 
 def is_transient(error: BaseException) -> bool:

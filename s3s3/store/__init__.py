@@ -5,6 +5,7 @@ from __future__ import annotations
 from s3s3.store.base import (
     META_ETAG,
     META_MD5,
+    META_MTIME,
     Attributes,
     Body,
     Buffer,
@@ -24,6 +25,7 @@ from s3s3.store.facts import Fact, Facts
 __all__ = [
     "META_ETAG",
     "META_MD5",
+    "META_MTIME",
     "Attributes",
     "Body",
     "Buffer",

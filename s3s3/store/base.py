@@ -34,6 +34,7 @@ CONTENT_HEADERS = (
 # User metadata s3s3 writes on every object it copies.
 META_MD5 = "s3s3-md5"  # MD5 of the whole object, hex
 META_ETAG = "s3s3-source-etag"  # the source ETag this copy was made from
+META_MTIME = "mtime"  # the source's Last-Modified, Unix seconds with a fraction (rclone reads it too)
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
 
 
