@@ -1,15 +1,19 @@
-"""Shared fixtures: a real redis-server and two moto S3 servers on loopback, private ones, a fault proxy.
+"""Shared fixtures: a real redis-server and two moto S3 servers on loopback, private ones, a fault proxy,
+and the real stores (Ceph, Ceph over TLS, Swift, SeaweedFS) the compat tests run against.
 
-Session-scoped servers are started once; every test makes its own buckets and
-Redis channel names, so tests never touch data they did not write.
+Session-scoped servers are started once, the real stores only when a test asks
+for one; every test makes its own buckets and Redis channel names, so tests
+never touch data they did not write.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,8 +22,10 @@ from tests.faults import FaultProxy
 from tests.helpers import endpoint_section, next_number
 from tests.processes import Proc, spawner
 from tests.servers.base import Server
+from tests.servers.ceph import start_ceph
 from tests.servers.moto import start_moto
 from tests.servers.redis import RedisServer
+from tests.servers.swift import start_swift
 
 
 @pytest.fixture(scope="session")
@@ -110,3 +116,51 @@ def fault_proxy(s3_dest: Server) -> Iterator[FaultProxy]:
     proxy.stop()
 
 
+# ---------------------------------------------------------------- real stores (make compat)
+# Each starts once per session, on first use (Ceph and Swift are installed on demand by their harness).
+
+
+def _start(name: str, factory: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = factory(str(tmp_path_factory.mktemp(name)))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def ceph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from _start("ceph", start_ceph, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def ceph_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A second Ceph cluster, over HTTPS with its own CA."""
+    yield from _start("ceph-tls", functools.partial(start_ceph, tls=True), tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def swift(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from _start("swift", start_swift, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    try:
+        from tests.servers.seaweedfs import start_seaweedfs
+    except ImportError:
+        pytest.skip("no SeaweedFS harness (tests/servers/seaweedfs.py)")
+    try:
+        server = start_seaweedfs(str(tmp_path_factory.mktemp("seaweedfs")))
+    except Exception as e:  # the harness installs weed on demand; without it the pair cannot run
+        pytest.skip(f"SeaweedFS did not start: {e}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto(s3_dest: Server) -> Server:
+    """AWS, as moto plays it."""
+    return s3_dest

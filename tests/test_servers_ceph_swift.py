@@ -9,39 +9,15 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-from collections.abc import Iterator
 
 import pytest
 from botocore.exceptions import ClientError, SSLError
 
 from tests.servers.base import Server
-from tests.servers.ceph import start_ceph
-from tests.servers.swift import start_swift
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(300)]
 
 PART_SIZE = 5 * 1024 * 1024  # the smallest part S3 (and both stores) accept before the last
-
-
-@pytest.fixture(scope="module")
-def ceph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_ceph(str(tmp_path_factory.mktemp("ceph")))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def ceph_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_ceph(str(tmp_path_factory.mktemp("ceph-tls")), tls=True)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def swift(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_swift(str(tmp_path_factory.mktemp("swift")))
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["ceph", "ceph_tls", "swift"])

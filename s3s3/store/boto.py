@@ -182,7 +182,7 @@ class BotoStore:
     def head(self, key: str, *, part_number: int | None = None) -> ObjectInfo | None:
         extra = {"PartNumber": part_number} if part_number else {}
         try:
-            return _info(key, self._call("HeadObject", Key=key, **extra))
+            return _info(key, self._call("HeadObject", Key=key, **extra), part=part_number is not None)
         except NotFound:
             return None
 
@@ -365,8 +365,8 @@ def _params(attrs: Attributes) -> dict[str, Any]:
     return params
 
 
-def _info(key: str, response: dict[str, Any]) -> ObjectInfo:
-    """An ObjectInfo from a HeadObject or GetObject answer."""
+def _info(key: str, response: dict[str, Any], *, part: bool = False) -> ObjectInfo:
+    """An ObjectInfo from a HeadObject or GetObject answer (of one part, with `part`: its size is the part's)."""
     headers = {}
     for header, param in PARAMS.items():
         value = response.get(param)
@@ -376,7 +376,7 @@ def _info(key: str, response: dict[str, Any]) -> ObjectInfo:
             headers[header] = str(value)
     size = response.get("ContentLength", 0)
     content_range = response.get("ContentRange")  # a ranged GET: bytes 0-99/12345
-    if content_range and "/" in content_range:
+    if content_range and "/" in content_range and not part:
         size = int(content_range.rpartition("/")[2])
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     encryption = "SSE-C" if response.get("SSECustomerAlgorithm") else response.get("ServerSideEncryption")

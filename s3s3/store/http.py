@@ -63,7 +63,7 @@ class HttpStore:
             answer = self.wire.send("HEAD", key, "HeadObject", query=query)
         except NotFound:
             return None
-        return _info(key, answer.response)
+        return _info(key, answer.response, part=part_number is not None)
 
     def get(
         self, key: str, *, byte_range: tuple[int, int] | None = None, if_match: str | None = None
@@ -113,16 +113,18 @@ class HttpStore:
         self.wire.send("DELETE", key, "AbortMultipartUpload", query=urlencode({"uploadId": upload_id}, quote_via=quote))
 
     def list_uploads(self, prefix: str) -> Iterator[Upload]:
-        params = {"uploads": "", "prefix": prefix, "encoding-type": "url"}
+        # No encoding-type=url, as boto3 asks none: stores disagree on it (SeaweedFS says it encodes and
+        # does not, Ceph encodes and does not say), so a key holding "+" or "%" would come back changed.
+        params = {"uploads": "", "prefix": prefix}
         while True:
             root = _xml(self.wire.send("GET", "", "ListMultipartUploads", query=_query(params)).data, "ListUploads")
             for item in root.iterfind("{*}Upload"):
                 initiated = _iso(item.findtext("{*}Initiated") or "")
-                key = unquote_plus(item.findtext("{*}Key") or "")
+                key = item.findtext("{*}Key") or ""
                 yield Upload(key, item.findtext("{*}UploadId") or "", initiated or datetime.fromtimestamp(0, UTC))
             if root.findtext("{*}IsTruncated") != "true":
                 return
-            params["key-marker"] = unquote_plus(root.findtext("{*}NextKeyMarker") or "")
+            params["key-marker"] = root.findtext("{*}NextKeyMarker") or ""
             params["upload-id-marker"] = root.findtext("{*}NextUploadIdMarker") or ""
 
     def delete(self, key: str) -> None:
@@ -234,12 +236,12 @@ def _cut(key: str, error: BaseException) -> StoreError:
                       operation="GetObject", code=type(error).__name__, transient=transient_failure(error))  # fmt: skip
 
 
-def _info(key: str, response: http.client.HTTPResponse) -> ObjectInfo:
-    """An ObjectInfo from a HeadObject or GetObject answer."""
+def _info(key: str, response: http.client.HTTPResponse, *, part: bool = False) -> ObjectInfo:
+    """An ObjectInfo from a HeadObject or GetObject answer (of one part, with `part`: its size is the part's)."""
     headers = response.headers
     size = headers.get("Content-Length") or "0"
     content_range = headers.get("Content-Range")  # a ranged GET: bytes 0-99/12345
-    if content_range and "/" in content_range:
+    if content_range and "/" in content_range and not part:
         size = content_range.rpartition("/")[2]
     modified = headers.get("Last-Modified")
     encryption = headers.get("x-amz-server-side-encryption")
@@ -277,7 +279,11 @@ def _page(root: ElementTree.Element, *, v2: bool) -> Page:
 
 
 def _iso(text: str) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    """An S3 timestamp; one without a zone (not S3's way, but seen) is taken as UTC."""
+    if not text:
+        return None
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _query(params: dict[str, str]) -> str:
