@@ -315,3 +315,9 @@ class ListedStore:
 def listed(keys: list[str], name: str = "source", prefix: str = "") -> Store:
     """A ListedStore named `name` (its bucket too), under `prefix`."""
     return ListedStore(Endpoint(name=name, bucket=name, prefix=prefix), keys)  # type: ignore[return-value]
+
+
+def mtime_of(store: Store, key: str) -> str:
+    """The `mtime` s3s3 records for a copy of `key`, from `store`: its Last-Modified, in Unix seconds."""
+    modified = client_of(store).head_object(Bucket=bucket_of(store), Key=key)["LastModified"]
+    return f"{modified.timestamp():.9f}"

@@ -23,7 +23,7 @@ from s3s3.config import MAX_PART, Config, MiB
 from s3s3.copy import copy_key
 from s3s3.outcome import Action
 from s3s3.retry import RetryPolicy
-from s3s3.store import META_ETAG, META_MD5, Store, b64_md5, open_store
+from s3s3.store import META_ETAG, META_MD5, META_MTIME, Store, b64_md5, open_store
 from tests.helpers import data_of, md5_hex, new_bucket
 from tests.servers.base import Server
 from tests.stores import (
@@ -38,6 +38,7 @@ from tests.stores import (
     flipped_body,
     flipped_upload,
     is_absent,
+    mtime_of,
     open_with,
     put_in_parts,
     read_back,
@@ -129,7 +130,9 @@ def test_small_object_arrives_with_its_bytes_headers_user_metadata_and_s3s3_reco
     assert etag_of(response) == md5_hex(data)
     for header, value in HEADERS.items():
         assert response[header] == value, header
-    assert response["Metadata"] == {**USER_METADATA, META_MD5: md5_hex(data), META_ETAG: md5_hex(data)}
+    assert response["Metadata"] == {
+        **USER_METADATA, META_MD5: md5_hex(data), META_ETAG: md5_hex(data), META_MTIME: mtime_of(source, "rose.jpg"),
+    }
 
 
 @pytest.mark.parametrize("transport", ["http", "boto3"])
@@ -227,7 +230,9 @@ def test_a_key_with_user_metadata_is_skipped_when_identical_and_copied_with_its_
     assert copy_key(source, dest, "doc.txt").action is Action.COPIED
     body, response = read_back(dest, "doc.txt")
     assert body == b"version two, longer"
-    assert response["Metadata"] == {META_MD5: md5_hex(body), META_ETAG: md5_hex(body)}
+    assert response["Metadata"] == {
+        META_MD5: md5_hex(body), META_ETAG: md5_hex(body), META_MTIME: mtime_of(source, "doc.txt"),
+    }
 
 
 def test_same_size_change_is_copied_again(open_stores: OpenStores) -> None:
@@ -327,7 +332,9 @@ def test_multipart_source_to_single_put_destination_is_hashed_first_and_sent_wit
     body, response = read_back(dest, "parts.bin")
     assert body == data
     assert etag_of(response) == md5_hex(data)
-    assert response["Metadata"] == {META_MD5: md5_hex(data), META_ETAG: source_etag}
+    assert response["Metadata"] == {
+        META_MD5: md5_hex(data), META_ETAG: source_etag, META_MTIME: mtime_of(source, "parts.bin"),
+    }
 
 
 def test_object_over_the_single_put_limit_with_multipart_off_fails_clearly(open_stores: OpenStores) -> None:
@@ -539,7 +546,9 @@ def test_same_store_copies_server_side_keeping_metadata(open_stores: OpenStores,
     assert body == data
     for header, value in HEADERS.items():
         assert response[header] == value, header
-    assert response["Metadata"] == {**USER_METADATA, META_MD5: md5_hex(data), META_ETAG: md5_hex(data)}
+    assert response["Metadata"] == {
+        **USER_METADATA, META_MD5: md5_hex(data), META_ETAG: md5_hex(data), META_MTIME: mtime_of(source, "local.bin"),
+    }
 
     # And a second copy is skipped
     assert copy_key(source, dest, "local.bin").action is Action.SKIPPED
@@ -570,3 +579,30 @@ def test_same_store_missing_key_is_missing(open_stores: OpenStores, s3_source: S
 
     # Then it is missing, not failed
     assert outcome.action is Action.MISSING
+
+
+def test_a_source_overwritten_during_a_server_side_copy_is_copied_again_under_its_own_record(
+    open_stores: OpenStores, s3_source: Server
+) -> None:
+    # Given a same-store copy, and the source overwritten between its HEAD and the CopyObject
+    # (as on Ceph 16 or moto, which ignore x-amz-copy-source-if-match)
+    plain_source, (plain_dest,) = open_stores(dest_server=s3_source)
+    source, dest = FaultyStore(plain_source), FaultyStore(plain_dest)
+    client_of(source).put_object(Bucket=bucket_of(source), Key="moving.bin", Body=b"version one")
+
+    def overwrite_first(call: Call, proceed: Proceed) -> Any:
+        if len(dest.of("copy_object")) == 1:
+            client_of(source).put_object(Bucket=bucket_of(source), Key="moving.bin", Body=b"version two, newer")
+        return proceed(*call.args, **call.kwargs)
+
+    dest.on("copy_object", overwrite_first)
+
+    # When it is copied
+    outcome = copy_key(source, dest, "moving.bin", retry=FAST_RETRY)
+
+    # Then the copy found the source moved on, and the next attempt copied the newer version under its own record
+    assert (outcome.action, outcome.attempts) == (Action.COPIED, 2), outcome.error
+    body, response = read_back(dest, "moving.bin")
+    assert body == b"version two, newer"
+    assert response["Metadata"][META_ETAG] == md5_hex(b"version two, newer")
+    assert response["Metadata"][META_MD5] == md5_hex(b"version two, newer")

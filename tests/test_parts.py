@@ -24,7 +24,7 @@ from s3s3.config import Config, MiB
 from s3s3.copy import copy_key
 from s3s3.outcome import Action
 from s3s3.retry import RetryPolicy
-from s3s3.store import META_ETAG, META_MD5, Fact, ObjectInfo, Store, list_objects, open_store, store_name
+from s3s3.store import META_ETAG, META_MD5, META_MTIME, Fact, ObjectInfo, Store, list_objects, open_store, store_name
 from tests.helpers import data_of, md5_hex, multipart_md5, new_bucket
 from tests.servers.base import Server
 from tests.stores import (
@@ -39,6 +39,7 @@ from tests.stores import (
     flipped_body,
     flipped_upload,
     is_absent,
+    mtime_of,
     pending_uploads,
     put_in_parts,
     read_back,
@@ -165,7 +166,9 @@ def test_large_object_goes_in_three_parts_and_arrives_intact_with_its_metadata(o
     assert md5_hex(body) == md5_hex(data)
     for header, value in HEADERS.items():
         assert response[header] == value, header
-    assert response["Metadata"] == {**USER_METADATA, META_MD5: md5_hex(data), META_ETAG: md5_hex(data)}
+    assert response["Metadata"] == {
+        **USER_METADATA, META_MD5: md5_hex(data), META_ETAG: md5_hex(data), META_MTIME: mtime_of(source, "video.mp4"),
+    }
     assert pending_uploads(dest) == []
 
     # And a second copy recognises the multipart object by its recorded MD5 and skips it
@@ -257,7 +260,9 @@ def test_a_multipart_source_is_streamed_in_ranges_and_lands_intact(open_stores: 
     body, response = read_back(dest, "big/parts.bin")
     assert md5_hex(body) == md5_hex(data)
     assert etag_of(response) == multipart_md5(data, 5 * MiB) == outcome.dest_etag
-    assert response["Metadata"] == {META_ETAG: source_etag}
+    assert response["Metadata"] == {
+        META_ETAG: source_etag, META_MTIME: mtime_of(source, "big/parts.bin"),
+    }
     assert pending_uploads(dest) == []
     # And moto, which answers HEAD ?partNumber=1 for the whole object (200), is known for it and not asked again
     assert source.facts.knows(Fact.NO_PART_NUMBER)
@@ -386,7 +391,9 @@ def test_a_multipart_source_is_copied_part_for_part_and_keeps_its_etag(
     body, response = read_back(dest, "aligned.bin")
     assert etag_of(response) == source_etag == multipart_md5(data, 6 * MiB) == outcome.dest_etag
     assert md5_hex(body) == md5_hex(data)
-    assert response["Metadata"] == {META_ETAG: source_etag}
+    assert response["Metadata"] == {
+        META_ETAG: source_etag, META_MTIME: mtime_of(source, "aligned.bin"),
+    }
     assert pending_uploads(dest) == []
     assert not source.facts.knows(Fact.NO_PART_NUMBER)
 
