@@ -49,22 +49,19 @@ def record_rejected(client: redis.Redis, raw: bytes, reason: str) -> None:
 
 
 def failures(client: redis.Redis, count: int | None = None) -> Iterator[Failure]:
-    """The dead-letter entries, oldest first."""
-    last: bytes | str = "-"
-    while True:
-        batch = cast("list[tuple[bytes, dict[bytes, bytes]]]", client.xrange(names.DEADLETTER, min=last, max="+",
-                                                                              count=500))  # fmt: skip
-        if last != "-":
-            batch = batch[1:]
+    """The dead-letter entries, oldest first (at most `count` of them, if given)."""
+    after = "-"
+    left = count
+    while left is None or left > 0:
+        batch = cast("list[tuple[bytes, dict[bytes, bytes]]]",
+                     client.xrange(names.DEADLETTER, min=after, max="+", count=500))  # fmt: skip
         if not batch:
             return
-        for entry_id, fields in batch:
+        for entry_id, fields in batch[:left]:
             yield _failure(entry_id, fields)
-            if count is not None:
-                count -= 1
-                if count <= 0:
-                    return
-        last = batch[-1][0]
+        left = None if left is None else left - len(batch)
+        # Exclusive from the last ID read: an entry deleted meanwhile (retry-failed, a trim) skips nothing.
+        after = "(" + batch[-1][0].decode()
 
 
 def retry(client: redis.Redis, copy: Callable[[str], bool]) -> tuple[int, int]:
