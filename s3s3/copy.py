@@ -103,9 +103,15 @@ def source_key(source: Store, dest: Store, target: str) -> str:
     return source.endpoint.prefix + target[len(dest.endpoint.prefix) :]
 
 
-def identical(src: ObjectInfo, dst: ObjectInfo | None) -> bool:
-    """True when `dst` already holds the bytes of `src` (by size and MD5, or by s3s3's record)."""
+def identical(src: ObjectInfo, dst: ObjectInfo | None, *, tags: bool = False) -> bool:
+    """True when `dst` already holds the bytes of `src` (by size and MD5, or by s3s3's record).
+
+    With `tags`, also as many tags: a HEAD says how many an object has, not which, so a copy whose
+    source gained or lost tags is copied again, one whose tag values changed is not.
+    """
     if dst is None or dst.size != src.size:
+        return False
+    if tags and src.tag_count != dst.tag_count:
         return False
     if src.md5 and dst.md5:
         return src.md5 == dst.md5
@@ -216,7 +222,7 @@ def _copy_once(
     info, body = opened
     try:
         check = check_dest and (check_small or info.size > dest.endpoint.multipart_threshold)
-        if check and identical(info, dest.head(target)):
+        if check and identical(info, dest.head(target), tags=dest.endpoint.tags):
             return _skipped(key, dest, info)
         # Tags are not in a GET's answer, only their number: one more request, where there are any.
         tagging = source.get_tagging(key) if dest.endpoint.tags and info.tag_count else None
@@ -341,12 +347,16 @@ def _server_side_copy(
     info = source.head(key)
     if info is None:
         return Outcome(key, dest.label, Action.MISSING)
-    if check_dest and identical(info, dest.head(target)):
+    if check_dest and identical(info, dest.head(target), tags=dest.endpoint.tags):
         return _skipped(key, dest, info)
     logger.debug("Copying %r to %s: %s", key, dest.label, Plan.SERVER_SIDE)
     attrs = attributes(dest, info, info.md5)
     # If-Match on the version the HEAD saw: a source changed since is a 412, and the key is tried again.
-    dest.copy_object(source.endpoint.bucket, key, target, size=info.size, if_match=info.etag, attrs=attrs)
+    # Not for a multipart source: Swift checks x-amz-copy-source-if-match against the MD5 of the whole
+    # object, not the md5-N ETag its HEAD gives, and refuses every such copy (412). The check after the
+    # copy below proves those.
+    if_match = info.etag if info.etag_is_md5 else None
+    dest.copy_object(source.endpoint.bucket, key, target, size=info.size, if_match=if_match, attrs=attrs)
     # Ceph 16 ignores x-amz-copy-source-if-match: a source overwritten between the HEAD and the copy is
     # copied under the older version's record (s3s3-md5, s3s3-source-etag). Such a copy goes, so that
     # nothing trusts it, and the key is copied again at once.

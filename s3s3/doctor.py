@@ -165,6 +165,7 @@ def _probe_features(endpoint: Endpoint, client: S3Client, scratch: str, report: 
     _probe_listing(client, endpoint, scratch, report)
     _probe_metadata(client, endpoint.bucket, scratch, report)
     _probe_storage_class(client, endpoint, scratch, report)
+    _probe_backup_options(client, endpoint, scratch, report)
 
 
 def _probe_checksums(endpoint: Endpoint, scratch: str, report: Report) -> None:
@@ -285,6 +286,33 @@ def _probe_storage_class(client: S3Client, endpoint: Endpoint, scratch: str, rep
     report.add(f"storage class {storage_class}", "accepted" if problem is None else f"refused: {problem}")
     if problem is not None and endpoint.storage_class:
         report.recommended["storage_class"] = "(remove it: the store refuses it)"
+
+
+def _probe_backup_options(client: S3Client, endpoint: Endpoint, scratch: str, report: Report) -> None:
+    """Tags, encryption at rest and a canned ACL on a PUT (the configured ones, or AES256 and
+    bucket-owner-full-control); and whether the store keeps the tags it accepted."""
+    bucket, key = endpoint.bucket, f"{scratch}tagged"
+    problem = _attempt(functools.partial(client.put_object, Bucket=bucket, Key=key, Body=b"", Tagging="s3s3=probe"))
+    if problem is None:
+        kept = client.get_object_tagging(Bucket=bucket, Key=key).get("TagSet", [])
+        report.add("object tags", "kept" if kept else "accepted, but not kept")
+    else:
+        report.add("object tags", f"refused: {problem}")
+        report.recommended["tags"] = "False  # the store refuses tagged PUTs"
+    sse = endpoint.sse or "AES256"
+    extra: dict[str, Any] = {"ServerSideEncryption": sse}
+    if endpoint.sse_kms_key_id:
+        extra["SSEKMSKeyId"] = endpoint.sse_kms_key_id
+    problem = _attempt(functools.partial(client.put_object, Bucket=bucket, Key=f"{scratch}sse", Body=b"", **extra))
+    report.add("encryption at rest", f"{sse} accepted" if problem is None else f"{sse} refused: {problem}")
+    if problem is not None and endpoint.sse:
+        report.recommended["sse"] = "(remove it: the store refuses it)"
+    acl = endpoint.acl or "bucket-owner-full-control"
+    canned: dict[str, Any] = {"ACL": acl}  # one of config.CANNED_ACLS, as the configuration checked
+    problem = _attempt(functools.partial(client.put_object, Bucket=bucket, Key=f"{scratch}acl", Body=b"", **canned))
+    report.add("canned ACL", f"{acl} accepted" if problem is None else f"{acl} refused: {problem}")
+    if problem is not None and endpoint.acl:
+        report.recommended["acl"] = "(remove it: the store refuses it)"
 
 
 def _clean(client: S3Client, bucket: str, scratch: str, report: Report) -> None:

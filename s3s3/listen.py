@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import random
 import signal
 import threading
 import time
@@ -32,7 +31,7 @@ from s3s3.logs import log_outcome
 from s3s3.messages import Event, parse
 from s3s3.metrics import Metrics
 from s3s3.outcome import Action, Outcome
-from s3s3.retry import describe
+from s3s3.retry import backoff, describe
 from s3s3.store import Store
 
 logger = logging.getLogger(__name__)
@@ -155,16 +154,17 @@ class Listener:
         return EXIT_OK
 
     def _loop(self, pool: ThreadPoolExecutor) -> None:
-        delay = self.backoff_start
+        failures = 0
         while not self.stopping.is_set():
             try:
                 self.delivery.connect()
             except REDIS_ERRORS as e:
-                delay = self._wait_to_reconnect(e, delay)
+                failures += 1
+                self._wait_to_reconnect(e, failures)
                 continue
             self.connected.set()
             logger.info("Connected to %s, reading %s", self.redis_safe_url, self.label)
-            delay = self.backoff_start
+            failures = 0
             try:
                 self._read(pool)
             except REDIS_ERRORS as e:
@@ -313,9 +313,8 @@ class Listener:
             # Not acknowledged: it will be delivered again, and copied again (harmless).
             logger.warning("Could not acknowledge a message: %s", e)
 
-    def _wait_to_reconnect(self, error: BaseException, delay: float) -> float:
-        wait = delay * random.uniform(0.8, 1.2)
+    def _wait_to_reconnect(self, error: BaseException, failures: int) -> None:
+        wait = backoff(failures, self.backoff_start, self.backoff_cap)
         logger.error("Cannot reach Redis at %s (%s); retrying in %.1fs", self.redis_safe_url, error, wait)
         self.stopping.wait(wait)
-        return min(delay * 2, self.backoff_cap)
 

@@ -187,7 +187,7 @@ class Store(Protocol):
         """
 
     def copy_object(
-        self, source_bucket: str, source_key: str, key: str, *, size: int, if_match: str, attrs: Attributes
+        self, source_bucket: str, source_key: str, key: str, *, size: int, if_match: str | None, attrs: Attributes
     ) -> str:
         """Server-side copy within this store (in parts past 5 GiB), if the source still has ETag `if_match`."""
 

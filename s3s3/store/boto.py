@@ -258,13 +258,15 @@ class BotoStore:
         return Page(objects, prefixes, bool(page.get("IsTruncated")), page.get("NextContinuationToken") or None)
 
     def copy_object(
-        self, source_bucket: str, source_key: str, key: str, *, size: int, if_match: str, attrs: Attributes
+        self, source_bucket: str, source_key: str, key: str, *, size: int, if_match: str | None, attrs: Attributes
     ) -> str:
         from boto3.s3.transfer import TransferConfig  # here: only same-store copies need s3transfer
 
         from s3s3.config import MAX_PART
 
-        extra = {**_params(attrs), "MetadataDirective": "REPLACE", "CopySourceIfMatch": f'"{if_match}"'}
+        extra = {**_params(attrs), "MetadataDirective": "REPLACE"}
+        if if_match is not None:
+            extra["CopySourceIfMatch"] = f'"{if_match}"'
         # s3transfer copies in one CopyObject up to 5 GiB, and in UploadPartCopy parts past it.
         config = TransferConfig(multipart_threshold=MAX_PART, multipart_chunksize=self.endpoint.multipart_chunksize)
         try:

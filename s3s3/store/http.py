@@ -162,12 +162,11 @@ class HttpStore:
         return _page(root, v2=v2)
 
     def copy_object(
-        self, source_bucket: str, source_key: str, key: str, *, size: int, if_match: str, attrs: Attributes
+        self, source_bucket: str, source_key: str, key: str, *, size: int, if_match: str | None, attrs: Attributes
     ) -> str:
-        source = {
-            "x-amz-copy-source": f"/{source_bucket}/{quote(source_key, safe='/~')}",
-            "x-amz-copy-source-if-match": f'"{if_match}"',
-        }
+        source = {"x-amz-copy-source": f"/{source_bucket}/{quote(source_key, safe='/~')}"}
+        if if_match is not None:
+            source["x-amz-copy-source-if-match"] = f'"{if_match}"'
         if size <= MAX_PART:
             headers = {**attrs.as_headers(), **source, "x-amz-metadata-directive": "REPLACE"}
             answer = self.wire.send("PUT", key, "CopyObject", headers=headers)

@@ -207,6 +207,9 @@ class Wire:
             connection.close()
         self._open.clear()
 
+    def __del__(self) -> None:
+        self.close()  # a Wire dropped without close() still lets go of its sockets
+
 
 def answer_error(operation: str, status: int, data: bytes, reason: str = "") -> StoreError:
     """The StoreError for an error answer (its XML body, or nothing for a HEAD)."""
