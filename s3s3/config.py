@@ -56,7 +56,9 @@ class Mode(StrEnum):
 
 
 MODES = tuple(Mode)
-DESTINATION_OPTIONS = ("tags", "sse", "sse_kms_key_id", "acl", "preserve_mtime")
+DESTINATION_OPTIONS = (
+    "storage_class", "propagate_deletes", "tags", "sse", "sse_kms_key_id", "acl", "preserve_mtime",
+)  # fmt: skip
 SSE_CHOICES = ("AES256", "aws:kms")
 CANNED_ACLS = (
     "private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read",
@@ -402,7 +404,7 @@ def _endpoint(r: _Reader, section: str) -> Endpoint:
         list_version=r.integer(section, "list_version", 2, 1, 2),
         verify_ssl=r.boolean(section, "verify_ssl", True),
         ca_bundle=ca_bundle,
-        storage_class=(r.get(section, "storage_class") or None) if section != "source" else None,
+        storage_class=r.get(section, "storage_class") or None,
         prefix=(r.get(section, "prefix") or "").lstrip("/"),
         verify_md5=r.boolean(section, "verify_md5", False),
         checksums=r.boolean(section, "checksums", False),
@@ -437,17 +439,19 @@ def _backup_options(r: _Reader, section: str) -> dict[str, Any]:
 def _endpoint_url(r: _Reader, section: str) -> str | None:
     url = r.get(section, "endpoint_url") or None
     host = r.get(section, "host") or None
-    if url and host:
-        raise r.error(section, "endpoint_url", "give either endpoint_url or host/port, not both")
+    # Checked whether or not they count: a typo is an error even where another option makes it moot.
+    secure = r.boolean(section, "is_secure", True)
+    port = r.integer(section, "port", 0, 0, 65535)
     if url:
+        also = [o for o in ("host", "port", "is_secure") if r.parser.has_option(section, o)]
+        if also:
+            raise r.error(section, also[0], f"give endpoint_url or host/port/is_secure, not both: remove {also[0]}")
         parts = _split_url(r, section, "endpoint_url", url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise r.error(section, "endpoint_url", f"{url!r} is not an http(s):// URL")
         return url.rstrip("/")
     if not host:
         return None  # AWS itself, found from the region
-    secure = r.boolean(section, "is_secure", True)
-    port = r.integer(section, "port", 0, 0, 65535)
     scheme = "https" if secure else "http"
     return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
 

@@ -2,12 +2,12 @@
 
 The format is decided by shape, never by configuration:
 
-- text whose first non-space character is ``{`` or ``[`` and that parses as
-  JSON is a JSON message, and must be one of the shapes below or it is
-  rejected (a JSON object of no known shape is far likelier a misrouted message
-  than a key);
-- any other UTF-8 text, including text that starts with ``{`` or ``[`` but is
-  not JSON (S3 allows such keys), is one bare key name, announced as a put.
+- text whose first non-space character is ``{`` or ``[`` is a JSON message: it
+  must parse and be one of the shapes below, or it is rejected ("broken JSON",
+  "unknown JSON message shape"): a store's event cut short, or a misrouted
+  message, is far likelier than a key that starts with a bracket (such a key
+  is announced in the JSON form, ``{"key": "{odd} name"}``);
+- any other UTF-8 text is one bare key name, announced as a put.
 
 JSON shapes: ``{"key": ..., "event": "put"|"delete", "bucket": ...}``; S3 event
 notifications ``{"Records": [...]}`` from AWS, MinIO and Ceph RGW, also inside
@@ -69,16 +69,20 @@ def parse(raw: bytes, source_bucket: str) -> list[Event]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise BadMessage(f"not UTF-8 at byte {e.start}: {_show(raw)}") from None
-    if text.lstrip()[:1] in ("{", "["):
+    if is_json(text):
         try:
             doc = json.loads(text)
-        except (ValueError, RecursionError):
-            pass  # not JSON, so a bare key that happens to start with a bracket
-        else:
-            return _parse_json(doc, source_bucket, text)
+        except (ValueError, RecursionError) as e:
+            raise BadMessage(f"broken JSON ({str(e).partition(':')[0]}): {_show(text)}") from None
+        return _parse_json(doc, source_bucket, text)
     # redis-cli and echo add a newline; every other character is part of the key.
     key = text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
     return [Event(_checked_key(key), "put")]
+
+
+def is_json(text: str) -> bool:
+    """Whether an announcement is meant as JSON: its first character, past spaces, opens an object or a list."""
+    return text.lstrip()[:1] in ("{", "[")
 
 
 def _parse_json(doc: Any, source_bucket: str, text: str, in_sns: bool = False) -> list[Event]:

@@ -21,7 +21,7 @@ import redis
 
 from s3s3.delivery import publish
 from s3s3.errors import BadMessage
-from s3s3.messages import parse
+from s3s3.messages import is_json, parse
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._answer(413, f"body of {length} bytes is over {MAX_BODY}")
         body = self.rfile.read(length)
         try:
+            if not is_json(body.decode("utf-8", "replace")):  # stores send JSON; a bare key is no event
+                raise BadMessage("not a JSON event notification")
             events = parse(body, self.server.source_bucket)
         except BadMessage as e:
             logger.warning("Webhook rejected a notification from %s: %s", self.client_address[0], e)

@@ -482,8 +482,44 @@ ERRORS = [
     ),
     pytest.param(
         MINIMAL + "endpoint_url = https://s3.example.com\nhost = rgw.local\n",
-        "[dest] endpoint_url: give either endpoint_url or host/port, not both",
+        "[dest] host: give endpoint_url or host/port/is_secure, not both: remove host",
         id="endpoint-url-and-host",
+    ),
+    pytest.param(
+        MINIMAL + "endpoint_url = https://s3.example.com\nis_secure = True\n",
+        "[dest] is_secure: give endpoint_url or host/port/is_secure, not both: remove is_secure",
+        id="endpoint-url-and-is-secure",
+    ),
+    pytest.param(
+        MINIMAL + "endpoint_url = https://s3.example.com\nport = 8443\n",
+        "[dest] port: give endpoint_url or host/port/is_secure, not both: remove port",
+        id="endpoint-url-and-port",
+    ),
+    pytest.param(
+        "[source]\nbucket_name = src\nstorage_class = GLACIER\n[dest]\nbucket_name = dst\n",
+        "[source] storage_class: is a destination option: move it to a [dest...] section",
+        id="destination-option-in-source",
+    ),
+    pytest.param(
+        MINIMAL + "sse = DES\n",
+        "[dest] sse: 'DES' is not one of AES256, aws:kms",
+        id="sse-unknown",
+    ),
+    pytest.param(
+        MINIMAL + "sse = AES256\nsse_kms_key_id = alias/k\n",
+        "[dest] sse_kms_key_id: needs sse = aws:kms",
+        id="kms-key-without-kms",
+    ),
+    pytest.param(
+        MINIMAL + "acl = world-writable\n",
+        "[dest] acl: 'world-writable' is not a canned ACL (private, public-read, public-read-write, authenticated-read, "
+        "aws-exec-read, bucket-owner-read, bucket-owner-full-control)",
+        id="acl-unknown",
+    ),
+    pytest.param(
+        MINIMAL + "endpoint_url = https://s3.example.com\nis_secure = maybe\n",
+        "[dest] is_secure: 'maybe' is not true or false",
+        id="is-secure-maybe-beside-endpoint-url",
     ),
     pytest.param(
         MINIMAL + "endpoint_url = ftp://files.example.com\n",

@@ -126,9 +126,14 @@ def test_key_of_1024_bytes_is_accepted_and_1025_bytes_rejected():
     assert "1025 bytes" in reason((longest + "x").encode())
 
 
-def test_text_starting_with_a_bracket_that_is_not_json_is_a_bare_key():
-    assert parse(b'{"key": ', BUCKET) == [Event('{"key": ', "put")]
-    assert parse(b"[draft] notes.txt", BUCKET)[0].key == "[draft] notes.txt"
+def test_text_starting_with_a_bracket_that_is_not_json_is_rejected_as_broken_json():
+    for broken in (b'{"key": ', b"[draft] notes.txt", b'  {"Records": [}', b"[{'Event': []}]"):
+        assert reason(broken).startswith("broken JSON (Expecting"), broken
+
+
+def test_a_key_that_starts_with_a_bracket_is_announced_in_the_json_form():
+    assert parse(raw({"key": "[draft] notes.txt"}), BUCKET) == [Event("[draft] notes.txt", "put", source="json")]
+    assert parse(b"notes [draft].txt", BUCKET)[0].key == "notes [draft].txt"
 
 
 def test_json_of_no_known_shape_is_rejected():

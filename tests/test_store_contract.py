@@ -654,3 +654,56 @@ def test_get_tagging_returns_the_url_encoded_tag_set(store: Store, server_name: 
     assert sorted(store.get_tagging("tagged").split("&")) == ["a=1", "b=2", "c%20d=e%2Ff"]
     head = store.head("tagged")
     assert head is not None and head.tag_count == 3
+
+
+# -- what a backup writes besides the bytes: tags, encryption, an ACL ------------------------------
+
+# What each store does with the attributes of a PUT and a CreateMultipartUpload: "kept" (they read back),
+# or the code of the refusal. Swift 2.30 refuses Tagging and encryption headers whole; Ceph 16 without a
+# key store refuses encryption.
+KEEPS = {
+    "moto": {"tagging": "kept", "encryption": "kept", "acl": "kept"},
+    "ceph": {"tagging": "kept", "encryption": "InvalidRequest", "acl": "kept"},
+    "swift": {"tagging": "NotImplemented", "encryption": "NotImplemented", "acl": "kept"},
+    "seaweedfs": {"tagging": "kept", "encryption": "kept", "acl": "kept"},
+}
+BACKUP_ATTRIBUTES = {
+    "tagging": Attributes(tagging="team=ops&retention=7%20years"),
+    "encryption": Attributes(encryption="AES256"),
+    "acl": Attributes(acl="bucket-owner-full-control"),
+}
+
+
+def _landed(attribute: str, store: Store, key: str) -> bool:
+    client, bucket = client_of(store), store.endpoint.bucket
+    if attribute == "tagging":
+        tags = client.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
+        return {t["Key"]: t["Value"] for t in tags} == {"team": "ops", "retention": "7 years"}
+    if attribute == "encryption":
+        return client.head_object(Bucket=bucket, Key=key).get("ServerSideEncryption") == "AES256"
+    grants = client.get_object_acl(Bucket=bucket, Key=key)["Grants"]
+    return any(g["Permission"] == "FULL_CONTROL" for g in grants)
+
+
+@pytest.mark.parametrize("attribute", list(BACKUP_ATTRIBUTES))
+def test_a_put_and_a_multipart_upload_carry_tags_encryption_and_an_acl_or_are_refused_by_name(
+    store: Store, server_name: str, attribute: str
+) -> None:
+    attrs, expected = BACKUP_ATTRIBUTES[attribute], KEEPS[server_name][attribute]
+
+    def single() -> None:
+        put(store, "single", b"one put", attrs)
+
+    def multipart() -> None:
+        upload = store.create_upload("parts", attrs)
+        etag = store.upload_part("parts", upload, 1, b"one part", length=8, md5=md5_hex(b"one part"))
+        store.complete_upload("parts", upload, [(1, etag)])
+
+    for write, key in ((single, "single"), (multipart, "parts")):
+        if expected == "kept":
+            write()
+            assert _landed(attribute, store, key), key
+        else:
+            with pytest.raises(StoreError) as refused:
+                write()
+            assert refused.value.code == expected and not refused.value.transient, key

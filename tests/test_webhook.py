@@ -145,16 +145,19 @@ def test_given_s3s3_webhook_when_it_gets_a_notification_it_cannot_use_then_nothi
     hook.wait_for(r"INFO s3s3\.webhook: Webhook listening on .+")
     url = f"http://127.0.0.1:{port}/"
 
-    # When it gets the AWS test event, unknown JSON, and an unknown event
+    # When it gets the AWS test event, unknown JSON, an unknown event, a bare key and JSON cut short
     test_event = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": src})
     answers = [post(url, test_event), post(url, '{"hello": "world"}'),
-               post(url, wrapped("aws-records", src, ["k"], "ObjectRestore:Completed"))]  # fmt: skip
+               post(url, wrapped("aws-records", src, ["k"], "ObjectRestore:Completed")),
+               post(url, "path/to/key"), post(url, '{"Records": [{"eventSource": "aws:s3"')]  # fmt: skip
 
     # Then it answers each as it deserves, and the stream stays empty
     assert answers == [
         (200, "ignored (test event)\n"),
         (400, "unknown JSON message shape: '{\"hello\": \"world\"}'\n"),
         (400, "unknown event 'ObjectRestore:Completed': only ObjectCreated:* and ObjectRemoved:* count\n"),
+        (400, "not a JSON event notification\n"),
+        (400, "broken JSON (Expecting ',' delimiter): '{\"Records\": [{\"eventSource\": \"aws:s3\"'\n"),
     ]
     client = redis.Redis.from_url(server.url)
     assert client.exists(config.pubsub.stream) == 0
