@@ -512,8 +512,8 @@ ERRORS = [
     ),
     pytest.param(
         MINIMAL + "acl = world-writable\n",
-        "[dest] acl: 'world-writable' is not a canned ACL (private, public-read, public-read-write, authenticated-read, "
-        "aws-exec-read, bucket-owner-read, bucket-owner-full-control)",
+        "[dest] acl: 'world-writable' is not a canned ACL (private, public-read, public-read-write, "
+        "authenticated-read, aws-exec-read, bucket-owner-read, bucket-owner-full-control)",
         id="acl-unknown",
     ),
     pytest.param(
