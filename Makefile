@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test compat lint bench soak redis-server clean
+.PHONY: demo test compat lint bench soak redis-server promtool clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,10 +23,15 @@ redis-server:
 	  echo "installing redis-server (apt-get)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
+promtool:  # the alert rules' tests run it (Debian's prometheus package ships it)
+	@command -v promtool >/dev/null || { \
+	  echo "installing promtool (apt-get install prometheus)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
 demo: $(STAMP) redis-server
 	$(BIN)/python -m tests.demo
 
-test: $(STAMP) redis-server
+test: $(STAMP) redis-server promtool
 	$(BIN)/python -m pytest -m "not compat" -q
 
 compat: $(STAMP) redis-server

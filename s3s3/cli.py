@@ -222,7 +222,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     config = _load(args)
     from s3s3 import status
 
-    return EXIT_OK if status.show(config, args.key) else EXIT_FAILED
+    if args.key is not None:
+        if args.json:
+            print("s3s3: error: --json goes with status alone, not with a KEY", file=sys.stderr)
+            return EXIT_USAGE
+        return EXIT_OK if status.show(config, args.key) else EXIT_FAILED
+    try:
+        status.overview(config, connect_redis(config.pubsub), as_json=args.json)
+    except RedisError as e:
+        print(f"s3s3: error: cannot read the backlog from {config.pubsub.safe_url}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def cmd_webhook(args: argparse.Namespace) -> int:
@@ -345,8 +355,11 @@ def _parser() -> argparse.ArgumentParser:
     retry = sub.add_parser("retry-failed", parents=[common], help="announce the dead-lettered keys again")
     retry.set_defaults(command=cmd_retry_failed)
 
-    show = sub.add_parser("status", parents=[common], help="one key at the source and every destination")
-    show.add_argument("key", metavar="KEY")
+    show = sub.add_parser(
+        "status", parents=[common], help="the backlog, dead letters and last copies; or one KEY everywhere"
+    )
+    show.add_argument("key", metavar="KEY", nargs="?", help="show this key at the source and every destination")
+    show.add_argument("--json", action="store_true", help="print the backlog as JSON")
     show.set_defaults(command=cmd_status)
 
     webhook = sub.add_parser("webhook", parents=[common], help="receive S3 event notifications over HTTP")

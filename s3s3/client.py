@@ -14,7 +14,7 @@ import redis
 from s3s3.bucket import Summary, SyncOptions, duplicate_bucket
 from s3s3.config import Config, Mode
 from s3s3.copy import copy_key
-from s3s3.delivery import connect_redis, describe, make_delivery, publish
+from s3s3.delivery import ListDelivery, connect_redis, describe, make_delivery, publish
 from s3s3.errors import ConfigError
 from s3s3.lock import SyncLock, lock_name
 from s3s3.overlap import Overlaps
@@ -80,12 +80,17 @@ class ListenClient(_Buckets):
     def listen(self) -> int:
         """Run the listener until SIGTERM/SIGINT; return the exit code."""
         listener = self.listener()
-        server = None
+        server = watcher = None
         if self.config.metrics.port:
+            from s3s3.backlog import Watcher
             from s3s3.metrics import MetricsServer
 
+            delivery = listener.delivery
+            consumer = delivery.consumer if isinstance(delivery, ListDelivery) else None  # its own list's length
+            watcher = Watcher(listener.client, self.config.pubsub, consumer).start()
+            listener.metrics.watch(watcher)
             address = (self.config.metrics.bind, self.config.metrics.port)
-            server = MetricsServer(address, listener.metrics, listener.healthy, listener.refresh_gauges)
+            server = MetricsServer(address, listener.metrics, listener.healthy)
             server.start()
             logger.info("Serving /metrics and /healthz on http://%s:%d", *server.server_address[:2])
         try:
@@ -93,6 +98,8 @@ class ListenClient(_Buckets):
         finally:
             if server is not None:
                 server.shutdown()
+            if watcher is not None:
+                watcher.stop()
 
 
 class BucketClient(_Buckets):

@@ -62,6 +62,9 @@ class Delivery(Protocol):
 
     def close(self) -> None: ...
 
+    def leave(self) -> None:
+        """The listener stops for good (not a reconnect): let the others know it has gone."""
+
 
 def connect_redis(pubsub: PubSubConfig, **options: Any) -> redis.Redis:
     """A Redis (or Redis Cluster) client whose failures reach s3s3 instead of being retried out of sight.
@@ -113,6 +116,9 @@ class PubSubDelivery:
 
     def ack(self, message: Message) -> None:
         """Pubsub has nothing to acknowledge: a message is gone once read."""
+
+    def leave(self) -> None:
+        """Nothing to leave: a pubsub subscription ends with its connection."""
 
     def release(self, message: Message) -> None:
         logger.error("An announcement could not be finished and pubsub cannot deliver it again: %r", message.data)
@@ -168,6 +174,9 @@ class StreamDelivery:
         except redis.ResponseError as e:
             if "BUSYGROUP" not in str(e):
                 raise
+        # Registered now, not at its first entry (Redis 7 creates a consumer only when XREADGROUP
+        # returns one): XINFO CONSUMERS shows every running listener.
+        self.client.xgroup_createconsumer(self.stream, self.group, self.consumer)
         while self._unacked:
             self.client.xack(self.stream, self.group, self._unacked[0])
             self._unacked.pop(0)
@@ -209,6 +218,16 @@ class StreamDelivery:
         """Stop keeping the entry fresh: it turns idle, and a listener (maybe this one) claims it after claim_idle."""
         with self._lock:
             self.inflight.discard(message.receipt)
+
+    def leave(self) -> None:
+        """Take this listener out of the group on a clean stop, but only while it holds no pending entry:
+        one it holds must stay visible, to be claimed by another."""
+        try:
+            held = self.client.xpending_range(self.stream, self.group, "-", "+", 1, consumername=self.consumer)
+            if not held:
+                self.client.xgroup_delconsumer(self.stream, self.group, self.consumer)
+        except redis.RedisError as e:
+            logger.debug("Could not leave the group %r: %s", self.group, e)
 
     def close(self) -> None:
         """Pending entries stay pending: another listener claims them after claim_idle."""
@@ -268,6 +287,7 @@ class ListDelivery:
     def __init__(self, client: redis.Redis, key: str, consumer: str) -> None:
         self.client = client
         self.key = key
+        self.consumer = consumer
         self.processing = names.processing_list(key, consumer)
         self._recovered = False
         self._unacked: list[bytes] = []  # elements done while Redis was unreachable
@@ -343,6 +363,9 @@ class ListDelivery:
         pipe.lrem(self.processing, -1, message.receipt)
         pipe.rpush(self.key, message.receipt)
         pipe.execute()
+
+    def leave(self) -> None:
+        """The processing list stays: the next start of this consumer recovers it."""
 
     def close(self) -> None:
         """The processing list stays: the next start of this consumer recovers it."""

@@ -18,12 +18,13 @@ import functools
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import cast
 
 import redis
 
-from s3s3 import names
+from s3s3 import backlog, names
 from s3s3.outcome import Action, Outcome
 from s3s3.store import ObjectInfo, Store
 
@@ -56,10 +57,14 @@ class Recorder:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self._pending: list[tuple[str, str, str | None]] = []  # (hash, field, entry or None to forget)
+        self._latest: dict[str, float] = {}  # destination -> when its last copy landed, to record
         self._lock = threading.Lock()
 
     def record(self, dest: Store, target: str, outcome: Outcome) -> None:
         """Remember a copy (or a proven-identical skip) that knows both ETags; forget a deleted key."""
+        if outcome.action is Action.COPIED:
+            with self._lock:
+                self._latest[outcome.dest] = time.time()
         if outcome.action in (Action.COPIED, Action.SKIPPED) and outcome.source_etag and outcome.dest_etag:
             value: str | None = entry(outcome.source_etag, outcome.size, outcome.dest_etag)
         elif outcome.action is Action.DELETED:
@@ -76,9 +81,11 @@ class Recorder:
         """Send what is pending; a Redis error is logged and the batch dropped."""
         with self._lock:
             batch, self._pending = self._pending, []
-        if not batch:
+            latest, self._latest = self._latest, {}
+        if not batch and not latest:
             return
         pipe = self.client.pipeline(transaction=False)
+        backlog.record_copies(pipe, latest)
         for name, target, value in batch:
             if value is None:
                 pipe.hdel(name, target)

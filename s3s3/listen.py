@@ -11,7 +11,6 @@ keys, or their failure is kept in the dead-letter stream.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from s3s3 import deadletter, ledger, names
+from s3s3 import deadletter, ledger
 from s3s3.copy import Guard, copy_key, delete_key, dest_key
 from s3s3.delivery import Delivery, Message
 from s3s3.errors import EXIT_OK, BadMessage
@@ -125,11 +124,6 @@ class Listener:
             oldest = min((p.started for p in self._working.values()), default=None)
         return 0.0 if oldest is None else time.monotonic() - oldest
 
-    def refresh_gauges(self) -> None:
-        """Bring the gauges that live in Redis up to date (before a scrape)."""
-        with contextlib.suppress(redis.RedisError):  # else the gauge keeps its last value
-            self.metrics.deadletter.set(self.client.xlen(names.DEADLETTER))
-
     def run(self) -> int:
         """Listen until stopped; return the exit code."""
         if threading.current_thread() is threading.main_thread():
@@ -149,6 +143,7 @@ class Listener:
             logger.info("Stopping: finishing the copies in flight")
             pool.shutdown(wait=True)
             self.recorder.flush()
+            self.delivery.leave()
             self.delivery.close()
             logger.info("Stopped")
         return EXIT_OK
@@ -262,8 +257,10 @@ class Listener:
             except Exception as e:  # copy_key never raises; a copy function that does must not strand the key
                 logger.exception("Unexpected error while copying %r to %s", key, dest.endpoint.label)
                 outcome = Outcome(key, dest.label, Action.FAILED, error=describe(e))
-            kept = self._record(dest, outcome, since) and kept
+            kept = self._record(dest, outcome) and kept
             ok = ok and outcome.ok
+        if ok and since and action != "delete":  # replication lag: until every destination holds it
+            self.metrics.lag_seconds.observe(max(0.0, time.time() - since))
         return ok, kept
 
     def _delete(self, dest: Store, key: str) -> Outcome:
@@ -272,15 +269,13 @@ class Listener:
             return delete_key(self.source, dest, key)
         return Outcome(key, dest.label, Action.KEPT, error="deleted at the source, propagate_deletes is off")
 
-    def _record(self, dest: Store, outcome: Outcome, since: float | None) -> bool:
+    def _record(self, dest: Store, outcome: Outcome) -> bool:
         """Log, count, and remember the outcome (ledger, or dead-letter stream when it failed).
 
         Returns False when a failure could not be written to the dead-letter stream.
         """
         self.on_outcome(outcome)
         self.metrics.outcome(outcome)
-        if outcome.action is Action.COPIED and since:
-            self.metrics.lag_seconds.observe(max(0.0, time.time() - since))
         try:
             if outcome.action is Action.FAILED:
                 deadletter.record_failure(self.client, outcome.key, outcome.dest, outcome.error or "", outcome.attempts)

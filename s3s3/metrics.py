@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
@@ -16,13 +16,16 @@ from prometheus_client import (
     generate_latest,
     write_to_textfile,
 )
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from s3s3.outcome import Action, Outcome
 
 if TYPE_CHECKING:
+    from s3s3.backlog import Watcher
     from s3s3.bucket import Summary
 
-_SECONDS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+_SECONDS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900)  # to 15 min: RTC's SLA
 
 
 class Metrics:
@@ -42,25 +45,65 @@ class Metrics:
             buckets=_SECONDS, registry=r,
         )
         self.lag_seconds = Histogram(
-            "s3s3_replication_lag_seconds", "From the event (or its publication) to the copy done.",
+            "s3s3_replication_lag_seconds", "From the event (or its publication) until every destination holds it.",
             buckets=_SECONDS, registry=r,
         )
         self.in_flight = Gauge("s3s3_copies_in_flight", "Announcements being copied now.", registry=r)
         self.oldest_copy = Gauge(
             "s3s3_oldest_copy_seconds", "Age of the oldest announcement being copied now (0: none).", registry=r
         )
-        self.deadletter = Gauge("s3s3_deadletter_entries", "Entries in the dead-letter stream.", registry=r)
+        self.last_copy = Gauge(
+            "s3s3_last_copy_timestamp_seconds", "When this listener last landed a copy, by destination.", ["dest"],
+            registry=r,
+        )
         self.reconnects = Counter("s3s3_redis_reconnects", "Times the Redis connection was lost.", registry=r)
+
+    def watch(self, watcher: Watcher) -> None:
+        """Export the backlog `watcher` reads (in its own thread: a scrape never waits on Redis)."""
+        self.registry.register(_BacklogCollector(watcher))
 
     def outcome(self, outcome: Outcome) -> None:
         """Count one key's outcome at one destination."""
         self.copies.labels(outcome.dest, outcome.action).inc()
         if outcome.action is Action.COPIED:
+            self.last_copy.labels(outcome.dest).set_to_current_time()
             self.bytes_copied.labels(outcome.dest).inc(outcome.size)
             self.copy_seconds.labels(outcome.dest).observe(outcome.seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _BacklogCollector(Collector):
+    """The backlog's gauges, from the Watcher's last reading; absent (and s3s3_backlog_up 0) when it is stale."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+
+    def collect(self) -> Iterator[Metric]:
+        backlog = self.watcher.current()
+        yield GaugeMetricFamily("s3s3_backlog_up", "1 while the backlog below was read from Redis lately, else 0.",
+                                value=int(backlog is not None))  # fmt: skip
+        if backlog is None:
+            return
+        mode = str(backlog.mode)
+        for name, value, text in (
+            ("s3s3_backlog_waiting", backlog.waiting,
+             "Announcements not yet delivered to a listener (stream: the group's lag; list: the queue)."),
+            ("s3s3_backlog_pending", backlog.pending,
+             "Announcements delivered and not yet acknowledged (stream: the group's; list: this processing list)."),
+            ("s3s3_backlog_oldest_pending_seconds", backlog.oldest_pending_seconds,
+             "Age of the oldest announcement pending in the group (stream mode; 0: none)."),
+            ("s3s3_backlog_consumers", backlog.consumers, "Listeners registered in the group (stream mode)."),
+        ):  # fmt: skip
+            if value is not None or name == "s3s3_backlog_oldest_pending_seconds":
+                family = GaugeMetricFamily(name, text, labels=["mode"])
+                family.add_metric([mode], float(value or 0))
+                yield family
+        yield GaugeMetricFamily("s3s3_pubsub_gaps", "Periods pubsub listeners missed while disconnected (s3s3:gaps).",
+                                value=backlog.gaps)  # fmt: skip
+        yield GaugeMetricFamily("s3s3_deadletter_entries", "Entries in the dead-letter stream.",
+                                value=backlog.dead_letters)  # fmt: skip
 
 
 class MetricsServer(ThreadingHTTPServer):
@@ -73,12 +116,10 @@ class MetricsServer(ThreadingHTTPServer):
         address: tuple[str, int],
         metrics: Metrics,
         healthy: Callable[[], bool],
-        before_scrape: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(address, _Handler)
         self.metrics = metrics
         self.healthy = healthy
-        self.before_scrape = before_scrape
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="s3s3-metrics", daemon=True)
@@ -91,7 +132,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         if self.path.startswith("/metrics"):
-            self.server.before_scrape()
             return self._answer(200, self.server.metrics.render(), CONTENT_TYPE_LATEST)
         if self.path.startswith("/healthz"):
             ok = self.server.healthy()

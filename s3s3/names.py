@@ -13,6 +13,7 @@ DEADLETTER = "s3s3:failed"  # stream of keys that failed beyond retries, and rej
 DEADLETTER_MAXLEN = 100_000  # dead-letter entries kept (approximately)
 GAPS = "s3s3:gaps"  # stream of (from, to) periods when a pubsub listener was disconnected
 GAPS_MAXLEN = 10_000  # gap entries kept (approximately)
+LAST_COPIED = "s3s3:last-copied"  # sorted set: destination, scored by when its last copy landed (Unix seconds)
 LOCK_PREFIX = "s3s3:lock:"  # + source and destinations: held by the running bucket sync
 LEDGER_PREFIX = "s3s3:ledger:"  # + destination: hash key -> what s3s3 copied there
 FACTS_PREFIX = "s3s3:facts:"  # + hash of a store's URL: what s3s3 learnt of that store (s3s3.store.facts)

@@ -1,12 +1,66 @@
-"""`s3s3 status KEY`: one key at the source and at every destination, and whether each is in sync."""
+"""`s3s3 status`: how far behind replication is; `s3s3 status KEY`: one key everywhere, and whether it is in sync."""
 
 from __future__ import annotations
 
-from s3s3.config import Config
+import json
+import time
+from datetime import UTC, datetime
+
+import redis
+
+from s3s3 import backlog, names
+from s3s3.config import Config, Mode
 from s3s3.copy import dest_key, identical
 from s3s3.errors import StoreError
 from s3s3.retry import describe
 from s3s3.store import META_ETAG, ObjectInfo, Store, open_store
+
+
+def overview(config: Config, client: redis.Redis, *, as_json: bool = False) -> None:
+    """Print the backlog (the picture /metrics gives) for a terminal, or as one JSON document."""
+    now = time.time()
+    found = backlog.read(client, config.pubsub)
+    last = {endpoint.label: found.last_copied.get(endpoint.label) for endpoint in config.dests}
+    if as_json:
+        doc = found.as_dict() | {"target": config.pubsub.target, "last_copied": last, "now": now}
+        print(json.dumps(doc, indent=2, sort_keys=True))
+        return
+    pubsub = config.pubsub
+    where = f"group {pubsub.group!r} on " if found.mode is Mode.STREAM else ""
+    print(f"mode:            {found.mode} ({where}{pubsub.target!r} at {pubsub.safe_url})")
+    if found.mode is Mode.STREAM:
+        print(f"waiting:         {_count(found.waiting)} (not yet delivered to a listener)")
+        print(f"pending:         {_count(found.pending)} (delivered, not yet acknowledged)")
+        print(f"oldest pending:  {_age(found.oldest_pending_seconds)}")
+        print(f"listeners:       {_count(found.consumers)}")
+    elif found.mode is Mode.LIST:
+        print(f"waiting:         {_count(found.waiting)} (in the queue)")
+        print(f"pending:         {_count(found.pending)} (in the listeners' processing lists)")
+    else:
+        print(f"gaps:            {found.gaps} (periods a listener was disconnected; in {names.GAPS})")
+    print(f"dead letters:    {found.dead_letters}" + (" (s3s3 failed lists them)" if found.dead_letters else ""))
+    for label, when in last.items():
+        seen = "never" if when is None else f"{_stamp(when)} ({_age(now - when)} ago)"
+        print(f"last copy:       {label}: {seen}")
+
+
+def _count(value: int | None) -> str:
+    return "unknown" if value is None else str(value)
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "none"
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def _stamp(when: float) -> str:
+    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def show(config: Config, key: str) -> bool:

@@ -68,9 +68,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._answer(413, f"body of {length} bytes is over {MAX_BODY}")
         body = self.rfile.read(length)
         try:
-            if not is_json(body.decode("utf-8", "replace")):  # stores send JSON; a bare key is no event
+            events = parse(body, self.server.source_bucket)  # first: it names a body that is not UTF-8
+            if not is_json(body.decode("utf-8")):  # stores send JSON; a bare key is no event
                 raise BadMessage("not a JSON event notification")
-            events = parse(body, self.server.source_bucket)
         except BadMessage as e:
             logger.warning("Webhook rejected a notification from %s: %s", self.client_address[0], e)
             return self._answer(400, str(e))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any, cast
@@ -13,6 +14,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from s3s3 import names
+from s3s3.backlog import last_copies
 from s3s3.config import Endpoint
 from s3s3.ledger import Recorder, current, entry, forget, ledger_key
 from s3s3.outcome import Action, Outcome
@@ -176,9 +178,7 @@ def test_outcomes_missing_an_etag_and_failed_missing_or_kept_keys_are_not_record
     counting = CountingRedis(client)
     recorder = Recorder(cast(redis.Redis, counting))
     dest = place()
-    # When outcomes that prove nothing are recorded
-    recorder.record(dest, "no-source-etag", copied("k", source_etag=None))
-    recorder.record(dest, "no-dest-etag", copied("k", dest_etag=None))
+    # When outcomes that land nothing are recorded
     recorder.record(dest, "empty-dest-etag", copied("k", dest_etag="", action=Action.SKIPPED))
     recorder.record(dest, "failed", copied("k", action=Action.FAILED))
     recorder.record(dest, "missing", copied("k", action=Action.MISSING))
@@ -186,7 +186,15 @@ def test_outcomes_missing_an_etag_and_failed_missing_or_kept_keys_are_not_record
     recorder.flush()
     # Then nothing was pending, nothing sent
     assert counting.round_trips == 0
+    # When copies that prove nothing (an ETag missing) are recorded
+    before = time.time()
+    recorder.record(dest, "no-source-etag", copied("k", source_etag=None))
+    recorder.record(dest, "no-dest-etag", copied("k", dest_etag=None))
+    recorder.flush()
+    # Then the ledger holds nothing, and only the time of the destination's last copy was sent
     assert client.exists(ledger_key(dest)) == 0
+    assert counting.round_trips == 1
+    assert last_copies(client)["dest1:b"] >= before
 
 
 def test_a_deleted_key_is_forgotten_by_the_next_batch(client: redis.Redis) -> None:

@@ -325,6 +325,8 @@ class OneMessage:
     def release(self, message: Message) -> None:
         self.released.append(message)
 
+    def leave(self) -> None: ...
+
     def close(self) -> None: ...
 
 

@@ -1,19 +1,26 @@
-"""`s3s3 status KEY`: one key at the source and at every destination, as the command prints it."""
+"""`s3s3 status`: the backlog; `s3s3 status KEY`: one key at the source and every destination, as printed."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 
+from s3s3 import names
 from tests.helpers import (
     new_bucket,
     write_config,
 )
 from tests.processes import BIN
 from tests.servers.base import Server
+from tests.servers.redis import RedisServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -60,3 +67,63 @@ def test_given_a_key_when_s3s3_status_is_run_then_it_prints_every_side_and_exits
     assert done.returncode == 1
     assert done.stdout.splitlines()[1:] == [f"dest1:{dst1}: not there  (missing)",
                                             f"dest2:{dst2}: not there  (missing)"]  # fmt: skip
+
+
+# --- s3s3 status: the backlog ------------------------------------------------------------------
+
+
+def test_given_a_stream_backlog_when_s3s3_status_is_run_without_a_key_then_it_prints_it_and_as_json(
+    s3_source: Server, s3_dest: Server, tmp_path: Path, private_redis: Callable[..., RedisServer]
+) -> None:
+    # Given a stream with two entries, one of them delivered and not acknowledged, a dead letter, and a
+    # destination that got its last copy 30 s ago while the other never got one
+    server = private_redis()
+    src, dst1, dst2 = new_bucket(s3_source), new_bucket(s3_dest), new_bucket(s3_dest)
+    config = write_config(tmp_path, (s3_source, src), [(s3_dest, dst1, {}), (s3_dest, dst2, {})],
+                          {"url": server.url, "mode": "stream", "stream": "announced", "group": "g"})  # fmt: skip
+    client = redis.Redis.from_url(server.url)
+    client.xgroup_create("announced", "g", id="0", mkstream=True)
+    client.xadd("announced", {"key": b"a"})
+    client.xadd("announced", {"key": b"b"})
+    client.xreadgroup("g", "listener-1", {"announced": ">"}, count=1)
+    client.xadd(names.DEADLETTER, {"key": b"x"})
+    copied = time.time() - 30
+    client.zadd(names.LAST_COPIED, {f"dest1:{dst1}": copied})
+
+    def status(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "s3s3"), "status", "--config", config.path, *args], capture_output=True,
+                              text=True, timeout=30)  # fmt: skip
+
+    # When `s3s3 status` is run with no key
+    done = status()
+
+    # Then it prints the mode, backlog, dead letters and each destination's last copy, and exits 0
+    assert (done.returncode, done.stderr) == (0, "")
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("mode:            stream (group 'g' on 'announced' at redis://127.0.0.1:")
+    assert lines[1:5] == [
+        "waiting:         1 (not yet delivered to a listener)",
+        "pending:         1 (delivered, not yet acknowledged)",
+        lines[3],
+        "listeners:       1",
+    ]
+    assert re.fullmatch(r"oldest pending:  \d+ s", lines[3])
+    assert lines[5] == "dead letters:    1 (s3s3 failed lists them)"
+    assert re.fullmatch(rf"last copy:       dest1:{dst1}: \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(3\d s ago\)", lines[6])
+    assert lines[7:] == [f"last copy:       dest2:{dst2}: never"]
+
+    # And --json gives the same for machines
+    done = status("--json")
+    assert done.returncode == 0
+    doc = json.loads(done.stdout)
+    assert {k: doc[k] for k in ("mode", "target", "waiting", "pending", "consumers", "dead_letters")} == {
+        "mode": "stream", "target": "announced", "waiting": 1, "pending": 1, "consumers": 1, "dead_letters": 1,
+    }  # fmt: skip
+    assert doc["last_copied"] == {f"dest1:{dst1}": copied, f"dest2:{dst2}": None}
+
+    # And a Redis that does not answer is a one-line error and exit 1
+    server.stop()
+    done = status()
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("s3s3: error: cannot read the backlog from redis://127.0.0.1:")
+    assert len(done.stderr.splitlines()) == 1

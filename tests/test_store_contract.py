@@ -68,7 +68,7 @@ CHECKS_CONTENT_MD5 = {"moto": False, "ceph": True, "swift": True, "seaweedfs": T
 # HEAD ?partNumber=1 of an object of two parts: (parts_count, size) as the store answers, or the
 # status of the StoreError raised. A parts count is taken from a 206 answer only.
 PART_HEAD: dict[str, tuple[int | None, int] | int] = {
-    "moto": (None, PART),  # 200 with the part's size and x-amz-mp-parts-count: not a 206, so no count
+    "moto": (2, PART),  # moto 5.2: 206 for the part, as AWS answers
     "ceph": (None, TWO_PARTS),  # Ceph 16: 200 for the whole object
     "swift": 405,  # Swift 2.30: partNumber refused
     "seaweedfs": (2, PART),  # 206 for the part, as AWS answers
