@@ -69,6 +69,7 @@ class SyncOptions:
     enqueue: Callable[[str], None] | None = None  # announce keys instead of copying them
     retry_failed: bool = True  # retry the dead-letter stream's keys first (never in --reverse: they go forward)
     abort_uploads_older_than: float | None = None  # seconds: abort incomplete uploads this old (s3s3.uploads)
+    ledger_days: int = 0  # [pubsub] ledger_days: the ledger expires this long after its last write (0: never)
 
 
 @dataclass
@@ -209,7 +210,9 @@ class _Sync:
         self.source = source
         self.options = options
         self.client = client
-        self.recorder = ledger.Recorder(client) if client is not None and not options.dry_run else None
+        self.recorder = (
+            ledger.Recorder(client, days=options.ledger_days) if client is not None and not options.dry_run else None
+        )
         self.stop = stop
         self.progress = progress
         self.summary = Summary(dry_run=options.dry_run)

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from s3s3.config import LOG_FORMATS, LOG_LEVELS, Config, Endpoint, Mode, load, p
 from s3s3.delivery import connect_redis, describe, publish
 from s3s3.diff import KeyFilter
 from s3s3.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ListingOrderError, LockHeld, S3S3Error, StoreError
+from s3s3.fleet import SplitOpen
 from s3s3.memory import keep_big_buffers_off_the_heap
 from s3s3.progress import Progress
 from s3s3.retry import describe as one_line
@@ -115,6 +117,27 @@ def _cap_bandwidth(args: argparse.Namespace, config: Config) -> None:
         logging.getLogger("s3s3.bandwidth").info("Sending at most %s bytes per second", f"{rate:,}")
 
 
+def _split(args: argparse.Namespace, client: BucketClient) -> int:
+    """--split N: the ranges go on Redis as tasks; nothing is listed key by key."""
+    try:
+        ident, parts = client.split(args.split, args.prefix, force=args.force)
+    except SplitOpen as e:
+        print(f"s3s3bucket: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"split {ident}: {len(parts)} range(s) on {client.sync_of().tasks}; run s3s3bucket --work to sync them")
+    for index, part in enumerate(parts):
+        print(f"  range {index + 1}: {part.describe()}")
+    return EXIT_OK
+
+
+def _work(args: argparse.Namespace, client: BucketClient, options: SyncOptions, stop: threading.Event) -> int:
+    """--work: sync ranges of the last --split until none is left; exit 1 if any of them failed keys."""
+    consumer = f"{socket.gethostname()}-{os.getpid()}"
+    worked = client.work(options, stop=stop, consumer=consumer)
+    print(f"s3s3bucket --work: synced {worked.ranges} range(s)" + ("" if worked.ok else ", some with failures"))
+    return EXIT_OK if worked.ok and not stop.is_set() else EXIT_FAILED
+
+
 def cmd_listen(args: argparse.Namespace) -> int:
     config = _load(args)
     _cap_bandwidth(args, config)
@@ -137,7 +160,7 @@ def bucket_once(args: argparse.Namespace, client: BucketClient, stop: threading.
     """One bucket sync of `s3s3bucket ARGS`: run it, print its summary, write its metrics file; return the exit code."""
     config = client.config
     options = SyncOptions(
-        keys=KeyFilter(prefix=args.prefix, include=args.include, exclude=args.exclude, shard=args.shard),
+        keys=KeyFilter(prefix=args.prefix, include=args.include, exclude=args.exclude),
         dry_run=args.dry_run,
         delete=args.delete,
         max_delete=args.max_delete,
@@ -145,12 +168,17 @@ def bucket_once(args: argparse.Namespace, client: BucketClient, stop: threading.
         workers=args.workers or config.pubsub.workers,
         retry=client.retry,
         abort_uploads_older_than=args.abort_incomplete_uploads,
+        ledger_days=config.pubsub.ledger_days,
     )
+    if args.split:
+        return _split(args, client)
+    if args.work:
+        return _work(args, client, options, stop)
     try:
         with Progress(enabled=None if not args.json else False) as progress:
             summary = client.duplicate_bucket(
-                options=options, dest_names=args.dest, reverse=args.reverse, enqueue=args.enqueue, stop=stop,
-                progress=progress,
+                options=options, dest_names=args.dest, reverse=args.reverse, enqueue=args.enqueue,
+                shard=args.shard, stop=stop, progress=progress,
             )
     except LockHeld as e:
         print(f"s3s3bucket: {e}; not starting another")
@@ -222,6 +250,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     config = _load(args)
     from s3s3 import status
 
+    if args.sync:
+        if args.key is not None:
+            print("s3s3: error: --sync goes with status alone, not with a KEY", file=sys.stderr)
+            return EXIT_USAGE
+        from s3s3 import fleet
+
+        buckets = BucketClient(config)
+        sync = buckets.sync_of()
+        try:
+            status.sync_overview(fleet.summary(connect_redis(config.pubsub), sync), sync.tasks, as_json=args.json)
+        except RedisError as e:
+            print(f"s3s3: error: cannot read the sync from {config.pubsub.safe_url}: {e}", file=sys.stderr)
+            return EXIT_FAILED
+        return EXIT_OK
     if args.key is not None:
         if args.json:
             print("s3s3: error: --json goes with status alone, not with a KEY", file=sys.stderr)
@@ -328,7 +370,14 @@ def _parser() -> argparse.ArgumentParser:
                         help="restore: copy from the --dest destination back to the source (never deletes there)")
     bucket.add_argument("--enqueue", action="store_true",
                         help="announce needed keys on the configured stream or list instead of copying them")
-    bucket.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N", help="only shard I of N of the keys")
+    bucket.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N",
+                        help="only the I-th of N key ranges (0-based), listed alone on every side")
+    fleet = bucket.add_mutually_exclusive_group()
+    fleet.add_argument("--split", type=_positive, metavar="N",
+                       help="put N key-range tasks on Redis for --work processes, and exit")
+    fleet.add_argument("--work", action="store_true",
+                       help="sync the ranges of the last --split, with any number of others, until none is left")
+    bucket.add_argument("--force", action="store_true", help="--split even while an earlier split's tasks are open")
     bucket.add_argument("--abort-incomplete-uploads", type=_age, metavar="AGE",
                         help="abort multipart uploads at each destination begun over AGE ago (90s, 30m, 24h, 7d) "
                         "for keys the source holds")
@@ -359,7 +408,8 @@ def _parser() -> argparse.ArgumentParser:
         "status", parents=[common], help="the backlog, dead letters and last copies; or one KEY everywhere"
     )
     show.add_argument("key", metavar="KEY", nargs="?", help="show this key at the source and every destination")
-    show.add_argument("--json", action="store_true", help="print the backlog as JSON")
+    show.add_argument("--json", action="store_true", help="print it as JSON")
+    show.add_argument("--sync", action="store_true", help="the last s3s3bucket --split sync: ranges done and totals")
     show.set_defaults(command=cmd_status)
 
     webhook = sub.add_parser("webhook", parents=[common], help="receive S3 event notifications over HTTP")

@@ -11,14 +11,17 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from s3s3 import fleet, names
 from s3s3.bucket import Summary, SyncOptions, duplicate_bucket
 from s3s3.config import Config, Mode
 from s3s3.copy import copy_key
 from s3s3.delivery import ListDelivery, connect_redis, describe, make_delivery, publish
 from s3s3.errors import ConfigError
-from s3s3.lock import SyncLock, lock_name
+from s3s3.fleet import Sync
+from s3s3.lock import SyncLock, buckets_hash, lock_name
 from s3s3.overlap import Overlaps
 from s3s3.progress import Progress
+from s3s3.ranges import KeyRange, ranges, shared_split, split_points
 from s3s3.retry import RetryPolicy
 from s3s3.store import Store, open_store
 
@@ -75,6 +78,7 @@ class ListenClient(_Buckets):
             where=pubsub.safe_url,
             stuck_seconds=self.config.metrics.max_copy_seconds,
             guard=Overlaps(client),
+            ledger_days=pubsub.ledger_days,
         )
 
     def listen(self) -> int:
@@ -113,12 +117,19 @@ class BucketClient(_Buckets):
         dest_names: Sequence[str] = (),
         reverse: bool = False,
         enqueue: bool = False,
+        shard: tuple[int, int] = (0, 1),
+        locked: bool = True,
         stop: threading.Event | None = None,
         progress: Progress | None = None,
     ) -> Summary:
-        """Copy every missing or changed key (under the sync lock, where Redis is reachable)."""
+        """Copy every missing or changed key (under the sync lock, where Redis is reachable and `locked`).
+
+        `shard` (I, N) syncs only the I-th (0-based) of N key ranges; the split
+        points are the first shard's where Redis can share them.
+        """
         options = options or SyncOptions(
-            verify_md5=verify_md5, workers=self.workers or self.config.pubsub.workers, retry=self.retry
+            verify_md5=verify_md5, workers=self.workers or self.config.pubsub.workers, retry=self.retry,
+            ledger_days=self.config.pubsub.ledger_days,
         )
         source, dests = self._direction(dest_names, reverse, options)
         if reverse:  # dead-lettered keys go source -> destinations: a restore must not consume them
@@ -126,11 +137,53 @@ class BucketClient(_Buckets):
         client = self._redis()
         if enqueue:
             options = replace(options, enqueue=self._enqueuer(client))
-        if client is None:
-            return duplicate_bucket(source, dests, options=options, stop=stop, progress=progress)
-        self.share_facts(client)
-        with SyncLock(client, lock_name(source, dests, options.keys.shard)):
+        if shard[1] > 1:
+            keys = options.keys
+            points = shared_split(client, source, source.endpoint.prefix + keys.prefix, shard[1])
+            span = ranges([keys.prefix + p for p in points])[min(shard[0], len(points))]
+            if shard[0] > len(points):  # fewer ranges than shards (a tiny bucket): this one has nothing
+                span = KeyRange(keys.prefix + "\U0010ffff", keys.prefix + "\U0010ffff")
+            logger.info("Shard %d/%d: keys in %s", shard[0], shard[1], span.describe())
+            options = replace(options, keys=replace(keys, range=span))
+        if client is not None:
+            self.share_facts(client)
+        if client is None or not locked:
             return duplicate_bucket(source, dests, options=options, client=client, stop=stop, progress=progress)
+        with SyncLock(client, lock_name(source, dests, shard)):
+            return duplicate_bucket(source, dests, options=options, client=client, stop=stop, progress=progress)
+
+    def sync_of(self) -> Sync:
+        """Where a --split sync of these buckets lives in Redis."""
+        return Sync(names.SYNC_PREFIX + buckets_hash(self.source, self.dests))
+
+    def split(self, count: int, prefix: str = "", *, force: bool = False) -> tuple[str, list[KeyRange]]:
+        """--split N: one task per key range on Redis, for --work processes; return the split's id and ranges."""
+        client = self._required_redis("--split")
+        points = split_points(self.source, self.source.endpoint.prefix + prefix, count)
+        points = [prefix + p for p in points]
+        return fleet.split(client, self.sync_of(), points, prefix, force=force), ranges(points)
+
+    def work(self, options: SyncOptions, *, stop: threading.Event, consumer: str) -> fleet.Worked:
+        """--work: sync the ranges of the last --split until none is left."""
+        client = self._required_redis("--work")
+
+        def run(task: fleet.Task) -> dict[str, int] | None:
+            keys = replace(options.keys, prefix=task.prefix, range=task.range)
+            # No lock: the group gives each task to one worker, and a dead worker's lock would hold its range
+            summary = self.duplicate_bucket(options=replace(options, keys=keys), locked=False, stop=stop)
+            if summary.interrupted:
+                return None
+            totals = {name: int(value) for name, value in summary.as_dict().items() if name in fleet.TOTALS}
+            return totals | {"errors": len(summary.errors)}
+
+        return fleet.work(client, self.sync_of(), run, consumer=consumer,
+                          claim_idle=self.config.pubsub.claim_idle, stop=stop)  # fmt: skip
+
+    def _required_redis(self, option: str) -> redis.Redis:
+        client = self._redis()
+        if client is None:
+            raise ConfigError(f"{self.config.path}: [pubsub] url: {option} needs Redis, which is unreachable")
+        return client
 
     def _direction(
         self, dest_names: Sequence[str], reverse: bool, options: SyncOptions

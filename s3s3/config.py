@@ -42,7 +42,7 @@ ENDPOINT_OPTIONS = frozenset(
 PUBSUB_OPTIONS = frozenset(
     {
         "url", "mode", "channel", "pattern", "stream", "group", "consumer", "claim_idle", "list",
-        "workers", "max_attempts", "max_retry_seconds", "redis", "sns", "cluster", "bwlimit",
+        "workers", "max_attempts", "max_retry_seconds", "redis", "sns", "cluster", "bwlimit", "ledger_days",
     }
 )
 
@@ -145,6 +145,7 @@ class PubSub:
     max_retry_seconds: float = 300.0
     cluster: bool = False
     bwlimit: int = 0  # bytes per second a process sends, all copies together; 0: no limit
+    ledger_days: int = 0  # a destination's ledger expires this long after its last write; 0: never
 
     @property
     def safe_url(self) -> str:
@@ -494,6 +495,7 @@ def _pubsub(r: _Reader) -> PubSub:
         max_retry_seconds=r.integer("pubsub", "max_retry_seconds", 300, 0, 86400),
         cluster=r.boolean("pubsub", "cluster", False),
         bwlimit=r.size("pubsub", "bwlimit", 0),
+        ledger_days=r.integer("pubsub", "ledger_days", 0, 0, 36500),
     )
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import fnmatch
 import threading
 import weakref
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -20,6 +19,7 @@ from queue import Full, Queue
 from typing import Any, TypeVar
 
 from s3s3.errors import ListingOrderError, NoSuchBucket
+from s3s3.ranges import WHOLE, KeyRange
 from s3s3.store import ObjectInfo, Store, list_objects
 
 T = TypeVar("T")
@@ -27,20 +27,17 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class KeyFilter:
-    """Which source keys a sync looks at: --prefix, --include, --exclude, --shard."""
+    """Which source keys a sync looks at: --prefix, --include, --exclude, and a key range (--shard, --work)."""
 
     prefix: str = ""  # below each endpoint's own prefix
     include: Sequence[str] = ()
     exclude: Sequence[str] = ()
-    shard: tuple[int, int] = (0, 1)  # (i, n): keys whose CRC32 modulo n is i
+    range: KeyRange = WHOLE  # below each endpoint's own prefix; only this range is listed
 
     def __call__(self, key: str) -> bool:
         if self.include and not any(fnmatch.fnmatchcase(key, p) for p in self.include):
             return False
-        if any(fnmatch.fnmatchcase(key, p) for p in self.exclude):
-            return False
-        index, count = self.shard
-        return count == 1 or zlib.crc32(key.encode("utf-8", "surrogatepass")) % count == index
+        return not any(fnmatch.fnmatchcase(key, p) for p in self.exclude)
 
 
 def diff(
@@ -53,8 +50,8 @@ def diff(
     """
     keys = keys or KeyFilter()
     src_base, dst_base = source.endpoint.prefix, dest.endpoint.prefix
-    src_iter = _ordered(_prefetched(list_objects(source, src_base + keys.prefix)), source)
-    dst_iter = _ordered(_prefetched(_listing_or_nothing(dest, dst_base + keys.prefix)), dest)
+    src_iter = _ordered(_prefetched(_in_range(source, keys)), source)
+    dst_iter = _ordered(_prefetched(_listing_or_nothing(dest, keys)), dest)
     src, dst = next(src_iter, None), next(dst_iter, None)
     while src is not None or dst is not None:
         side = _side(_rel(src.key, src_base) if src else None, _rel(dst.key, dst_base) if dst else None)
@@ -69,7 +66,7 @@ def diff(
             assert src is not None and dst is not None
             pair, key = (src, dst), src.key
             src, dst = next(src_iter, None), next(dst_iter, None)
-        if keys(key):
+        if keys(key) and key[len(src_base) :] in keys.range:  # a store that ignored StartAfter lists more
             yield pair
 
 
@@ -126,9 +123,16 @@ def _drain(queue: Queue[Any], stop: threading.Event) -> Iterator[Any]:
         stop.set()
 
 
-def _listing_or_nothing(store: Store, prefix: str) -> Iterator[ObjectInfo]:
+def _in_range(store: Store, keys: KeyFilter) -> Iterator[ObjectInfo]:
+    """The store's keys under the filter's prefix, in its range only: listed from its start, stopped at its end."""
+    base, span = store.endpoint.prefix, keys.range
+    start_after = base + span.start_after if span.start_after else ""
+    return list_objects(store, base + keys.prefix, start_after, None if span.end is None else base + span.end)
+
+
+def _listing_or_nothing(store: Store, keys: KeyFilter) -> Iterator[ObjectInfo]:
     try:
-        yield from list_objects(store, prefix)
+        yield from _in_range(store, keys)
     except NoSuchBucket:
         # A destination bucket that does not exist holds nothing: each key is
         # tried, fails and is listed, and the other destinations still sync.

@@ -26,7 +26,7 @@ import redis
 
 from s3s3 import backlog, names
 from s3s3.outcome import Action, Outcome
-from s3s3.store import ObjectInfo, Store
+from s3s3.store import ObjectInfo, Store, is_md5
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,9 @@ class Recorder:
 
     BATCH = 256
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, days: int = 0) -> None:
         self.client = client
+        self.ttl = days * 86400  # seconds each ledger written to lives on after its last write; 0: for ever
         self._pending: list[tuple[str, str, str | None]] = []  # (hash, field, entry or None to forget)
         self._latest: dict[str, float] = {}  # destination -> when its last copy landed, to record
         self._lock = threading.Lock()
@@ -65,8 +66,11 @@ class Recorder:
         if outcome.action is Action.COPIED:
             with self._lock:
                 self._latest[outcome.dest] = time.time()
-        if outcome.action in (Action.COPIED, Action.SKIPPED) and outcome.source_etag and outcome.dest_etag:
-            value: str | None = entry(outcome.source_etag, outcome.size, outcome.dest_etag)
+        src, dst = outcome.source_etag, outcome.dest_etag
+        if outcome.action in (Action.COPIED, Action.SKIPPED) and src and dst:
+            if src == dst and is_md5(src):
+                return  # the listings decide it (the same plain MD5 on both sides): nothing to remember
+            value: str | None = entry(src, outcome.size, dst)
         elif outcome.action is Action.DELETED:
             value = None
         else:
@@ -91,6 +95,8 @@ class Recorder:
                 pipe.hdel(name, target)
             else:
                 pipe.hset(name, target, value)
+        for name in {name for name, _, _ in batch} if self.ttl else ():
+            pipe.expire(name, self.ttl)
         try:
             pipe.execute()
         except redis.RedisError as e:

@@ -80,6 +80,7 @@ class Listener:
         where: str = "Redis",
         stuck_seconds: float = 900.0,
         guard: Guard | None = None,
+        ledger_days: int = 0,
     ) -> None:
         self.source = source
         self.dests = list(dests)
@@ -91,7 +92,7 @@ class Listener:
         self.copy = copy or copy_key
         self.label = label or "announcements"
         self.redis_safe_url = where  # how logs name the Redis server: never with its password
-        self.recorder = ledger.Recorder(client)
+        self.recorder = ledger.Recorder(client, days=ledger_days)
         self.stopping = threading.Event()
         self.connected = threading.Event()
         self.stuck_seconds = stuck_seconds  # a copy in flight longer than this makes /healthz say 503

@@ -34,12 +34,16 @@ def lock_name(source: Store, dests: Sequence[Store], shard: tuple[int, int] = (0
     The set ignores direction, so a --reverse restore and a sync of the same
     buckets never run at once either.
     """
-    endpoints = [store.endpoint for store in (source, *dests)]
-    places = sorted(f"{e.endpoint_url or 'aws'}/{e.bucket}/{e.prefix}" for e in endpoints)
-    where = json.dumps(places)
-    name = names.LOCK_PREFIX + hashlib.sha1(where.encode()).hexdigest()[:16]
+    name = names.LOCK_PREFIX + buckets_hash(source, dests)
     # Shards share no key, so a fleet's N shards run at once; one shard still runs once.
     return name if shard[1] == 1 else f"{name}:{shard[0]}/{shard[1]}"
+
+
+def buckets_hash(source: Store, dests: Sequence[Store]) -> str:
+    """A short name for a set of buckets, by where they live (direction ignored)."""
+    endpoints = [store.endpoint for store in (source, *dests)]
+    places = sorted(f"{e.endpoint_url or 'aws'}/{e.bucket}/{e.prefix}" for e in endpoints)
+    return hashlib.sha1(json.dumps(places).encode()).hexdigest()[:16]
 
 
 class SyncLock:

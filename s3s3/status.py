@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 
@@ -42,6 +43,25 @@ def overview(config: Config, client: redis.Redis, *, as_json: bool = False) -> N
     for label, when in last.items():
         seen = "never" if when is None else f"{_stamp(when)} ({_age(now - when)} ago)"
         print(f"last copy:       {label}: {seen}")
+
+
+def sync_overview(summary: dict[str, Any] | None, tasks: str, *, as_json: bool = False) -> None:
+    """Print the last --split sync's progress and totals (from s3s3.fleet.summary)."""
+    if as_json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    if summary is None:
+        print(f"no split sync of these buckets in Redis ({tasks})")
+        return
+    started = _stamp(summary["started"])
+    print(f"split:     {summary['split']}, {summary['ranges']} range(s), started {started}")
+    print(f"ranges:    {summary['ranges_done']} done ({summary['ranges_failed']} with failures), "
+          f"{summary['working']} being synced, {summary['waiting']} waiting")  # fmt: skip
+    print(f"keys:      checked {summary['checked']}, copied {summary['copied']}, skipped {summary['skipped']}, "
+          f"missing {summary['missing']}, failed {summary['failed']}, deleted {summary['deleted']}")  # fmt: skip
+    print(f"bytes:     {summary['bytes']}")
+    done = summary["ranges_done"] == summary["ranges"] and not summary["working"] and not summary["waiting"]
+    print(f"state:     {'finished' if done else 'open'}")
 
 
 def _count(value: int | None) -> str:

@@ -4,11 +4,15 @@ processes, objects at the stores, the state of a stream, and S3 event notificati
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
 import itertools
 import json
 import os
+import os.path
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -237,3 +241,34 @@ def multipart_md5(data: bytes, part: int) -> str:
     """The ETag S3 gives `data` uploaded in parts of `part` bytes: the MD5 of the part MD5s, then `-N`."""
     digests = [hashlib.md5(data[i : i + part]).digest() for i in range(0, len(data), part)]
     return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
+
+
+class RequestLog:
+    """The requests one moto server saw, from its werkzeug access log (one line per request)."""
+
+    LINE = re.compile(r'"([A-Z]+) (/[^ ]*) HTTP/1\.[01]" (\d{3})')
+
+    def __init__(self, server: Server) -> None:
+        port = server.endpoint_url.rsplit(":", 1)[1]
+        (self.path,) = glob.glob(f"{server.workdir}/moto-{port}.log")
+        self.server = server
+        self.start = os.path.getsize(self.path)
+
+    def requests(self, bucket: str) -> list[tuple[str, str]]:
+        """(method, path) of every request on `bucket` since this log was opened."""
+        # A request of our own that must appear in the log: everything before it is written.
+        sentinel = f"sentinel-{uuid.uuid4().hex}"
+        with contextlib.suppress(ClientError):  # 404: only the request's log line is wanted
+            self.server.client().head_bucket(Bucket=sentinel)
+        wait_until(lambda: sentinel in self._text(), timeout=10)
+        found = []
+        for line in self._text().splitlines():
+            match = self.LINE.search(line)
+            if match and (match[2] == f"/{bucket}" or match[2].startswith((f"/{bucket}/", f"/{bucket}?"))):
+                found.append((match[1], match[2]))
+        return found
+
+    def _text(self) -> str:
+        with open(self.path, "rb") as f:
+            f.seek(self.start)
+            return f.read().decode("utf-8", "replace")

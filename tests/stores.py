@@ -8,6 +8,7 @@ boto3, botocore or a module's globals.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import itertools
@@ -310,6 +311,56 @@ class ListedStore:
         if token is None:
             return Page(self.objects[:half], truncated=True, token="second")
         return Page(self.objects[half:])
+
+
+class SortedStore:
+    """A store that lists these keys as S3 does: in order, by prefix, StartAfter and delimiter, 1000 a page.
+
+    It counts the pages it served (`pages`), to measure what a listing costs.
+    """
+
+    transport = "test"
+
+    def __init__(self, endpoint: Endpoint, keys: Iterable[str], page_size: int = 1000) -> None:
+        self.endpoint = endpoint
+        self.facts = Facts(endpoint.name)
+        self.keys = sorted(keys, key=lambda k: k.encode("utf-8", "surrogatepass"))
+        self._sort = [k.encode("utf-8", "surrogatepass") for k in self.keys]
+        self.page_size = page_size
+        self.pages = 0
+
+    @property
+    def label(self) -> str:
+        return self.endpoint.label
+
+    def list_page(self, prefix: str, *, start_after: str = "", token: str | None = None, delimiter: str = "") -> Page:
+        self.pages += 1
+        after = max(token or start_after, prefix, key=lambda k: k.encode("utf-8", "surrogatepass"))
+        index = bisect.bisect_right(self._sort, after.encode("utf-8", "surrogatepass"))
+        if after == prefix and prefix in self.keys:
+            index -= 1  # the prefix itself is a key under it
+        elif delimiter and after != prefix and after.endswith(delimiter):  # after a common prefix: past it all
+            index = bisect.bisect_left(self._sort, (after[:-1] + chr(ord(after[-1]) + 1)).encode())
+        objects: list[ObjectInfo] = []
+        prefixes: list[str] = []
+        last = ""
+        while index < len(self.keys) and len(objects) + len(prefixes) < self.page_size:
+            key = self.keys[index]
+            if not key.startswith(prefix):
+                break
+            cut = key.find(delimiter, len(prefix)) if delimiter else -1
+            if cut >= 0:
+                common = key[: cut + len(delimiter)]
+                prefixes.append(common)
+                last = common
+                # on past every key under it
+                index = bisect.bisect_left(self._sort, (common[:-1] + chr(ord(common[-1]) + 1)).encode())
+                continue
+            objects.append(ObjectInfo(key, len(key), hashlib.md5(key.encode()).hexdigest()))
+            last = key
+            index += 1
+        more = index < len(self.keys) and self.keys[index].startswith(prefix)
+        return Page(objects, prefixes, truncated=more, token=last if more else None)
 
 
 def listed(keys: list[str], name: str = "source", prefix: str = "") -> Store:

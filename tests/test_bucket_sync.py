@@ -12,8 +12,6 @@ the dead-letter stream `s3s3:failed`, which other tests' listeners write to.
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import hashlib
 import json
 import logging
@@ -33,7 +31,6 @@ from typing import Any
 
 import pytest
 import redis
-from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
 
 from s3s3 import deadletter, ledger, names
@@ -42,7 +39,7 @@ from s3s3.client import BucketClient
 from s3s3.config import Config, MiB
 from s3s3.lock import lock_name
 from s3s3.store import META_ETAG, META_MD5, Page, Store, open_store
-from tests.helpers import endpoint_section, new_bucket, wait_until
+from tests.helpers import RequestLog, endpoint_section, new_bucket, wait_until
 from tests.servers.base import Server, free_port
 from tests.servers.redis import RedisServer
 from tests.stores import FaultyStore, answering, bucket_of, client_of
@@ -202,37 +199,6 @@ def check_types(summary: dict[str, Any], dests: list[Store]) -> None:
         assert all(type(v) is int for v in counts.values())
     for failure in summary["failures"]:
         assert set(failure) == {"dest", "key", "error"}
-
-
-class RequestLog:
-    """The requests one moto server saw, from its werkzeug access log (one line per request)."""
-
-    LINE = re.compile(r'"([A-Z]+) (/[^ ]*) HTTP/1\.[01]" (\d{3})')
-
-    def __init__(self, server: Server) -> None:
-        port = server.endpoint_url.rsplit(":", 1)[1]
-        (self.path,) = glob.glob(f"{server.workdir}/moto-{port}.log")
-        self.server = server
-        self.start = os.path.getsize(self.path)
-
-    def requests(self, bucket: str) -> list[tuple[str, str]]:
-        """(method, path) of every request on `bucket` since this log was opened."""
-        # A request of our own that must appear in the log: everything before it is written.
-        sentinel = f"sentinel-{uuid.uuid4().hex}"
-        with contextlib.suppress(ClientError):  # 404: only the request's log line is wanted
-            self.server.client().head_bucket(Bucket=sentinel)
-        wait_until(lambda: sentinel in self._text(), timeout=10)
-        found = []
-        for line in self._text().splitlines():
-            match = self.LINE.search(line)
-            if match and (match[2] == f"/{bucket}" or match[2].startswith((f"/{bucket}/", f"/{bucket}?"))):
-                found.append((match[1], match[2]))
-        return found
-
-    def _text(self) -> str:
-        with open(self.path, "rb") as f:
-            f.seek(self.start)
-            return f.read().decode("utf-8", "replace")
 
 
 def only_listings(requests: list[tuple[str, str]], bucket: str) -> bool:

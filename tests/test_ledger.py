@@ -329,3 +329,17 @@ def test_forgetting_no_keys_needs_no_request() -> None:
     unreachable = unreachable_redis()
     forget(unreachable, place(), [])
     unreachable.close()
+
+
+def test_a_copy_the_listings_decide_is_not_recorded_and_a_ledger_with_days_expires(client: redis.Redis) -> None:
+    # Given a recorder whose ledgers expire 7 days after their last write
+    recorder = Recorder(client, days=7)
+    dest = place()
+    plain = "0123456789abcdef0123456789abcdef"
+    # When a copy with the same plain MD5 on both sides and one the listings cannot decide are recorded
+    recorder.record(dest, "same-md5", copied("k", source_etag=plain, dest_etag=plain))
+    recorder.record(dest, "multipart", copied("k"))
+    recorder.flush()
+    # Then only the undecidable one is kept, in a ledger that expires in 7 days
+    assert stored(client, dest) == {"multipart": entry(SRC_ETAG, 10, DST_ETAG)}
+    assert 7 * 86400 - 5 <= client.ttl(ledger_key(dest)) <= 7 * 86400
