@@ -92,7 +92,7 @@ def split_points(store: Store, prefix: str, count: int, *, budget: int | None = 
     """`count - 1` keys, relative to `prefix`, that cut the keys under it into `count` ranges of similar size."""
     if count <= 1:
         return []
-    sampler = _Sampler(store, prefix, budget if budget is not None else 32 + 8 * count)
+    sampler = _Sampler(store, prefix, budget if budget is not None else 16 + 4 * count)
     return _choose(sampler.segments(), count, prefix)
 
 

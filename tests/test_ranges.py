@@ -58,7 +58,7 @@ def test_split_points_balance_a_skewed_bucket_from_a_few_pages(count: int) -> No
     # When the split points are chosen
     points = split_points(source, "", count)
     # Then they cost a page per prefix and a few more, and every range holds about 1/count of the keys
-    assert source.pages <= 1 + 60 + 32 + 8 * count
+    assert source.pages <= 1 + 60 + 16 + 4 * count
     sizes = shard_sizes(keys, points)
     assert len(sizes) == count and sum(sizes) == len(keys)
     assert max(sizes) <= 1.25 * len(keys) / count, sizes
