@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from s3s3 import parts
 from s3s3.bandwidth import LIMIT
 from s3s3.config import MAX_PART
-from s3s3.errors import CopyError, IntegrityError, NotFound, S3S3Error, SourceChanged, StoreError, Unproven
+from s3s3.errors import BadDigest, CopyError, IntegrityError, NotFound, S3S3Error, SourceChanged, StoreError, Unproven
 from s3s3.memory import BUDGET
 from s3s3.outcome import Action, Outcome
 from s3s3.plan import Known, Plan, choose
@@ -255,6 +255,8 @@ def _open(
 
 def _known(source: Store, dest: Store, info: ObjectInfo, verify_md5: bool, part_size: int | None = None) -> Known:
     ep = dest.endpoint
+    # Asked (and, once per store, probed) only where the answer can choose the plan.
+    worth_asking = info.etag_is_md5 and not verify_md5 and info.size > ep.multipart_threshold
     return Known(
         size=info.size,
         md5_known=info.md5 is not None,
@@ -266,6 +268,8 @@ def _known(source: Store, dest: Store, info: ObjectInfo, verify_md5: bool, part_
         ranges=source.transport == "http" and dest.transport == "http",
         part_etags_md5=parts.etags_are_md5s(dest),
         source_part_size=part_size,
+        md5_is_etag=info.etag_is_md5,
+        store_checks_md5=worth_asking and parts.checks_content_md5(dest),
     )
 
 
@@ -278,7 +282,7 @@ def _carry_out(job: Job) -> tuple[str | None, str]:
             job = replace(job, part_size=known.source_part_size)
         plan = choose(known)
         logger.debug("Copying %r to %s: %s", job.info.key, job.dest.label, plan)
-        if plan in (Plan.PUT_STREAMED, Plan.PUT_HASHED_FIRST) and job.info.size > MAX_PART:
+        if plan in (Plan.PUT_PROVEN, Plan.PUT_STREAMED, Plan.PUT_HASHED_FIRST) and job.info.size > MAX_PART:
             name = job.dest.endpoint.name
             raise CopyError(f"{job.info.key!r} is {job.info.size} bytes: over 5 GiB it needs multipart, "
                             f"which [{name}] turns off")  # fmt: skip
@@ -315,6 +319,26 @@ def _put_buffered(job: Job) -> tuple[str, str]:
         etag = job.dest.put(job.target, data, length=len(data), md5=md5, attrs=job.attributes(md5))
     finally:
         BUDGET.release(held)
+    if parts.etags_are_md5s(job.dest) and is_md5_other(etag, md5):
+        _discard(job.dest, job.target)
+        raise IntegrityError(f"{job.target!r}: the store says it holds MD5 {etag}, {md5} was sent")
+    return md5, etag
+
+
+def _put_proven(job: Job) -> tuple[str, str]:
+    """Plan.PUT_PROVEN: the GET's body streams into one PUT whose Content-MD5 is the source's ETag; nothing hashed.
+
+    The destination checks the body against Content-MD5 and stores nothing
+    that differs (BadDigest): a corrupt read never lands. The GET is of the
+    version whose ETag gave the MD5, so an overwrite mid-copy cannot mix two.
+    """
+    assert job.body is not None
+    md5, size = job.info.etag, job.info.size
+    try:
+        etag = job.dest.put(job.target, parts.read_blocks(job.body, size), length=size, md5=md5,
+                            attrs=job.attributes(md5))  # fmt: skip
+    except BadDigest as e:
+        raise IntegrityError(f"{job.target!r}: the store refused the bytes read, unlike the source's MD5") from e
     if parts.etags_are_md5s(job.dest) and is_md5_other(etag, md5):
         _discard(job.dest, job.target)
         raise IntegrityError(f"{job.target!r}: the store says it holds MD5 {etag}, {md5} was sent")
@@ -378,6 +402,7 @@ def _server_side_copy(
 
 EXECUTORS: dict[Plan, Callable[[Job], tuple[str | None, str]]] = {
     Plan.PUT_BUFFERED: _put_buffered,
+    Plan.PUT_PROVEN: _put_proven,
     Plan.PUT_STREAMED: _put_streamed,
     Plan.PUT_HASHED_FIRST: _put_hashed_first,
     Plan.PARTS_IN_ORDER: lambda job: parts.upload_in_order(job),

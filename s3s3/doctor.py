@@ -186,10 +186,12 @@ def _probe_content_md5(client: S3Client, bucket: str, scratch: str, report: Repo
     key = f"{scratch}bad-md5"
     problem = _attempt(lambda: client.put_object(Bucket=bucket, Key=key, Body=b"payload", ContentMD5=wrong))
     if problem is None:
-        report.add("Content-MD5", "NOT enforced: a wrong MD5 was accepted (copies are checked by reading back)")
+        report.add("Content-MD5", "NOT enforced: a wrong MD5 was accepted (copies to it are hashed on the way, and "
+                                  "checked by reading back)")
         report.recommended["verify_md5"] = "True"
     else:
-        report.add("Content-MD5", f"enforced (a wrong MD5 is refused: {problem})")
+        report.add("Content-MD5", f"enforced (a wrong MD5 is refused: {problem}): an object written with one PUT "
+                                  "goes to it in one streamed PUT, unhashed, up to 256 MiB")
 
 
 def _probe_multipart(client: S3Client, bucket: str, scratch: str, report: Report) -> None:

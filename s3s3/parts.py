@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING
 
 from s3s3.bandwidth import LIMIT
 from s3s3.config import MAX_PART, MIN_PART
-from s3s3.errors import IntegrityError, StoreError, Unproven
+from s3s3.errors import BadDigest, IntegrityError, StoreError, Unproven
 from s3s3.memory import BUDGET
 from s3s3.retry import ABORT_RETRY, Budget, describe, is_transient
 from s3s3.retry import call as retry_call
-from s3s3.store import Body, Fact, ObjectInfo, Store, is_md5, multipart_etag, store_name
+from s3s3.store import Attributes, Body, Fact, ObjectInfo, Store, is_md5, multipart_etag, store_name
 
 if TYPE_CHECKING:
     from s3s3.copy import Job
@@ -67,6 +67,37 @@ def etags_are_md5s(dest: Store) -> bool:
     like MD5s and are not), nor where a copy found out otherwise.
     """
     return dest.endpoint.sse != "aws:kms" and not dest.facts.knows(Fact.PART_ETAGS_NOT_MD5)
+
+
+PROBE_KEY = ".s3s3-probe-content-md5"  # below the destination's prefix; stays only where Content-MD5 is ignored
+
+
+def checks_content_md5(dest: Store) -> bool:
+    """Whether `dest` refuses a body whose MD5 is not the Content-MD5 sent with it (AWS, Ceph, Swift do).
+
+    Found out once per store, by one PUT of one byte with a wrong Content-MD5:
+    a store that checks stores nothing (BadDigest); one that does not keeps
+    the byte, which is deleted at once. The answer is one of the store's Facts.
+    """
+    if dest.facts.knows(Fact.CHECKS_CONTENT_MD5):
+        return True
+    if dest.facts.knows(Fact.IGNORES_CONTENT_MD5):
+        return False
+    key = dest.endpoint.prefix + PROBE_KEY
+    try:
+        dest.put(key, b"s", length=1, md5=hashlib.md5(b"3").hexdigest(), attrs=Attributes())
+    except BadDigest:
+        dest.facts.learn(Fact.CHECKS_CONTENT_MD5)
+        return True
+    except StoreError as e:  # refused for another reason (permissions): learn nothing, assume nothing
+        logger.debug("Could not find out whether %s checks Content-MD5: %s", dest.label, e)
+        return False
+    dest.facts.learn(Fact.IGNORES_CONTENT_MD5)
+    try:
+        dest.delete(key)
+    except StoreError as e:
+        logger.warning("Could not delete %r, left by a probe of Content-MD5 at %s: %s", key, dest.label, e)
+    return False
 
 
 def check_read(info: ObjectInfo, size: int, md5: str | None) -> None:

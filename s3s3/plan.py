@@ -19,6 +19,7 @@ class Plan(StrEnum):
 
     SERVER_SIDE = "server-side copy"  # same store and identity: CopyObject (UploadPartCopy past 5 GiB)
     PUT_BUFFERED = "one PUT from memory"  # up to multipart_threshold: hashed, sent with Content-MD5
+    PUT_PROVEN = "one streamed PUT proven by the store"  # plain-MD5 source: its MD5 as Content-MD5, nothing hashed
     PUT_STREAMED = "one streamed PUT"  # multipart off, MD5 known: Content-MD5 up front, hashed on the way
     PUT_HASHED_FIRST = "one streamed PUT after a hashing read"  # multipart off, no MD5: read twice
     PARTS_IN_ORDER = "parts read in order"  # whole parts with Content-MD5, the whole object hashed
@@ -34,7 +35,10 @@ class Plan(StrEnum):
     @property
     def reads_body(self) -> bool:
         """True when the plan streams the source's GET body from its start."""
-        return self in (Plan.PUT_BUFFERED, Plan.PUT_STREAMED, Plan.PARTS_IN_ORDER)
+        return self in (Plan.PUT_BUFFERED, Plan.PUT_PROVEN, Plan.PUT_STREAMED, Plan.PARTS_IN_ORDER)
+
+
+PROVEN_PUT_MAX = 256 * 1024 * 1024  # above: parts, each retried alone, rather than one PUT to send again whole
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,9 @@ class Known:
     ranges: bool = True  # both stores are on the lean path, which streams a ranged GET into an UploadPart
     part_etags_md5: bool = True  # the destination's part ETags are MD5s of what it received
     source_part_size: int | None = None  # the source's own part size, where it said so (and it adds up)
+    md5_is_etag: bool = False  # the source's ETag is its MD5: one PUT, no SSE-KMS or SSE-C
+    store_checks_md5: bool = False  # the destination refuses a body whose MD5 is not its Content-MD5
+    proven_put_max: int = PROVEN_PUT_MAX  # the largest object sent in one PUT the store proves
 
 
 def choose(known: Known) -> Plan:
@@ -58,8 +65,14 @@ def choose(known: Known) -> Plan:
         return Plan.SERVER_SIDE
     if known.size <= known.threshold:
         return Plan.PUT_BUFFERED
+    # The MD5 is known before a byte moves and the store checks the body against it: nothing to hash.
+    proven = known.md5_is_etag and known.store_checks_md5 and not known.verify_md5
     if not known.multipart:
+        if proven:
+            return Plan.PUT_PROVEN
         return Plan.PUT_STREAMED if known.md5_known else Plan.PUT_HASHED_FIRST
+    if proven and known.size <= known.proven_put_max:
+        return Plan.PUT_PROVEN
     # The whole object's MD5, to check against the source's or to verify, needs the body read in order.
     if known.md5_known or known.verify_md5 or not known.ranges:
         return Plan.PARTS_IN_ORDER

@@ -177,6 +177,17 @@ def answering(change: Callable[[Any], Any], *, when: Callable[[Call], bool] | No
     return act
 
 
+def checking_content_md5(call: Call, proceed: Proceed) -> Any:
+    """An action on put: a store that refuses a body unlike its Content-MD5 (BadDigest), as AWS, Ceph, Swift do."""
+    args = list(call.args)
+    data = args[1] if isinstance(args[1], bytes) else b"".join(bytes(block) for block in args[1])
+    md5 = call.kwargs.get("md5")
+    if md5 is not None and hashlib.md5(data).hexdigest() != md5:
+        raise store_error("PutObject", 400, "BadDigest", "injected: the Content-MD5 you specified did not match")
+    args[1] = data
+    return proceed(*args, **call.kwargs)
+
+
 def flipped_body(*, when: Callable[[Call], bool] | None = None) -> Action:
     """A GET whose body arrives with its first byte flipped: a corrupt read."""
     return answering(lambda answer: (answer[0], _Flipped(answer[1])), when=when)

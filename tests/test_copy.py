@@ -22,8 +22,9 @@ from s3s3.api import upload
 from s3s3.config import MAX_PART, Config, MiB
 from s3s3.copy import copy_key
 from s3s3.outcome import Action
+from s3s3.parts import PROBE_KEY
 from s3s3.retry import RetryPolicy
-from s3s3.store import META_ETAG, META_MD5, META_MTIME, Store, b64_md5, open_store
+from s3s3.store import META_ETAG, META_MD5, META_MTIME, Fact, Store, b64_md5, open_store
 from tests.helpers import data_of, md5_hex, new_bucket
 from tests.servers.base import Server
 from tests.stores import (
@@ -32,6 +33,7 @@ from tests.stores import (
     Proceed,
     answering,
     bucket_of,
+    checking_content_md5,
     client_of,
     failing,
     first,
@@ -305,12 +307,79 @@ def test_with_multipart_off_a_12_mib_object_goes_as_one_put(open_stores: OpenSto
     # Then one PUT, streamed, with its Content-MD5 carried it, and the destination ETag is its plain MD5
     assert outcome.action is Action.COPIED, outcome.error
     assert dest.of("create_upload") == []
-    puts = dest.of("put")
+    puts = [c for c in dest.of("put") if c.key == "big.bin"]
     assert [b64_md5(c.kwargs["md5"]) for c in puts] == [b64_md5(md5_hex(data))]
     assert not isinstance(puts[0].args[1], bytes)  # streamed from the GET, not held whole
     body, response = read_back(dest, "big.bin")
     assert etag_of(response) == md5_hex(data) == outcome.dest_etag
     assert body == data
+
+
+def test_a_plain_md5_object_goes_in_one_streamed_put_the_store_proves_and_nothing_is_hashed(
+    open_stores: OpenStores,
+) -> None:
+    # Given a 12 MiB object written with one PUT (plain-MD5 ETag), and a destination that checks Content-MD5
+    source, (plain,) = open_stores(dest_extra=MULTIPART)
+    dest = FaultyStore(plain).on("put", checking_content_md5)
+    data = data_of(12 * MiB, seed=31)
+    client_of(source).put_object(Bucket=bucket_of(source), Key="one-put.bin", Body=data)
+
+    # When it is copied
+    outcome = copy_key(source, dest, "one-put.bin")
+
+    # Then the store was probed once (it refused a wrong Content-MD5), and the object went in one PUT,
+    # streamed from the GET, with the source's ETag as its Content-MD5: no parts
+    assert outcome.action is Action.COPIED, outcome.error
+    assert dest.facts.knows(Fact.CHECKS_CONTENT_MD5)
+    assert dest.of("create_upload") == [] and dest.of("upload_part") == []
+    (put,) = [c for c in dest.of("put") if c.key == "one-put.bin"]
+    assert put.kwargs["md5"] == md5_hex(data) and put.kwargs["length"] == len(data)
+    body, response = read_back(dest, "one-put.bin")
+    assert body == data and etag_of(response) == md5_hex(data) == outcome.dest_etag
+    assert response["Metadata"][META_MD5] == md5_hex(data)
+    assert is_absent(dest, PROBE_KEY)
+
+
+def test_a_corrupt_read_streamed_into_a_proven_put_never_lands_and_the_key_is_tried_again(
+    open_stores: OpenStores,
+) -> None:
+    # Given a destination that checks Content-MD5, and a source whose first read comes back corrupt
+    plain_source, (plain,) = open_stores(dest_extra=MULTIPART)
+    data = data_of(12 * MiB, seed=32)
+    client_of(plain_source).put_object(Bucket=bucket_of(plain_source), Key="flip.bin", Body=data)
+    source = FaultyStore(plain_source).on("get", flipped_body(when=first()))
+    dest = FaultyStore(plain).on("put", checking_content_md5)
+
+    # When it is copied
+    outcome = copy_key(source, dest, "flip.bin", retry=FAST_RETRY)
+
+    # Then the store refused the corrupt body (BadDigest), and the second attempt landed the source's bytes
+    assert outcome.action is Action.COPIED, outcome.error
+    assert outcome.attempts == 2
+    assert len([c for c in dest.of("put") if c.key == "flip.bin"]) == 2
+    assert read_back(dest, "flip.bin")[0] == data
+
+
+def test_a_store_that_ignores_content_md5_is_found_out_once_and_keeps_the_hashed_plans(
+    open_stores: OpenStores,
+) -> None:
+    # Given moto, which stores a body whatever its Content-MD5 says, as a destination
+    source, (plain,) = open_stores(dest_extra=MULTIPART)
+    dest = FaultyStore(plain)
+    data = data_of(12 * MiB, seed=33)
+    for key in ("a.bin", "b.bin"):
+        client_of(source).put_object(Bucket=bucket_of(source), Key=key, Body=data)
+
+    # When two objects written with one PUT are copied
+    outcomes = [copy_key(source, dest, key) for key in ("a.bin", "b.bin")]
+
+    # Then one probe found it out (its byte deleted), and both went in parts read in order, hashed
+    assert [o.action for o in outcomes] == [Action.COPIED, Action.COPIED]
+    assert dest.facts.knows(Fact.IGNORES_CONTENT_MD5)
+    assert [c.key for c in dest.of("put")] == [PROBE_KEY]
+    assert is_absent(dest, PROBE_KEY)
+    assert len(dest.of("create_upload")) == 2
+    assert read_back(dest, "b.bin")[0] == data
 
 
 def test_multipart_source_to_single_put_destination_is_hashed_first_and_sent_with_content_md5(

@@ -39,6 +39,19 @@ SMALL, LARGE = 1 * MiB, 64 * MiB  # around the default multipart_threshold of 8 
         (Known(LARGE, md5_known=False, verify_md5=False, part_etags_md5=False), Plan.WHOLE_PARTS_FROM_RANGES),
         (Known(LARGE, md5_known=False, verify_md5=False, part_etags_md5=False, source_part_size=16 * MiB),
          Plan.WHOLE_PARTS_FROM_RANGES),  # fmt: skip
+        # a plain-MD5 source and a destination that checks Content-MD5: one streamed PUT the store proves
+        (Known(LARGE, md5_known=True, verify_md5=False, md5_is_etag=True, store_checks_md5=True), Plan.PUT_PROVEN),
+        (Known(LARGE, md5_known=True, verify_md5=False, md5_is_etag=True, store_checks_md5=True, multipart=False),
+         Plan.PUT_PROVEN),  # fmt: skip
+        (Known(256 * MiB, md5_known=True, verify_md5=False, md5_is_etag=True, store_checks_md5=True), Plan.PUT_PROVEN),
+        # ... but not past proven_put_max (parts are retried alone), nor with verify_md5, nor where the store
+        # does not check, nor for an MD5 s3s3 recorded (s3s3-md5: not the store's ETag), nor for small ones
+        (Known(257 * MiB, md5_known=True, verify_md5=False, md5_is_etag=True, store_checks_md5=True),
+         Plan.PARTS_IN_ORDER),  # fmt: skip
+        (Known(LARGE, md5_known=True, verify_md5=True, md5_is_etag=True, store_checks_md5=True), Plan.PARTS_IN_ORDER),
+        (Known(LARGE, md5_known=True, verify_md5=False, md5_is_etag=True), Plan.PARTS_IN_ORDER),
+        (Known(LARGE, md5_known=True, verify_md5=False, store_checks_md5=True), Plan.PARTS_IN_ORDER),
+        (Known(SMALL, md5_known=True, verify_md5=False, md5_is_etag=True, store_checks_md5=True), Plan.PUT_BUFFERED),
         # a lower threshold sends smaller objects in parts
         (Known(SMALL, md5_known=False, verify_md5=False, threshold=512 * 1024), Plan.PARTS_FROM_RANGES),
     ],
@@ -64,4 +77,5 @@ def test_a_fallback_is_the_same_choice_made_again_with_the_new_fact() -> None:
 
 def test_only_the_ranged_plans_read_by_ranges_and_only_in_order_plans_read_the_body() -> None:
     assert {p for p in Plan if p.ranged} == {Plan.PARTS_FROM_RANGES, Plan.WHOLE_PARTS_FROM_RANGES, Plan.PART_FOR_PART}
-    assert {p for p in Plan if p.reads_body} == {Plan.PUT_BUFFERED, Plan.PUT_STREAMED, Plan.PARTS_IN_ORDER}
+    assert {p for p in Plan if p.reads_body} == {Plan.PUT_BUFFERED, Plan.PUT_PROVEN, Plan.PUT_STREAMED,
+                                                   Plan.PARTS_IN_ORDER}

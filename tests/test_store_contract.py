@@ -22,6 +22,7 @@ import pytest
 
 from s3s3.config import Endpoint, endpoint_from_options
 from s3s3.errors import BadDigest, NoSuchBucket, NotFound, PreconditionFailed, StoreError
+from s3s3.parts import PROBE_KEY, checks_content_md5
 from s3s3.store.base import Attributes, Store, list_objects
 from s3s3.store.boto import BotoStore
 from s3s3.store.connect import open_store, store_name
@@ -478,6 +479,25 @@ def test_completing_with_a_wrong_part_etag_raises_a_store_error(store: Store) ->
     assert (refused.value.status, refused.value.code) == (400, "InvalidPart")
     assert store.head("wrong-etag") is None
     store.abort_upload("wrong-etag", upload_id)
+
+
+def test_a_body_unlike_its_content_md5_is_refused_where_the_store_checks_and_the_probe_says_so(
+    store: Store, server_name: str
+) -> None:
+    # When a body is sent with the Content-MD5 of other bytes
+    wrong = md5_hex(b"other bytes")
+    if CHECKS_CONTENT_MD5[server_name]:
+        # Then the store refuses it and keeps nothing
+        with pytest.raises(BadDigest):
+            store.put("bad-digest", b"these bytes", length=11, md5=wrong, attrs=Attributes())
+        assert store.head("bad-digest") is None
+    else:
+        # Then the store keeps it (its ETag the MD5 of what it got)
+        etag = store.put("bad-digest", b"these bytes", length=11, md5=wrong, attrs=Attributes())
+        assert etag == md5_hex(b"these bytes")
+    # And s3s3's probe finds out the same, leaving nothing behind
+    assert checks_content_md5(store) is CHECKS_CONTENT_MD5[server_name]
+    assert store.head(PROBE_KEY) is None
 
 
 def test_a_head_of_part_one_answers_as_each_store_does(store: Store, server_name: str) -> None:

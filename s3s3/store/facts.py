@@ -29,6 +29,8 @@ class Fact(StrEnum):
     PART_ETAGS_NOT_MD5 = "part-etags-not-md5"  # as a destination: its part ETags prove nothing
     NO_PART_NUMBER = "no-part-number"  # as a source: HEAD ?partNumber= does not say a part's size
     UNALIGNED = "unaligned"  # + ":<other store>": part-for-part copies to it did not add up
+    CHECKS_CONTENT_MD5 = "checks-content-md5"  # as a destination: a body unlike its Content-MD5 is refused
+    IGNORES_CONTENT_MD5 = "ignores-content-md5"  # as a destination: it stores such a body
 
 
 class Facts:

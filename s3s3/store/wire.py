@@ -13,6 +13,9 @@ standard mode would; what is left is raised as a StoreError.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import hmac
 import http.client
 import socket
 import ssl
@@ -150,7 +153,7 @@ class Wire:
     def _sign(self, method: str, path: str, payload: bytes, headers: dict[str, str]) -> dict[str, str]:
         request = AWSRequest(method=method, url=f"{self.scheme}://{self.netloc}{path}", data=payload, headers=headers)
         request.context["client_config"] = _SigningConfig
-        S3SigV4Auth(self.credentials.get_frozen_credentials(), "s3", self.region).add_auth(request)
+        CachingSigner(self.credentials.get_frozen_credentials(), self.region).add_auth(request)
         return dict(request.headers.items())
 
     def _exchange(
@@ -248,3 +251,28 @@ def _ssl_context(verify: bool | str) -> ssl.SSLContext:
         context.verify_mode = ssl.CERT_NONE
         return context
     return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+
+
+class CachingSigner(S3SigV4Auth):
+    """botocore's S3 SigV4 signer, deriving each day's signing key once instead of on every request.
+
+    The key depends only on the secret, the date, the region and the service;
+    the signature is botocore's own HMAC of the string to sign with it.
+    """
+
+    def __init__(self, credentials: Any, region: str) -> None:
+        super().__init__(credentials, "s3", region)
+        self.region = region
+
+    def signature(self, string_to_sign: str, request: AWSRequest) -> str:
+        key = _signing_key(self.credentials.secret_key, request.context["timestamp"][0:8], self.region, "s3")
+        return hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    """SigV4's kSigning: HMAC chain of the secret over date, region, service and "aws4_request"."""
+    key = f"AWS4{secret}".encode()
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
