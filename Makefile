@@ -44,7 +44,7 @@ lint: $(STAMP)
 bench: $(STAMP) redis-server
 	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	$(BIN)/python -m compileall -q s3s3  # as an installed package is: no run pays for compiling s3s3
-	$(BIN)/python bench/run.py --repeat 3
+	$(BIN)/python bench/run.py --repeat 3 --docs
 
 soak: $(STAMP) redis-server
 	$(BIN)/pip install -q -e '.[test,bench]'

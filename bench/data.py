@@ -1,4 +1,4 @@
-"""The three workloads: what they hold, how the source is filled, how a destination is checked.
+"""The workloads: what they hold, how the source is filled, how a destination is checked.
 
 Bodies are pseudo-random (incompressible) bytes made while they are uploaded,
 so even the 1 GiB object is never held in memory; the MD5 of every object is
@@ -28,6 +28,7 @@ class Workload:
     name: str
     count: int
     size: int
+    single_put: bool = False  # written with one PUT (a plain-MD5 ETag), not in 16 MiB parts
 
     @property
     def prefix(self) -> str:
@@ -42,8 +43,9 @@ class Workload:
 
 
 WORKLOADS = {
-    "A": Workload("A", 2000, 4 * KiB),
-    "B": Workload("B", 8, 64 * MiB),
+    "A": Workload("A", 2000, 4 * KiB, single_put=True),
+    "B1": Workload("B1", 8, 64 * MiB, single_put=True),  # the common case: most objects under 100 MiB
+    "B2": Workload("B2", 8, 64 * MiB),  # the same, uploaded in 16 MiB parts (an `md5-4` ETag)
     "C": Workload("C", 1, 1 * GiB),
 }
 
@@ -71,10 +73,11 @@ class RandomStream:
         return data
 
 
-def _put(client, key: str, size: int) -> tuple[int, str]:
-    """Upload one object; multipart above 16 MiB, so big sources carry an `-N` ETag as they would in life."""
+def _put(client, key: str, size: int, single_put: bool) -> tuple[int, str]:
+    """Upload one object: with one PUT, or in 16 MiB parts so that it carries an `-N` ETag."""
     stream = RandomStream(size, key)
-    config = TransferConfig(multipart_threshold=16 * MiB, multipart_chunksize=16 * MiB, max_concurrency=4)
+    threshold = size + 1 if single_put else 16 * MiB
+    config = TransferConfig(multipart_threshold=threshold, multipart_chunksize=16 * MiB, max_concurrency=4)
     client.upload_fileobj(stream, SOURCE_BUCKET, key, Config=config)
     return size, stream.md5.hexdigest()
 
@@ -87,7 +90,8 @@ def fill_source(server: Server, workloads: list[Workload]) -> Manifest:
     for workload in workloads:
         # Big objects go one or two at a time: each upload already runs 4 parts in parallel.
         with ThreadPoolExecutor(16 if workload.size < 16 * MiB else 2) as pool:
-            futures = {key: pool.submit(_put, client, key, workload.size) for key in workload.key_names()}
+            futures = {key: pool.submit(_put, client, key, workload.size, workload.single_put)
+                       for key in workload.key_names()}  # fmt: skip
             manifest.update({key: f.result() for key, f in futures.items()})
     return manifest
 

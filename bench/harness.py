@@ -16,7 +16,7 @@ from typing import Any
 from bench import chart, listener
 from bench.data import WORKLOADS, Manifest, VerifyError, Workload, fill_source, verify
 from bench.stores import Stores, drop_bucket, start_stores
-from bench.tools import RUNNERS, Job, Measured
+from bench.tools import Job, Measured, runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = ("s3s3", "rclone", "raw")
@@ -43,6 +43,7 @@ class Outcome:
             "objects_per_s": self.workload.count / seconds if seconds else None,
             "mb_per_s": moved / MB / seconds if seconds and moved else None,
             "peak_rss_mib": self.measured.peak_rss / 2**20 if self.measured and not self.error else None,
+            "cpu_seconds": self.measured.cpu if self.measured and not self.error else None,
             "error": self.error,
             "log": self.measured.log_path if self.measured else None,
         }
@@ -65,12 +66,14 @@ def _one_repeat(stores: Stores, tool: str, workload: Workload, manifest: Manifes
     copy, noop = Outcome(tool, workload, "copy"), Outcome(tool, workload, "no-op")
     try:
         label = f"{tool}-{workload.name}-{attempt}"
-        copy.measured = RUNNERS[tool](Job(stores, workload, bucket, logdir, f"{label}-copy", timeout))
+        run_tool = runner(tool)
+        assert run_tool is not None  # parse_args checked the name
+        copy.measured = run_tool(Job(stores, workload, bucket, logdir, f"{label}-copy", timeout))
         copy.error = copy.measured.failure() or _verified(stores, bucket, workload, manifest, content=True)
         if copy.error:
             noop.error = "skipped: the copy failed"
             return copy, noop
-        noop.measured = RUNNERS[tool](Job(stores, workload, bucket, logdir, f"{label}-noop", timeout))
+        noop.measured = run_tool(Job(stores, workload, bucket, logdir, f"{label}-noop", timeout))
         noop.error = noop.measured.failure() or _verified(stores, bucket, workload, manifest, content=False)
         return copy, noop
     finally:
@@ -94,8 +97,8 @@ def _fmt(value: float | None, spec: str) -> str:
 def print_table(rows: list[dict[str, Any]]) -> None:
     """The table: one line per tool, workload and mode, with the time ratio to rclone's."""
     rclone = {(r["workload"], r["mode"]): r["seconds"] for r in rows if r["tool"] == "rclone"}
-    header = f"{'tool':<8} {'workload':<10} {'seconds':>9} {'objects/s':>10} {'MB/s':>8} {'peak RSS MiB':>13} " \
-             f"{'vs rclone':>9}"
+    header = f"{'tool':<8} {'workload':<10} {'seconds':>9} {'CPU s':>7} {'objects/s':>10} {'MB/s':>8} " \
+             f"{'peak RSS MiB':>13} {'vs rclone':>9}"
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -106,21 +109,26 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             print(f"{r['tool']:<8} {name:<10} {r['error']}")
             continue
         rate = r["objects_per_s"]
-        print(f"{r['tool']:<8} {name:<10} {_fmt(r['seconds'], '9.2f')} "
+        print(f"{r['tool']:<8} {name:<10} {_fmt(r['seconds'], '9.2f')} {_fmt(r.get('cpu_seconds'), '7.2f')} "
               f"{_fmt(rate, '10.0f' if rate is None or rate >= 10 else '10.2f')} "
               f"{_fmt(r['mb_per_s'], '8.1f')} {_fmt(r['peak_rss_mib'], '13.0f')} "
               f"{_fmt(ratio, '8.2f') + 'x' if ratio else _fmt(None, '9')}")
 
 
-def print_listener(result: dict[str, Any]) -> None:
-    """The listener lines: burst drain time and latency percentiles at a fixed rate."""
+def _vs_rclone_a(seconds: float | None, rows: list[dict[str, Any]]) -> str:
+    rclone = [r["seconds"] for r in rows if (r["tool"], r["workload"], r["mode"]) == ("rclone", "A", "copy")]
+    return f", {seconds / rclone[0]:.2f}x rclone's time for A" if seconds and rclone and rclone[0] else ""
+
+
+def print_listener(result: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """The listener lines: burst drain time (beside rclone's time for A) and latency percentiles at a fixed rate."""
     print()
     if result.get("error") and result.get("burst_seconds") is None:
         print(f"s3s3listen  {result['error']}")
         return
     print(f"s3s3listen  burst of {result['burst_count']} keys copied in {_fmt(result['burst_seconds'], '.2f')} s "
           f"({_fmt(result['burst_count'] / result['burst_seconds'], '.0f')} keys/s), "
-          f"peak RSS {_fmt(result['peak_rss_mib'], '.0f')} MiB")
+          f"peak RSS {_fmt(result['peak_rss_mib'], '.0f')} MiB{_vs_rclone_a(result['burst_seconds'], rows)}")
     if result.get("error"):
         print(f"s3s3listen  {listener.PACED_RATE:.0f}/s: {result['error']}")
     else:
@@ -155,16 +163,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="bench/run.py", description="s3s3 vs `rclone copy` vs a raw floor, SeaweedFS to SeaweedFS on loopback."
     )
-    parser.add_argument("--workloads", default="A,B,C", help="comma-separated, from A, B, C (default all)")
-    parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated, from s3s3, rclone, raw")
+    parser.add_argument("--workloads", default="A,B1,B2,C", help="comma-separated, from A, B1, B2, C (default all)")
+    parser.add_argument("--tools", default=",".join(TOOLS),
+                        help="comma-separated, from s3s3 (shipped defaults), s3s3-wN (tuned: N workers), rclone, raw")
     parser.add_argument("--repeat", type=int, default=1, help="runs per tool and workload; the best counts")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "out"), help="where results go")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds before one tool run is killed")
     parser.add_argument("--keep", action="store_true", help="keep the servers' temp dir (logs, data)")
+    parser.add_argument("--docs", action="store_true", help="also write the chart to docs/bench.png (make bench)")
     args = parser.parse_args(argv)
     args.workloads = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
-    unknown = [w for w in args.workloads if w not in WORKLOADS] + [t for t in args.tools if t not in TOOLS]
+    unknown = [w for w in args.workloads if w not in WORKLOADS] + [t for t in args.tools if runner(t) is None]
     if unknown or args.repeat < 1:
         parser.error(f"unknown workloads or tools {unknown}, or --repeat < 1")
     return args
@@ -222,9 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_table(results["rows"])
     if results["listener"] is not None:
-        print_listener(results["listener"])
+        print_listener(results["listener"], results["rows"])
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     chart.plot(results["rows"], args.tools, args.workloads, os.path.join(args.out, "bench.png"))
     print(f"\nwrote {os.path.join(args.out, 'results.json')} and {os.path.join(args.out, 'bench.png')}")
+    if args.docs:  # the chart the README shows on a fresh clone
+        shutil.copyfile(os.path.join(args.out, "bench.png"), os.path.join(ROOT, "docs", "bench.png"))
+        print(f"and {os.path.join('docs', 'bench.png')}")
     return 0

@@ -41,6 +41,7 @@ class Measured:
     seconds: float
     peak_rss: int  # bytes
     log_path: str
+    cpu: float = 0.0  # user and system seconds of the tool and the children it waited for (wait4)
 
     def failure(self) -> str | None:
         """None when the tool succeeded, else `failed: <last line it logged>`."""
@@ -132,12 +133,13 @@ def measure(cmd: list[str], *, log_path: str, env: dict[str, str] | None = None,
     timer = threading.Timer(timeout, _kill_group, (proc,))
     timer.start()
     try:
-        proc.wait()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
     finally:
         timer.cancel()
     seconds = time.perf_counter() - start
     _kill_group(proc)  # anything the tool left behind in its session
-    return Measured(proc.returncode, seconds, sampler.stop(), log_path)
+    return Measured(proc.returncode, seconds, sampler.stop(), log_path, usage.ru_utime + usage.ru_stime)
 
 
 def _files(job: Job, suffix: str) -> str:
@@ -202,21 +204,34 @@ def _ini_section(name: str, server: Server, bucket: str, prefix: str = "") -> st
     return "\n".join(lines) + "\n\n"
 
 
-def write_s3s3_ini(path: str, stores: Stores, dest_bucket: str, source_prefix: str = "") -> None:
-    """An s3s3.ini from the source bucket (under source_prefix) to the same keys in dest_bucket, with Redis."""
+def write_s3s3_ini(path: str, stores: Stores, dest_bucket: str, source_prefix: str = "",
+                   workers: int | None = None) -> None:
+    """An s3s3.ini from the source bucket (under source_prefix) to the same keys in dest_bucket, with Redis.
+
+    Without workers, s3s3 runs with its shipped default: the figures are what a new user gets.
+    """
     redis_url = stores.redis.url if stores.redis is not None else "redis://127.0.0.1:1/0"
     with open(path, "w") as f:
         f.write(_ini_section("source", stores.source, SOURCE_BUCKET, source_prefix))
         # s3s3 swaps the source prefix for the destination's: the same prefix keeps keys identical.
         f.write(_ini_section("dest1", stores.dest, dest_bucket, source_prefix))
-        # As many copies at once as every other tool gets.
-        f.write(f"[pubsub]\nurl = {redis_url}\nchannel = backup\nworkers = {TRANSFERS}\n")
+        f.write(f"[pubsub]\nurl = {redis_url}\nchannel = backup\n")
+        if workers is not None:
+            f.write(f"workers = {workers}\n")
 
 
-def run_s3s3(job: Job) -> Measured:
+def tuned_workers(tool: str) -> int | None:
+    """The worker count of a tuned s3s3 row, `s3s3-wN`; None for anything else."""
+    prefix = "s3s3-w"
+    if tool.startswith(prefix) and tool[len(prefix):].isdigit() and int(tool[len(prefix):]) > 0:
+        return int(tool[len(prefix):])
+    return None
+
+
+def run_s3s3(job: Job, workers: int | None = None) -> Measured:
     """`s3s3bucket --config FILE`: a whole-bucket pass from the source prefix to the destination bucket."""
     ini = _files(job, "s3s3.ini")
-    write_s3s3_ini(ini, job.stores, job.dest_bucket, job.workload.prefix)
+    write_s3s3_ini(ini, job.stores, job.dest_bucket, job.workload.prefix, workers)
     script = binary_path("s3s3bucket")
     log_path = _files(job, "log")
     if script is None:
@@ -227,3 +242,11 @@ def run_s3s3(job: Job) -> Measured:
 
 
 RUNNERS: dict[str, Callable[[Job], Measured]] = {"s3s3": run_s3s3, "rclone": run_rclone, "raw": run_raw}
+
+
+def runner(tool: str) -> Callable[[Job], Measured] | None:
+    """The runner of a tool name: s3s3 (shipped defaults), s3s3-wN (tuned: N workers), rclone or raw."""
+    workers = tuned_workers(tool)
+    if workers is not None:
+        return lambda job: run_s3s3(job, workers)
+    return RUNNERS.get(tool)
