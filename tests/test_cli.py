@@ -259,12 +259,19 @@ def test_config_error_exits_2_with_one_line_on_stderr_and_no_secret(
     assert SECRET not in captured.err and PASSWORD not in captured.err
 
 
-@pytest.mark.parametrize("script", ["s3s3listen", "s3s3bucket"])
-def test_installed_scripts_exit_2_on_a_config_error_without_showing_the_secret(tmp_path: Path, script: str) -> None:
+@pytest.mark.parametrize(
+    "script",
+    # (the original's service names, `python -m s3s3.scripts.listen|bucket`, are the same code)
+    [("s3s3listen",), ("s3s3bucket",),
+     ("python", "-m", "s3s3.scripts.listen"), ("python", "-m", "s3s3.scripts.bucket")],  # fmt: skip
+)
+def test_installed_scripts_exit_2_on_a_config_error_without_showing_the_secret(
+    tmp_path: Path, script: tuple[str, ...]
+) -> None:
     path = tmp_path / "s3s3.ini"
     path.write_text(f"[source]\nbucket_name = s\naws_secret_access_key = {SECRET}\n[dest]\nbucket_name = d\n")
 
-    result = run(script, "-c", str(path))
+    result = run(*script, "-c", str(path))
 
     assert result.returncode == 2
     assert result.stdout == ""
