@@ -159,7 +159,7 @@ def upload_in_order(job: Job) -> tuple[str | None, str]:
         parts = _upload_parts(job, upload_id, whole)
         md5 = whole.hexdigest() if whole is not None else None
         check_read(info, sum(p.size for p in parts), md5)
-        return md5, complete(job.dest, job.target, upload_id, parts)
+        return md5, complete(job.dest, job.target, upload_id, parts, job.attributes(md5).tagging)
     except BaseException:
         abort(job.dest, job.target, upload_id)
         raise
@@ -234,7 +234,7 @@ def upload_ranges(job: Job, *, hashed: bool, whole: bool) -> tuple[None, str]:
                 job.source.facts.learn(Fact.UNALIGNED, store_name(dest.endpoint))
                 where = dest.label
                 raise Unproven(f"{job.target!r}: the parts at {where} make ETag {made}, not the source's {info.etag}")
-        return None, complete(dest, job.target, upload_id, parts)
+        return None, complete(dest, job.target, upload_id, parts, job.attributes(None).tagging)
     except BaseException:
         abort(dest, job.target, upload_id)
         raise
@@ -288,9 +288,15 @@ def _part_retryable(error: BaseException) -> bool:
     return not isinstance(error, Unproven) and (isinstance(error, IntegrityError) or is_transient(error))
 
 
-def complete(dest: Store, target: str, upload_id: str, parts: list[Part]) -> str:
-    """Complete a multipart upload; its ETag must be the one the parts sent make (where part ETags are MD5s)."""
+def complete(dest: Store, target: str, upload_id: str, parts: list[Part], tagging: str | None = None) -> str:
+    """Complete a multipart upload; its ETag must be the one the parts sent make (where part ETags are MD5s).
+
+    Tags sent with CreateMultipartUpload are set again once it is complete:
+    Ceph 16 accepts them there and keeps none.
+    """
     etag = dest.complete_upload(target, upload_id, [(p.number, p.etag) for p in parts])
+    if tagging:
+        dest.put_tagging(target, tagging)
     if not etag:
         # Ceph: CompleteMultipartUpload answers with an empty ETag; ask again.
         found = dest.head(target)

@@ -128,6 +128,9 @@ class FaultyStore:
     def get_tagging(self, *args: Any, **kwargs: Any) -> Any:
         return self._call("get_tagging", *args, **kwargs)
 
+    def put_tagging(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("put_tagging", *args, **kwargs)
+
     def close(self) -> None:
         self.inner.close()
 

@@ -180,6 +180,30 @@ def test_large_object_goes_in_three_parts_and_arrives_intact_with_its_metadata(o
     assert copy_key(source, dest, "video.mp4").action is Action.SKIPPED
 
 
+def drops_tags(call: Call, proceed: Any) -> Any:
+    """An action on create_upload: a store that takes tags with CreateMultipartUpload and keeps none (Ceph 16)."""
+    key, attrs = call.args
+    return proceed(key, replace(attrs, tagging=None))
+
+
+def test_the_tags_of_an_object_copied_in_parts_are_set_once_the_upload_is_complete(open_stores: OpenStores) -> None:
+    # Given a tagged 12 MiB source object, and a destination that drops the tags a multipart upload begins with
+    source, dest = open_stores(dest_extra=MULTIPART)
+    data = data_of(12 * MiB, seed=7)
+    client_of(source).put_object(Bucket=bucket_of(source), Key="tagged.bin", Body=data, Tagging="team=ops&tier=gold")
+    dest.on("create_upload", drops_tags)
+
+    # When it is copied
+    outcome = copy_key(source, dest, "tagged.bin")
+
+    # Then it went in parts, and its tags were set after the upload completed: the copy holds them
+    assert outcome.action is Action.COPIED, outcome.error
+    assert [c.args[1] for c in dest.of("put_tagging")] == ["team=ops&tier=gold"]
+    tags = client_of(dest).get_object_tagging(Bucket=bucket_of(dest), Key="tagged.bin")["TagSet"]
+    assert {t["Key"]: t["Value"] for t in tags} == {"team": "ops", "tier": "gold"}
+    assert md5_hex(read_back(dest, "tagged.bin")[0]) == md5_hex(data)
+
+
 def test_corrupt_read_of_a_multipart_object_is_aborted_leaving_no_object_and_no_upload(
     open_stores: OpenStores,
 ) -> None:

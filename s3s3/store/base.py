@@ -194,6 +194,9 @@ class Store(Protocol):
     def get_tagging(self, key: str) -> str:
         """The object's tag set, URL-encoded as x-amz-tagging wants it."""
 
+    def put_tagging(self, key: str, tagging: str) -> None:
+        """Set the object's tag set (URL-encoded, as x-amz-tagging): Ceph 16 drops the tags of a multipart upload."""
+
     def close(self) -> None:
         """Let go of connections."""
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any, Literal, cast
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -279,6 +279,10 @@ class BotoStore:
     def get_tagging(self, key: str) -> str:
         tags = self._call("GetObjectTagging", Key=key).get("TagSet", [])
         return urlencode([(t["Key"], t["Value"]) for t in tags], quote_via=quote)
+
+    def put_tagging(self, key: str, tagging: str) -> None:
+        tags = [{"Key": k, "Value": v} for k, v in parse_qsl(tagging, keep_blank_values=True)]
+        self._call("PutObjectTagging", Key=key, Tagging={"TagSet": tags})
 
     def close(self) -> None:
         if self._client is not None:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
-from urllib.parse import quote, unquote_plus, urlencode
+from urllib.parse import parse_qsl, quote, unquote_plus, urlencode
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
@@ -195,6 +195,13 @@ class HttpStore:
         root = _xml(self.wire.send("GET", key, "GetObjectTagging", query="tagging=").data, "GetObjectTagging")
         pairs = [(t.findtext("{*}Key") or "", t.findtext("{*}Value") or "") for t in root.iterfind(".//{*}Tag")]
         return urlencode(pairs, quote_via=quote)
+
+    def put_tagging(self, key: str, tagging: str) -> None:
+        pairs = parse_qsl(tagging, keep_blank_values=True)
+        tags = "".join(f"<Tag><Key>{escape(k)}</Key><Value>{escape(v)}</Value></Tag>" for k, v in pairs)
+        data = f"<Tagging><TagSet>{tags}</TagSet></Tagging>".encode()
+        headers = {"Content-MD5": base64.b64encode(hashlib.md5(data).digest()).decode(), "Content-Type": "text/xml"}
+        self.wire.send("PUT", key, "PutObjectTagging", body=data, headers=headers, query="tagging=")
 
     def close(self) -> None:
         self.wire.close()
