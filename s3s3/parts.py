@@ -159,7 +159,7 @@ def upload_in_order(job: Job) -> tuple[str | None, str]:
         parts = _upload_parts(job, upload_id, whole)
         md5 = whole.hexdigest() if whole is not None else None
         check_read(info, sum(p.size for p in parts), md5)
-        return md5, complete(job.dest, job.target, upload_id, parts, job.attributes(md5).tagging)
+        return md5, complete(job.dest, job.target, upload_id, parts, job.tagging)
     except BaseException:
         abort(job.dest, job.target, upload_id)
         raise
@@ -234,7 +234,7 @@ def upload_ranges(job: Job, *, hashed: bool, whole: bool) -> tuple[None, str]:
                 job.source.facts.learn(Fact.UNALIGNED, store_name(dest.endpoint))
                 where = dest.label
                 raise Unproven(f"{job.target!r}: the parts at {where} make ETag {made}, not the source's {info.etag}")
-        return None, complete(dest, job.target, upload_id, parts, job.attributes(None).tagging)
+        return None, complete(dest, job.target, upload_id, parts, job.tagging)
     except BaseException:
         abort(dest, job.target, upload_id)
         raise

@@ -262,7 +262,7 @@ class CachingSigner(S3SigV4Auth):
 
     def __init__(self, credentials: Any, region: str) -> None:
         super().__init__(credentials, "s3", region)
-        self.region = region
+        self.region = region  # botocore keeps it too, but untyped
 
     def signature(self, string_to_sign: str, request: AWSRequest) -> str:
         key = _signing_key(self.credentials.secret_key, request.context["timestamp"][0:8], self.region, "s3")
