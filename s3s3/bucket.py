@@ -23,12 +23,12 @@ from typing import Any, TypeVar
 import redis
 
 from s3s3 import deadletter, ledger
-from s3s3.copy import copy_key, dest_key, identical, read_md5
+from s3s3.copy import copy_key, dest_key, identical, newer_at_source, read_md5
 from s3s3.diff import KeyFilter, diff
 from s3s3.errors import ListingOrderError, StoreError
 from s3s3.logs import log_outcome
 from s3s3.outcome import Action, Outcome
-from s3s3.overlap import Overlaps
+from s3s3.overlap import Overlaps, Ticket
 from s3s3.parts import etags_are_md5s
 from s3s3.progress import Progress
 from s3s3.retry import Budget, RetryPolicy, describe
@@ -38,7 +38,8 @@ from s3s3.uploads import abort_incomplete
 
 logger = logging.getLogger(__name__)
 
-PAGE = 500  # listing pairs decided together (one ledger round trip)
+PAGE = 500  # listing pairs decided together (one ledger round trip, one registration of their copies)
+SETTLE = 256  # copies whose registrations are ended together (s3s3.overlap)
 DELETE_BATCH = 1000  # keys per DeleteObjects, S3's limit
 
 __all__ = ["ListingOrderError", "Summary", "SyncOptions", "diff", "duplicate_bucket"]
@@ -189,6 +190,7 @@ def duplicate_bucket(
                     logger.exception("Unexpected error in the bucket sync of %s", dest.label)
                     sync.error(f"{dest.label}: stopped by an unexpected error: {describe(e)}")
     finally:
+        sync.unsettled.finish()  # the pool has finished: copies found overlapped are copied again here
         if sync.recorder is not None:
             sync.recorder.flush()
     sync.summary.interrupted = sync.stop.is_set()
@@ -219,6 +221,7 @@ class _Sync:
         self.pool: ThreadPoolExecutor
         self.gate = threading.BoundedSemaphore(options.workers * 2)  # queued copies held in memory
         self.guard = Overlaps(client) if client is not None else None
+        self.unsettled = _Unsettled(self)
 
     def error(self, message: str) -> None:
         """A problem with a whole destination: logged, and the run exits 1."""
@@ -250,6 +253,7 @@ class _Sync:
             if self.stop.is_set():
                 return
             self.progress.saw(len(page))
+            decided: list[tuple[ObjectInfo, ObjectInfo | None, Verdict]] = []
             undecided = []
             for src, dst in page:
                 if src is None:
@@ -262,9 +266,10 @@ class _Sync:
                     assert dst is not None  # a missing copy is MISSING, never unproven
                     undecided.append((src, dst))
                 else:
-                    self.dispatch(dest, src, dst, verdict)
+                    decided.append((src, dst, verdict))
             for (src, dst), proven in zip(undecided, self.proven(dest, undecided), strict=True):
-                self.dispatch(dest, src, dst, Verdict.SAME if proven else Verdict.UNPROVEN)
+                decided.append((src, dst, Verdict.SAME if proven else Verdict.UNPROVEN))
+            self.dispatch_page(dest, decided)
         deletes.finish()
         if self.options.abort_uploads_older_than is not None and not self.stop.is_set():
             self.abort_uploads(dest, self.options.abort_uploads_older_than)
@@ -289,10 +294,26 @@ class _Sync:
             logger.warning("Could not read the ledger (each such key costs a HEAD): %s", e)
             return [False] * len(pairs)
 
-    def dispatch(self, dest: Store, src: ObjectInfo, dst: ObjectInfo | None, verdict: Verdict) -> None:
+    def dispatch_page(self, dest: Store, decided: list[tuple[ObjectInfo, ObjectInfo | None, Verdict]]) -> None:
+        """Act on a page of verdicts; the copies it may start are registered (s3s3.overlap) in one round trip."""
+        copying = [src.key for src, _, verdict in decided if self.may_copy(verdict)]
+        tickets: dict[str, Ticket] = {}
+        if self.guard is not None and copying:
+            tickets = dict(zip(copying, self.guard.begin_many(dest.label, copying), strict=True))
+        for src, dst, verdict in decided:
+            self.dispatch(dest, src, dst, verdict, tickets.get(src.key))
+
+    def may_copy(self, verdict: Verdict) -> bool:
+        return verdict is not Verdict.SAME and not self.options.dry_run and self.options.enqueue is None
+
+    def dispatch(
+        self, dest: Store, src: ObjectInfo, dst: ObjectInfo | None, verdict: Verdict, ticket: Ticket | None = None
+    ) -> None:
         """Act on one key's verdict: same, missing, changed, or unproven (a HEAD decides)."""
         label = dest.endpoint.label
         if self.stop.is_set():
+            if ticket is not None:
+                self.unsettled.add(dest, src.key, ticket, None)
             return  # SIGTERM: start nothing new; the copies in flight finish
         if verdict is Verdict.SAME and not self.options.verify_md5:
             self.summary.count(label, "skipped")
@@ -307,9 +328,9 @@ class _Sync:
         else:
             self.progress.queue(src.size)
             if verdict is Verdict.UNPROVEN:
-                self.submit(dest, src.key, self.check, dest, src)
+                self.submit(dest, src.key, self.check, dest, src, ticket)
             else:
-                self.submit(dest, src.key, self.copy, dest, src.key, check_dest=False, listed=src)
+                self.submit(dest, src.key, self.copy, dest, src.key, check_dest=False, listed=src, ticket=ticket)
 
     def dry_run(self, dest: Store, src: ObjectInfo, dst: ObjectInfo | None, verdict: Verdict) -> None:
         if verdict is Verdict.UNPROVEN and identical(src, dest.head(dest_key(self.source, dest, src.key))):
@@ -336,19 +357,34 @@ class _Sync:
 
         self.pool.submit(run)
 
-    def copy(self, dest: Store, key: str, *, check_dest: bool, listed: ObjectInfo | None = None) -> bool:
+    def copy(
+        self, dest: Store, key: str, *, check_dest: bool, listed: ObjectInfo | None = None, ticket: Ticket | None = None
+    ) -> bool:
+        """Copy one key; with the `ticket` its page registered, the overlap check waits for the batch's end."""
         outcome = copy_key(
             self.source, dest, key, verify_md5=self.options.verify_md5, check_dest=check_dest, listed=listed,
-            retry=self.options.retry, guard=self.guard,
-        )
+            retry=self.options.retry, guard=self.guard if ticket is None else None,
+        )  # fmt: skip
         log_outcome(outcome)
         self.summary.add(outcome)
         self.progress.finish(outcome.size)
         if self.recorder is not None:
             self.recorder.record(dest, dest_key(self.source, dest, key), outcome)
+        if ticket is not None:
+            self.unsettled.add(dest, key, ticket, outcome.source_etag if outcome.action is Action.COPIED else None)
         return outcome.ok
 
-    def check(self, dest: Store, src: ObjectInfo) -> None:
+    def again_if_moved_on(self, dest: Store, key: str, copied: str) -> None:
+        """A copy another overlapped: copy the key again if the source no longer holds the version copied."""
+        try:
+            if newer_at_source(self.source, dest, key, copied) is None:
+                return
+        except Exception as e:
+            logger.warning("Copying %r to %s again: another copy ran at the same time, and the source cannot "
+                           "say which version it holds: %s", key, dest.label, describe(e))  # fmt: skip
+        self.copy(dest, key, check_dest=False)
+
+    def check(self, dest: Store, src: ObjectInfo, ticket: Ticket | None = None) -> None:
         """A key neither the listings nor the ledger decide: one HEAD of the copy does, and the ledger learns it."""
         target = dest_key(self.source, dest, src.key)
         try:
@@ -356,8 +392,10 @@ class _Sync:
         except Exception:
             found = None  # the copy tries again, with retries, and reports what fails
         if found is None or not identical(src, found):
-            self.copy(dest, src.key, check_dest=False, listed=src)
+            self.copy(dest, src.key, check_dest=False, listed=src, ticket=ticket)
             return
+        if ticket is not None:
+            self.unsettled.add(dest, src.key, ticket, None)
         if self.options.verify_md5:
             self.verify(dest, src, found)
             return
@@ -384,6 +422,43 @@ class _Sync:
             src.key, dest.endpoint.label, src_md5, dst_md5,
         )
         self.copy(dest, src.key, check_dest=False, listed=src)
+
+
+class _Unsettled:
+    """Copies registered with their page (Overlaps.begin_many) and not yet ended: ended SETTLE at a time.
+
+    A copy's registration outlives it until its batch ends, so the window
+    it is checked over only widens: whatever overlapped the copy is still
+    seen. A copy that did overlap another is then proven as copy_key proves
+    it, by asking the source whether it moved on.
+    """
+
+    def __init__(self, sync: _Sync) -> None:
+        self.sync = sync
+        self.lock = threading.Lock()
+        self.items: list[tuple[Store, str, Ticket, str | None]] = []
+
+    def add(self, dest: Store, key: str, ticket: Ticket, copied: str | None) -> None:
+        """`copied`: the source ETag the copy wrote, None where it wrote nothing."""
+        with self.lock:
+            self.items.append((dest, key, ticket, copied))
+            if len(self.items) < SETTLE:
+                return
+            batch, self.items = self.items, []
+        self.settle(batch)
+
+    def finish(self) -> None:
+        with self.lock:
+            batch, self.items = self.items, []
+        self.settle(batch)
+
+    def settle(self, batch: list[tuple[Store, str, Ticket, str | None]]) -> None:
+        if not batch or self.sync.guard is None:
+            return
+        overlapped = self.sync.guard.end_many([ticket for _, _, ticket, _ in batch])
+        for (dest, key, _, copied), over in zip(batch, overlapped, strict=True):
+            if over and copied is not None:
+                self.sync.again_if_moved_on(dest, key, copied)
 
 
 class _Deletes:

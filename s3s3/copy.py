@@ -189,16 +189,28 @@ def _copy_newest(
             overlapped = guard.end(ticket) if guard is not None else False
         if outcome.action is not Action.COPIED or not overlapped:
             return outcome
-        now = source.head(key)
-        if now is None or now.etag == outcome.source_etag:
+        newer = newer_at_source(source, dest, key, outcome.source_etag)
+        if newer is None:
             return outcome
-        logger.info(
-            "Copying %r to %s again: another copy ran at the same time, and the source moved on from ETag %s to %s",
-            key, dest.label, outcome.source_etag, now.etag,
-        )  # fmt: skip
         options["listed"] = None
         if budget.spent():
             raise SourceChanged(f"{key!r} kept changing at the source while it was copied")
+
+
+def newer_at_source(source: Store, dest: Store, key: str, copied: str | None) -> str | None:
+    """After a copy that another overlapped: the source's ETag where it moved on from the `copied` one, else None.
+
+    None too where the source no longer holds the key: a deletion is not
+    copied, and the destination keeps the last version it received.
+    """
+    now = source.head(key)
+    if now is None or now.etag == copied:
+        return None
+    logger.info(
+        "Copying %r to %s again: another copy ran at the same time, and the source moved on from ETag %s to %s",
+        key, dest.label, copied, now.etag,
+    )  # fmt: skip
+    return now.etag
 
 
 def _copy_once(

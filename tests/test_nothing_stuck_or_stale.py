@@ -278,6 +278,55 @@ def test_two_listeners_copying_two_versions_of_a_key_leave_the_newest_even_when_
     client.close()
 
 
+def test_a_bucket_sync_whose_older_copy_lands_after_a_listener_copied_the_newest_copies_it_again(
+    s3_source: Server,
+    s3_dest: Server,
+    proxies: Callable[[Server], FaultProxy],
+    private_redis: Callable[..., RedisServer],
+    spawn: Callable[..., Proc],
+    tmp_path: Path,
+) -> None:
+    # Given s3s3bucket copying version 1 of "k" (registered with its page, ended with its batch), its PUT stalled
+    server = private_redis()
+    client = redis.Redis.from_url(server.url)
+    proxy = proxies(s3_dest)
+    src, dst = new_bucket(s3_source), new_bucket(s3_dest)
+    old, new = b"version 1 " * 1000, b"version 2, the newest " * 1000
+    others = random_objects("other/", 20)
+    put_objects(s3_source, src, {**others, "k": old})
+    held = threading.Event()
+
+    def hold_first_put(method: str, path: str) -> bool:
+        if method == "PUT" and path.endswith("/k") and not held.is_set():
+            held.set()
+            return True
+        return False
+
+    proxy.hold = hold_first_put
+    settings = stream_pubsub(server.url, workers=2, claim_idle=30)
+    config = write_config(tmp_path, (s3_source, src), [(via(s3_dest, proxy), dst, {})], settings)
+    sync = spawn("s3s3bucket", "--config", config.path)
+    wait_until(held.is_set, timeout=20)
+
+    # When "k" is overwritten with version 2 and a listener copies it while the sync's PUT stalls
+    s3_source.client().put_object(Bucket=src, Key="k", Body=new)
+    listener = start_listener(spawn, config)
+    announce(client, "stream", config.pubsub.stream, ["k"])
+    wait_until(lambda: listener.find(r"INFO s3s3\.copy: Copied 'k' to dest1:\S+: \d+ bytes in \S+"), timeout=20)
+    assert got(s3_dest, dst, "k") == new
+
+    # And the sync's stalled PUT of version 1 lands after it
+    proxy.gate.set()
+
+    # Then the sync finds the source moved on and copies "k" again: the destination ends with version 2
+    assert sync.proc.wait(timeout=60) == 0
+    assert got(s3_dest, dst, "k") == new
+    assert sync.find(r"INFO s3s3\.copy: Copying 'k' to dest1:\S+ again: another copy ran at the same time, .+")
+    assert fetched_md5s(s3_dest, dst, others) == md5s(others)
+    assert not client.keys("s3s3:copying:*")  # every registration ended
+    client.close()
+
+
 # --- 3. a busy listener keeps its entries ------------------------------------------------------
 
 
