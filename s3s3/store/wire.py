@@ -3,8 +3,9 @@
 boto3 spends 1.3-1.5 ms of CPU on each request (endpoint rules, parameter
 validation, event hooks, response parsing); for small objects on a busy
 machine that CPU, not the network or the store, bounds how fast s3s3 copies.
-A request here is signed by botocore's own SigV4 signer, with the endpoint's
-credentials, and sent with http.client over a connection kept per thread.
+A request here is signed as botocore signs it (s3s3.store.sigv4), with the
+endpoint's credentials, and sent with http.client over a connection kept per
+thread.
 
 Transient failures (a refused, reset or closed connection, an answer cut
 short, a 5xx or throttling answer) are tried again with backoff, as botocore's
@@ -13,9 +14,6 @@ standard mode would; what is left is raised as a StoreError.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import hmac
 import http.client
 import socket
 import ssl
@@ -26,11 +24,9 @@ from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
 
-from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSRequest
-
 from s3s3.errors import BadDigest, NoSuchBucket, NotFound, PreconditionFailed, StoreError
 from s3s3.retry import backoff, transient_answer, transient_failure
+from s3s3.store import sigv4
 from s3s3.store.base import Buffer
 
 # botocore's standard mode: up to 1 s before the second try, doubling, capped at 20 s.
@@ -61,18 +57,6 @@ class Credentials(Protocol):
     def get_frozen_credentials(self) -> Any: ...
 
 
-class _SigningConfig:
-    """The one client option botocore's S3 signer reads: payload signing is off.
-
-    Every body s3s3 sends carries a Content-MD5 the store checks (or is
-    proven by its part ETag), so the SHA-256 of the payload adds CPU and no
-    integrity: the body is sent as UNSIGNED-PAYLOAD, exactly as boto3 sends it
-    with payload_signing_enabled = False.
-    """
-
-    s3 = {"payload_signing_enabled": False}
-
-
 class Answer(NamedTuple):
     """An answer to a request: its status, headers, and body (unread, for a streamed GET)."""
 
@@ -96,6 +80,7 @@ class Wire:
         self.netloc = parts.netloc
         self.host = parts.hostname or ""
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.host_header = sigv4.host_header(parts.scheme, self.host, parts.port)
         self.prefix = parts.path
         self.region = region
         self.credentials = credentials  # botocore credentials (refreshable) or Keys
@@ -120,8 +105,13 @@ class Wire:
         streamed one is tried once (it cannot be read twice). An error answer,
         or the last failure, is raised as a StoreError.
         """
-        path = self.prefix + quote(key, safe="/~") + (f"?{query}" if query else "")
-        signed = self._sign(method, path, body if isinstance(body, bytes) else b"", headers or {})
+        path = self.prefix + quote(key, safe="/~")
+        keys = self.credentials.get_frozen_credentials()
+        signed = sigv4.sign(
+            method, self.host_header, path, query, headers or {}, access_key=keys.access_key,
+            secret_key=keys.secret_key, token=keys.token, region=self.region,
+        )  # fmt: skip
+        path += f"?{query}" if query else ""
         tries = MAX_TRIES if isinstance(body, bytes) else 1
         attempt = 0
         while True:
@@ -149,12 +139,6 @@ class Wire:
             if attempt >= tries or not error.transient:
                 raise error
             time.sleep(backoff(attempt, REQUEST_BACKOFF, REQUEST_BACKOFF_CAP))
-
-    def _sign(self, method: str, path: str, payload: bytes, headers: dict[str, str]) -> dict[str, str]:
-        request = AWSRequest(method=method, url=f"{self.scheme}://{self.netloc}{path}", data=payload, headers=headers)
-        request.context["client_config"] = _SigningConfig
-        CachingSigner(self.credentials.get_frozen_credentials(), self.region).add_auth(request)
-        return dict(request.headers.items())
 
     def _exchange(
         self, method: str, path: str, body: bytes | Iterable[Buffer], headers: dict[str, str]
@@ -251,28 +235,3 @@ def _ssl_context(verify: bool | str) -> ssl.SSLContext:
         context.verify_mode = ssl.CERT_NONE
         return context
     return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
-
-
-class CachingSigner(S3SigV4Auth):
-    """botocore's S3 SigV4 signer, deriving each day's signing key once instead of on every request.
-
-    The key depends only on the secret, the date, the region and the service;
-    the signature is botocore's own HMAC of the string to sign with it.
-    """
-
-    def __init__(self, credentials: Any, region: str) -> None:
-        super().__init__(credentials, "s3", region)
-        self.region = region  # botocore keeps it too, but untyped
-
-    def signature(self, string_to_sign: str, request: AWSRequest) -> str:
-        key = _signing_key(self.credentials.secret_key, request.context["timestamp"][0:8], self.region, "s3")
-        return hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-
-
-@functools.lru_cache(maxsize=64)
-def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
-    """SigV4's kSigning: HMAC chain of the secret over date, region, service and "aws4_request"."""
-    key = f"AWS4{secret}".encode()
-    for part in (date, region, service, "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return key
