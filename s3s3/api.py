@@ -42,7 +42,7 @@ def upload(
 
 
 def duplicate_bucket(
-    source: Store, dests: Store | Sequence[Store], *, verify_md5: bool = False, workers: int = 8
+    source: Store, dests: Store | Sequence[Store], *, verify_md5: bool = False, workers: int = 16
 ) -> Summary:
     """Copy every key of `source` that is missing or changed at each destination."""
     targets = list(dests) if isinstance(dests, Sequence) else [dests]

@@ -65,7 +65,7 @@ class SyncOptions:
     delete: bool = False
     max_delete: int = 1000  # 0: no limit
     verify_md5: bool = False
-    workers: int = 8
+    workers: int = 16
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     enqueue: Callable[[str], None] | None = None  # announce keys instead of copying them
     retry_failed: bool = True  # retry the dead-letter stream's keys first (never in --reverse: they go forward)
@@ -158,7 +158,7 @@ def duplicate_bucket(
     dests: Iterable[Store],
     *,
     verify_md5: bool = False,
-    workers: int = 8,
+    workers: int = 16,
     options: SyncOptions | None = None,
     client: redis.Redis | None = None,
     stop: threading.Event | None = None,

@@ -140,7 +140,7 @@ class PubSub:
     consumer: str | None = None
     claim_idle: float = 60.0
     list: str = names.DEFAULT_LIST
-    workers: int = 8
+    workers: int = 16
     max_attempts: int = 0  # 0: no bound but max_retry_seconds
     max_retry_seconds: float = 300.0
     cluster: bool = False

@@ -72,7 +72,7 @@ class Listener:
         client: redis.Redis,
         delivery: Delivery,
         *,
-        workers: int = 8,
+        workers: int = 16,
         verify_md5: bool = False,
         metrics: Metrics | None = None,
         copy: Callable[..., Outcome] | None = None,

@@ -108,7 +108,7 @@ def test_original_template_with_placeholders_filled_in_loads_as_is(tmp_path: Pat
             verify_md5=False,
         ),
     )
-    assert config.pubsub == PubSub(url="redis://localhost:6379/0", channel="backup", workers=8)
+    assert config.pubsub == PubSub(url="redis://localhost:6379/0", channel="backup", workers=16)
     assert config.path == str(tmp_path / "s3s3.ini")
 
 
@@ -167,7 +167,7 @@ def test_shipped_template_with_placeholders_filled_in_loads(tmp_path: Path) -> N
     )
     assert [d.name for d in config.dests] == ["destination"]
     assert config.dests[0].endpoint_url is None
-    assert config.pubsub == PubSub(url="redis://localhost:6379/0", channel="backup", workers=8)
+    assert config.pubsub == PubSub(url="redis://localhost:6379/0", channel="backup", workers=16)
 
 
 def test_shipped_template_is_the_one_at_the_top_of_the_repository() -> None:
