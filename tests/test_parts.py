@@ -12,7 +12,9 @@ store shows is learnt in its Facts; each `open_store` starts with none.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -20,12 +22,14 @@ from typing import Any
 
 import pytest
 
+from s3s3 import parts
 from s3s3.config import Config, MiB
 from s3s3.copy import copy_key
+from s3s3.errors import IntegrityError
 from s3s3.outcome import Action
 from s3s3.retry import RetryPolicy
 from s3s3.store import META_ETAG, META_MD5, META_MTIME, Fact, ObjectInfo, Store, list_objects, open_store, store_name
-from tests.helpers import data_of, md5_hex, multipart_md5, new_bucket
+from tests.helpers import data_of, md5_hex, multipart_md5, new_bucket, wait_until
 from tests.servers.base import Server
 from tests.stores import (
     Call,
@@ -497,3 +501,41 @@ def test_a_listed_source_that_carries_its_md5_is_read_in_order_after_all(open_st
     body, response = read_back(dest, "carried.bin")
     assert body == data
     assert response["Metadata"][META_MD5] == md5_hex(data)
+
+
+# -- read_ahead: the next blocks read while the current one is sent ---------------------------------
+
+
+class _Body(io.BytesIO):
+    """A source body that hands out at most `chunk` bytes per read, then fails after `fail_at` bytes if asked."""
+
+    def __init__(self, data: bytes, chunk: int, fail_at: int | None = None) -> None:
+        super().__init__(data)
+        self.chunk, self.fail_at = chunk, fail_at
+
+    def readinto(self, buffer: Any) -> int:
+        if self.fail_at is not None and self.tell() >= self.fail_at:
+            raise ConnectionResetError("cut")
+        view = memoryview(buffer)[: self.chunk]
+        return super().readinto(view)
+
+
+def test_read_ahead_hands_out_every_byte_in_order_and_fails_a_body_that_ends_early_or_breaks() -> None:
+    data = data_of(3 * parts.READ_BLOCK + 12345, seed=7)
+    sent = b"".join(bytes(block) for block in parts.read_ahead(_Body(data, 300_000), len(data)))
+    assert sent == data
+
+    with pytest.raises(IntegrityError, match="ended 100 bytes early"):
+        b"".join(bytes(b) for b in parts.read_ahead(_Body(data[:-100], 1 << 20), len(data)))
+    with pytest.raises(ConnectionResetError):
+        b"".join(bytes(b) for b in parts.read_ahead(_Body(data, 1 << 20, fail_at=2 << 20), len(data)))
+
+
+def test_read_ahead_stops_reading_when_the_sender_stops() -> None:
+    data = data_of(8 * parts.READ_BLOCK, seed=8)
+    body = _Body(data, 1 << 20)
+    blocks = parts.read_ahead(body, len(data), depth=2)
+    next(blocks)
+    blocks.close()  # the PUT failed: nothing more is sent
+    wait_until(lambda: not any(t.name == "s3s3-read-ahead" for t in threading.enumerate()), timeout=5)
+    assert body.tell() <= 4 * parts.READ_BLOCK  # at most the blocks read ahead, never the whole body
