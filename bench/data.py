@@ -67,7 +67,8 @@ class RandomStream:
 
     def read(self, n: int = -1) -> bytes:
         n = self.left if n is None or n < 0 else min(n, self.left)
-        data = self.rng.randbytes(n)
+        # randbytes takes at most 2**28 bytes at once (its bit count is a C int)
+        data = b"".join(self.rng.randbytes(min(n - i, 64 * MiB)) for i in range(0, n, 64 * MiB))
         self.left -= n
         self.md5.update(data)
         return data

@@ -25,8 +25,9 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from s3s3.config import MIN_PART, Config, Endpoint
+from s3s3.config import MIN_PART, Config, Endpoint, MiB
 from s3s3.errors import EXIT_FAILED, EXIT_OK, ConfigError
+from s3s3.plan import PROVEN_PUT_MAX
 from s3s3.store import b64_md5, multipart_etag, strip_etag
 from s3s3.store.boto import create_client
 
@@ -191,7 +192,7 @@ def _probe_content_md5(client: S3Client, bucket: str, scratch: str, report: Repo
         report.recommended["verify_md5"] = "True"
     else:
         report.add("Content-MD5", f"enforced (a wrong MD5 is refused: {problem}): an object written with one PUT "
-                                  "goes to it in one streamed PUT, unhashed, up to 256 MiB")
+                                  f"goes to it in one streamed PUT, unhashed, up to {PROVEN_PUT_MAX // MiB} MiB")
 
 
 def _probe_multipart(client: S3Client, bucket: str, scratch: str, report: Report) -> None:

@@ -38,7 +38,10 @@ class Plan(StrEnum):
         return self in (Plan.PUT_BUFFERED, Plan.PUT_PROVEN, Plan.PUT_STREAMED, Plan.PARTS_IN_ORDER)
 
 
-PROVEN_PUT_MAX = 256 * 1024 * 1024  # above: parts, each retried alone, rather than one PUT to send again whole
+# Above it: parts, each retried alone, rather than one PUT a failure sends again whole. On two SeaweedFS
+# servers (bench/one_put.py) one proven PUT of 512 MiB took 2.34 s and 0.27 CPU s, parts read in order
+# 4.59 s and 1.96 CPU s; of 1 GiB 5.63 s and 0.43 against 7.81 s and 3.65.
+PROVEN_PUT_MAX = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -43,10 +43,10 @@ SMALL, LARGE = 1 * MiB, 64 * MiB  # around the default multipart_threshold of 8 
         (Known(LARGE, md5_known=True, verify_md5=False, md5_is_etag=True, store_checks_md5=True), Plan.PUT_PROVEN),
         (Known(LARGE, md5_known=True, verify_md5=False, md5_is_etag=True, store_checks_md5=True, multipart=False),
          Plan.PUT_PROVEN),  # fmt: skip
-        (Known(256 * MiB, md5_known=True, verify_md5=False, md5_is_etag=True, store_checks_md5=True), Plan.PUT_PROVEN),
+        (Known(1024 * MiB, md5_known=True, verify_md5=False, md5_is_etag=True, store_checks_md5=True), Plan.PUT_PROVEN),
         # ... but not past proven_put_max (parts are retried alone), nor with verify_md5, nor where the store
         # does not check, nor for an MD5 s3s3 recorded (s3s3-md5: not the store's ETag), nor for small ones
-        (Known(257 * MiB, md5_known=True, verify_md5=False, md5_is_etag=True, store_checks_md5=True),
+        (Known(1025 * MiB, md5_known=True, verify_md5=False, md5_is_etag=True, store_checks_md5=True),
          Plan.PARTS_IN_ORDER),  # fmt: skip
         (Known(LARGE, md5_known=True, verify_md5=True, md5_is_etag=True, store_checks_md5=True), Plan.PARTS_IN_ORDER),
         (Known(LARGE, md5_known=True, verify_md5=False, md5_is_etag=True), Plan.PARTS_IN_ORDER),
