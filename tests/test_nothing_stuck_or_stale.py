@@ -70,6 +70,20 @@ def proxies() -> Iterator[Callable[[Server], FaultProxy]]:
         proxy.stop()
 
 
+def hold_first_put(proxy: FaultProxy, path_end: str) -> threading.Event:
+    """Make `proxy` hold the first PUT whose path ends with `path_end` until `proxy.gate` is set; set once it holds."""
+    held = threading.Event()
+
+    def hold(method: str, path: str) -> bool:
+        if method == "PUT" and path.endswith(path_end) and not held.is_set():
+            held.set()
+            return True
+        return False
+
+    proxy.hold = hold
+    return held
+
+
 def pending_uploads(server: Server, bucket: str) -> list[str]:
     return [u["Key"] for u in server.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
 
@@ -245,15 +259,7 @@ def test_two_listeners_copying_two_versions_of_a_key_leave_the_newest_even_when_
     src, dst = new_bucket(s3_source), new_bucket(s3_dest)
     old, new = b"version 1 " * 1000, b"version 2, the newest " * 1000
     s3_source.client().put_object(Bucket=src, Key="k", Body=old)
-    held = threading.Event()
-
-    def hold_first_put(method: str, path: str) -> bool:
-        if method == "PUT" and path.endswith("/k") and not held.is_set():
-            held.set()
-            return True
-        return False
-
-    proxy.hold = hold_first_put
+    held = hold_first_put(proxy, "/k")
     settings = stream_pubsub(server.url, workers=1, claim_idle=30)
     config = write_config(tmp_path, (s3_source, src), [(via(s3_dest, proxy), dst, {})], settings)
     a = start_listener(spawn, config)
@@ -294,15 +300,7 @@ def test_a_bucket_sync_whose_older_copy_lands_after_a_listener_copied_the_newest
     old, new = b"version 1 " * 1000, b"version 2, the newest " * 1000
     others = random_objects("other/", 20)
     put_objects(s3_source, src, {**others, "k": old})
-    held = threading.Event()
-
-    def hold_first_put(method: str, path: str) -> bool:
-        if method == "PUT" and path.endswith("/k") and not held.is_set():
-            held.set()
-            return True
-        return False
-
-    proxy.hold = hold_first_put
+    held = hold_first_put(proxy, "/k")
     settings = stream_pubsub(server.url, workers=2, claim_idle=30)
     config = write_config(tmp_path, (s3_source, src), [(via(s3_dest, proxy), dst, {})], settings)
     sync = spawn("s3s3bucket", "--config", config.path)
