@@ -5,8 +5,8 @@
 Two SeaweedFS servers and a private redis-server; the source holds one
 object of each size (MiB) written with one PUT, so its ETag is its MD5. Each
 is copied into a fresh bucket by `s3s3bucket` twice: as shipped (one
-streamed PUT the store proves up to 256 MiB, parts read in order and hashed
-above it), and with `multipart = False` at the destination (one proven PUT
+streamed PUT the store proves up to 1 GiB, s3s3.plan.PROVEN_PUT_MAX, parts
+read in order and hashed above it), and with `multipart = False` at the destination (one proven PUT
 at every size). For each, the best of --repeat runs: wall and CPU seconds of
 s3s3bucket (from wait4) and its peak RSS; every copy is read back and its MD5
 checked.
@@ -15,7 +15,6 @@ checked.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 import tempfile
@@ -24,19 +23,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from bench.data import Workload, fill_source  # noqa: E402
+from bench.data import MiB, Workload, fill_source, verify  # noqa: E402
 from bench.stores import drop_bucket, start_stores  # noqa: E402
 from bench.tools import measure, write_s3s3_ini  # noqa: E402
-from tests.servers.base import Server, binary_path  # noqa: E402
-
-MiB = 1024 * 1024
-
-
-def md5_at(server: Server, bucket: str, key: str) -> str:
-    digest = hashlib.md5()
-    for chunk in server.client().get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(4 * MiB):
-        digest.update(chunk)
-    return digest.hexdigest()
+from tests.servers.base import binary_path  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                             _turn_multipart_off(ini)
                         run = measure([script, "--config", ini], log_path=os.path.join(workdir, f"{bucket}.log"))
                         assert run.returncode == 0, run.failure()
-                        key = workloads[size].key_names()[0]
-                        assert md5_at(stores.dest, bucket, key) == manifest[key][1], (size, label)
+                        verify(stores.dest, bucket, workloads[size], manifest)  # its key, size and MD5
                         drop_bucket(stores.dest, bucket)
                         if best is None or run.seconds < best.seconds:
                             best = run

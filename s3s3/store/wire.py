@@ -38,7 +38,7 @@ CONNECT_TIMEOUT = 10.0
 
 
 class Keys(NamedTuple):
-    """Static keys in the shape botocore's signer reads (its frozen credentials)."""
+    """Static keys in the shape of botocore's frozen credentials, which the signer reads from either."""
 
     access_key: str
     secret_key: str
@@ -76,7 +76,6 @@ class Wire:
 
     def __init__(self, base: str, region: str, credentials: Credentials, *, verify: bool | str = True) -> None:
         parts = urlsplit(base)
-        self.scheme = parts.scheme
         self.netloc = parts.netloc
         self.host = parts.hostname or ""
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
