@@ -9,7 +9,7 @@ with wait4():
 
 1. `s3s3bucket`, first run: copies every key;
 2. `s3s3bucket`, second run: nothing to do (listings, and the ledger, decide);
-3. the listing diff alone (`s3s3.diff.diff` over both buckets, counting pairs)
+3. the listing diff alone (`s3s3.sync.diff.diff` over both buckets, counting pairs)
    over all keys and over the first --small keys: its memory must not grow
    with the number of keys.
 
@@ -45,7 +45,7 @@ FILL_THREADS = 16
 DIFF_ONLY = """
 import sys
 from s3s3.config import Config
-from s3s3.diff import KeyFilter, diff
+from s3s3.sync.diff import KeyFilter, diff
 from s3s3.store import open_store
 config = Config.from_file(sys.argv[1])
 source, dest = open_store(config.source), open_store(config.dests[0])

@@ -2,7 +2,7 @@
 
     python bench/ledger_memory.py [--keys 100000] [--key-length 40]
 
-Fills one destination's ledger hash as s3s3 does (`s3s3.ledger.entry`: a
+Fills one destination's ledger hash as s3s3 does (`s3s3.state.ledger.entry`: a
 multipart source ETag, the size, the destination's ETag) for --keys keys of
 --key-length characters, and prints MEMORY USAGE of the hash per key, and
 used_memory's growth per key.
@@ -21,7 +21,7 @@ if ROOT not in sys.path:
 
 import redis  # noqa: E402
 
-from s3s3.ledger import entry  # noqa: E402
+from s3s3.state.ledger import entry  # noqa: E402
 from tests.servers.redis import RedisServer  # noqa: E402
 
 

@@ -5,7 +5,7 @@
 Two SeaweedFS servers and a private redis-server; the source holds one
 object of each size (MiB) written with one PUT, so its ETag is its MD5. Each
 is copied into a fresh bucket by `s3s3bucket` twice: as shipped (one
-streamed PUT the store proves up to 1 GiB, s3s3.plan.PROVEN_PUT_MAX, parts
+streamed PUT the store proves up to 1 GiB, s3s3.copy.plan.PROVEN_PUT_MAX, parts
 read in order and hashed above it), and with `multipart = False` at the destination (one proven PUT
 at every size). For each, the best of --repeat runs: wall and CPU seconds of
 s3s3bucket (from wait4) and its peak RSS; every copy is read back and its MD5

@@ -1,18 +1,26 @@
-"""The Python API, under the original s3s3's names so code written against it still reads right."""
+"""The Python API, under the original s3s3's names so code written against it still reads right.
+
+`ListenClient` and `BucketClient` build the two services from a Config
+(s3s3.services); `upload` and `duplicate_bucket` copy between Stores
+opened with `s3s3.store.open_store`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from s3s3.bucket import Summary
-from s3s3.bucket import duplicate_bucket as _duplicate_bucket
 from s3s3.config import Endpoint, endpoint_from_options
 from s3s3.copy import copy_key
 from s3s3.logs import log_outcome
 from s3s3.outcome import Outcome
+from s3s3.services import BucketClient, ListenClient
 from s3s3.store import Store
 from s3s3.store.boto import create_client
+from s3s3.sync.bucket import duplicate_bucket as _duplicate_bucket
+from s3s3.sync.summary import Summary
+
+__all__ = ["BucketClient", "ListenClient", "Summary", "create_connection", "duplicate_bucket", "upload"]
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -22,19 +22,19 @@ from collections.abc import Callable, Sequence
 
 from redis.exceptions import RedisError
 
-from s3s3 import __version__, deadletter, logs, names
-from s3s3.bandwidth import LIMIT
-from s3s3.bucket import SyncOptions
-from s3s3.client import BucketClient, ListenClient
+from s3s3 import __version__, logs, names
 from s3s3.config import LOG_FORMATS, LOG_LEVELS, Config, Endpoint, Mode, load, parse_size
-from s3s3.delivery import connect_redis, describe, publish
-from s3s3.diff import KeyFilter
+from s3s3.copy.limits import Limits, keep_big_buffers_off_the_heap
 from s3s3.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ListingOrderError, LockHeld, S3S3Error, StoreError
-from s3s3.fleet import SplitOpen
-from s3s3.memory import keep_big_buffers_off_the_heap
-from s3s3.progress import Progress
+from s3s3.listen.delivery import describe, publish
 from s3s3.retry import describe as one_line
+from s3s3.services import BucketClient, ListenClient
+from s3s3.state import connect_redis, deadletter
 from s3s3.store import open_store
+from s3s3.sync.diff import KeyFilter
+from s3s3.sync.fleet import SplitOpen
+from s3s3.sync.options import SyncOptions
+from s3s3.sync.progress import Progress
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -109,12 +109,12 @@ def _setup_logging(args: argparse.Namespace, config: Config | None) -> None:
     logs.setup(level, fmt)
 
 
-def _cap_bandwidth(args: argparse.Namespace, config: Config) -> None:
-    """The process's cap on bytes sent per second: --bwlimit, else [pubsub] bwlimit."""
+def _limits(args: argparse.Namespace, config: Config) -> Limits:
+    """The process's budgets; its cap on bytes sent per second is --bwlimit, else [pubsub] bwlimit."""
     rate = args.bwlimit if args.bwlimit is not None else config.pubsub.bwlimit
-    LIMIT.set_rate(rate)
     if rate:
-        logging.getLogger("s3s3.bandwidth").info("Sending at most %s bytes per second", f"{rate:,}")
+        logging.getLogger("s3s3.copy.limits").info("Sending at most %s bytes per second", f"{rate:,}")
+    return Limits.for_process(rate)
 
 
 def _split(args: argparse.Namespace, client: BucketClient) -> int:
@@ -140,18 +140,17 @@ def _work(args: argparse.Namespace, client: BucketClient, options: SyncOptions, 
 
 def cmd_listen(args: argparse.Namespace) -> int:
     config = _load(args)
-    _cap_bandwidth(args, config)
-    return ListenClient(config, workers=args.workers).listen()
+    return ListenClient(config, workers=args.workers, limits=_limits(args, config)).listen()
 
 
 def cmd_bucket(args: argparse.Namespace) -> int:
     config = _load(args)
-    _cap_bandwidth(args, config)
+    limits = _limits(args, config)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     while True:
-        code = bucket_once(args, BucketClient(config, workers=args.workers), stop)
+        code = bucket_once(args, BucketClient(config, workers=args.workers, limits=limits), stop)
         if not args.every or stop.wait(args.every):
             return code
 
@@ -169,6 +168,7 @@ def bucket_once(args: argparse.Namespace, client: BucketClient, stop: threading.
         retry=client.retry,
         abort_uploads_older_than=args.abort_incomplete_uploads,
         ledger_days=config.pubsub.ledger_days,
+        limits=client.limits,
     )
     if args.split:
         return _split(args, client)
@@ -187,7 +187,7 @@ def bucket_once(args: argparse.Namespace, client: BucketClient, stop: threading.
         print(f"s3s3: error: {e}", file=sys.stderr)
         return EXIT_FAILED
     if args.metrics_file:
-        from s3s3.metrics import write_textfile  # prometheus-client: only for those who ask
+        from s3s3.sync.summary import write_textfile
 
         write_textfile(args.metrics_file, summary)
     if args.json:
@@ -254,7 +254,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if args.key is not None:
             print("s3s3: error: --sync goes with status alone, not with a KEY", file=sys.stderr)
             return EXIT_USAGE
-        from s3s3 import fleet
+        from s3s3.sync import fleet
 
         buckets = BucketClient(config)
         sync = buckets.sync_of()
@@ -278,7 +278,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_webhook(args: argparse.Namespace) -> int:
-    from s3s3.webhook import WebhookServer
+    from s3s3.listen.webhook import WebhookServer
 
     config = _load(args)
     pubsub, hook = config.pubsub, config.webhook
@@ -289,7 +289,7 @@ def cmd_webhook(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     server.start()
-    logging.getLogger("s3s3.webhook").info(
+    logging.getLogger("s3s3.listen.webhook").info(
         "Webhook listening on http://%s:%d, handing notifications to %s", *server.server_address[:2],
         describe(pubsub),
     )

@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from s3s3.config import MIN_PART, Config, Endpoint, MiB
+from s3s3.copy.plan import PROVEN_PUT_MAX
 from s3s3.errors import EXIT_FAILED, EXIT_OK, ConfigError
-from s3s3.plan import PROVEN_PUT_MAX
 from s3s3.store import b64_md5, multipart_etag, strip_etag
 from s3s3.store.boto import create_client
 

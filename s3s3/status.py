@@ -9,10 +9,11 @@ from typing import Any
 
 import redis
 
-from s3s3 import backlog, names
+from s3s3 import names
 from s3s3.config import Config, Mode
 from s3s3.copy import dest_key, identical
 from s3s3.errors import StoreError
+from s3s3.listen import backlog
 from s3s3.retry import describe
 from s3s3.store import META_ETAG, ObjectInfo, Store, open_store
 

@@ -26,7 +26,7 @@ import redis
 from botocore.exceptions import ClientError
 
 from s3s3.config import Config
-from s3s3.delivery import publish
+from s3s3.listen.delivery import publish
 from tests.faults import FaultProxy
 from tests.processes import Proc
 from tests.servers.base import Server

@@ -31,7 +31,7 @@ from typing import Any
 import redis
 
 from s3s3 import names
-from s3s3.delivery import publish
+from s3s3.listen.delivery import publish
 from tests.faults import FaultProxy
 from tests.servers.base import Server, stop_process
 from tests.servers.moto import start_moto

@@ -19,9 +19,9 @@ from typing import Any
 from s3s3.config import Endpoint
 from s3s3.errors import StoreError
 from s3s3.store import Body, ObjectInfo, Page, Store
+from s3s3.store.base import store_error
 from s3s3.store.boto import create_client
 from s3s3.store.facts import Facts
-from s3s3.store.wire import store_error
 
 Proceed = Callable[..., Any]  # call the wrapped store, with these (or other) arguments
 Action = Callable[["Call", Proceed], Any]

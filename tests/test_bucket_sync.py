@@ -33,12 +33,13 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from s3s3 import deadletter, ledger, names
+from s3s3 import names
 from s3s3.cli import _parser, bucket_once, main
-from s3s3.client import BucketClient
 from s3s3.config import Config, MiB
-from s3s3.lock import lock_name
+from s3s3.services import BucketClient
+from s3s3.state import deadletter, ledger
 from s3s3.store import META_ETAG, META_MD5, Page, Store, open_store
+from s3s3.sync.lock import lock_name
 from tests.helpers import RequestLog, endpoint_section, new_bucket, wait_until
 from tests.servers.base import Server, free_port
 from tests.servers.redis import RedisServer
@@ -49,7 +50,7 @@ pytestmark = pytest.mark.timeout(90)
 S3S3BUCKET = str(Path(sys.executable).with_name("s3s3bucket"))
 # s3s3bucket with a shorter lock TTL (a test cannot wait the default minute for a dead run's lock).
 SHORT_TTL = (
-    "import sys, s3s3.lock; s3s3.lock.TTL = float(sys.argv[1]); "
+    "import sys, s3s3.sync.lock; s3s3.sync.lock.TTL = float(sys.argv[1]); "
     "from s3s3.cli import bucket_main; sys.exit(bucket_main(sys.argv[2:]))"
 )
 BIG = 11 * MiB  # over the 5 MiB part size: three parts at a destination that uploads in 5 MiB parts

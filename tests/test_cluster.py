@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from s3s3.client import BucketClient, ListenClient
 from s3s3.config import Config
+from s3s3.services import BucketClient, ListenClient
 from tests.helpers import new_bucket, wait_until
 from tests.servers.base import Server, free_port, stop_process, wait_for_port
 

@@ -28,15 +28,15 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from s3s3 import cli
-from s3s3.bucket import duplicate_bucket
 from s3s3.config import Config, Endpoint, endpoint_from_options
 from s3s3.copy import copy_key
 from s3s3.errors import StoreError
 from s3s3.outcome import Action
-from s3s3.parts import source_part_size
 from s3s3.store import META_ETAG, Attributes, multipart_etag, open_store
 from s3s3.store.boto import _content_md5_instead_of_crc32, _sigv2_bucket_path, _sigv2_metadata_dashes, create_client
 from s3s3.store.facts import Fact
+from s3s3.store.probes import source_part_size
+from s3s3.sync.bucket import duplicate_bucket
 from tests.helpers import new_bucket, wait_until
 from tests.servers.base import Server, stop_process
 from tests.servers.redis import RedisServer

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
-from s3s3.backlog import Backlog
-from s3s3.bucket import Summary
 from s3s3.config import Mode
-from s3s3.metrics import Metrics, write_textfile
+from s3s3.listen.backlog import Backlog
+from s3s3.listen.metrics import Metrics
+from s3s3.sync.summary import Summary, write_textfile
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "s3s3.json"

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from s3s3.parts import PROBE_KEY
+from s3s3.store.probes import PROBE_KEY
 from tests.faults import FaultProxy
 from tests.helpers import (
     MiB,
@@ -99,7 +99,7 @@ def test_given_a_stream_listener_sigkilled_mid_copy_when_another_starts_then_eve
     wait_until(lambda: pending(client, stream) == 0, timeout=20)
     assert_intact(s3_dest, dst, objects)
     assert len(listing(s3_dest, dst)) == 500
-    claimed = second.find(r"WARNING s3s3\.delivery: Claimed \d+-\d+, left pending by a listener that stopped")
+    claimed = second.find(r"WARNING s3s3\.listen\.delivery: Claimed \d+-\d+, left pending by a listener that stopped")
     assert len(claimed) >= left_pending
     print(f"\nkilled at {at_kill}/500 copied, {left_pending} pending; "
           f"first copied {copied_lines(first)}, second {copied_lines(second)}, claimed {len(claimed)}")  # fmt: skip
@@ -225,8 +225,8 @@ def test_given_redis_restarts_under_a_pubsub_listener_then_it_records_the_gap_su
     _restart(server)
 
     # Then the listener survives, subscribes again, and logs and records the gap
-    listener.wait_for(r"ERROR s3s3\.delivery: Announcements published on .+ were missed while Redis was unreachable; "
-                      r"run s3s3bucket to catch up", timeout=40)  # fmt: skip
+    listener.wait_for(r"ERROR s3s3\.listen\.delivery: Announcements published on .+ were missed while Redis was "
+                      r"unreachable; run s3s3bucket to catch up", timeout=40)  # fmt: skip
     client = redis.Redis.from_url(server.url)
     wait_until(lambda: client.pubsub_numsub(channel)[0][1] == 1, timeout=10)
     gaps = client.xrange("s3s3:gaps")
@@ -301,7 +301,7 @@ def test_given_list_mode_when_keys_and_minio_access_lists_are_pushed_then_they_a
 
     # Then a restarted listener of the same consumer recovers them, and every key arrives
     again = start_listener(spawn, config)
-    again.wait_for(rf"WARNING s3s3\.delivery: Recovered 3 announcement\(s\) left in '{re.escape(processing)}' "
+    again.wait_for(rf"WARNING s3s3\.listen\.delivery: Recovered 3 announcement\(s\) left in '{re.escape(processing)}' "
                    r"by a previous run")  # fmt: skip
     wait_until(all_arrived(s3_dest, dst, held), timeout=30)
     assert fetched_md5s(s3_dest, dst, held) == md5s(held)

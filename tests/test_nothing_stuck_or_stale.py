@@ -26,7 +26,7 @@ from s3s3.config import Config
 from s3s3.copy import copy_key
 from s3s3.retry import RetryPolicy
 from s3s3.store import open_store
-from s3s3.uploads import abort_incomplete
+from s3s3.sync.uploads import abort_incomplete
 from tests.faults import FaultProxy
 from tests.helpers import (
     MiB,
@@ -279,7 +279,7 @@ def test_two_listeners_copying_two_versions_of_a_key_leave_the_newest_even_when_
     # Then A finds the source moved on and copies again: the destination ends with version 2
     wait_until(lambda: pending(client, config.pubsub.stream) == 0, timeout=30)
     assert got(s3_dest, dst, "k") == new
-    assert a.find(r"INFO s3s3\.copy: Copying 'k' to dest1:\S+ again: another copy ran at the same time, .+")
+    assert a.find(r"INFO s3s3\.copy\.proof: Copying 'k' to dest1:\S+ again: another copy ran at the same time, .+")
     assert client.xlen("s3s3:failed") == 0
     client.close()
 
@@ -319,7 +319,7 @@ def test_a_bucket_sync_whose_older_copy_lands_after_a_listener_copied_the_newest
     # Then the sync finds the source moved on and copies "k" again: the destination ends with version 2
     assert sync.proc.wait(timeout=60) == 0
     assert got(s3_dest, dst, "k") == new
-    assert sync.find(r"INFO s3s3\.copy: Copying 'k' to dest1:\S+ again: another copy ran at the same time, .+")
+    assert sync.find(r"INFO s3s3\.copy\.proof: Copying 'k' to dest1:\S+ again: another copy ran at the same time, .+")
     assert fetched_md5s(s3_dest, dst, others) == md5s(others)
     assert not client.keys("s3s3:copying:*")  # every registration ended
     client.close()
@@ -354,14 +354,14 @@ def test_entries_of_a_listener_whose_workers_are_all_blocked_past_claim_idle_are
     b = start_listener(spawn, config)
     deadline = time.monotonic() + 6.0
     while time.monotonic() < deadline:
-        assert b.find(r"WARNING s3s3\.delivery: Claimed .+") == [], "B claimed an entry A was working on"
+        assert b.find(r"WARNING s3s3\.listen\.delivery: Claimed .+") == [], "B claimed an entry A was working on"
         time.sleep(0.1)
 
     # Then B claimed nothing; once the destination answers, A copies each key exactly once
     proxy.gate.set()
     wait_until(all_arrived(s3_dest, dst, objects), timeout=20)
     wait_until(lambda: pending(client, config.pubsub.stream) == 0, timeout=20)
-    assert b.find(r"WARNING s3s3\.delivery: Claimed .+") == []
+    assert b.find(r"WARNING s3s3\.listen\.delivery: Claimed .+") == []
     assert {key: proxy.count("PUT", f"/{key}") for key in objects} == {key: 1 for key in objects}
     assert fetched_md5s(s3_dest, dst, objects) == md5s(objects)
     assert a.alive() and b.alive()

@@ -11,7 +11,7 @@ import pytest
 
 from s3s3 import retry
 from s3s3.retry import Budget, RetryPolicy, backoff, is_transient, transient_answer, transient_failure
-from s3s3.store.wire import store_error
+from s3s3.store.base import store_error
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -1,4 +1,9 @@
-"""The S3 boundary: one interface (`Store`), two transports behind it, one function choosing between them."""
+"""The S3 boundary: one interface (`Store`), two transports behind it, one function choosing between them.
+
+`s3s3.store.probes` holds the questions a copy asks of a store (MD5 ETags,
+Content-MD5 enforcement, part sizes); nothing outside this package touches
+a client.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +17,17 @@ from s3s3.store.base import (
     ObjectInfo,
     Page,
     Store,
+    Transport,
     Upload,
     b64_md5,
     is_md5,
     list_objects,
     multipart_etag,
+    store_error,
     strip_etag,
 )
-from s3s3.store.connect import open_store, store_name, transport_for
-from s3s3.store.facts import Fact, Facts
+from s3s3.store.connect import open_store, transport_for
+from s3s3.store.facts import Fact, Facts, store_name
 
 __all__ = [
     "META_ETAG",
@@ -34,12 +41,14 @@ __all__ = [
     "ObjectInfo",
     "Page",
     "Store",
+    "Transport",
     "Upload",
     "b64_md5",
     "is_md5",
     "list_objects",
     "multipart_etag",
     "open_store",
+    "store_error",
     "store_name",
     "strip_etag",
     "transport_for",

@@ -15,7 +15,11 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
+
+from s3s3.errors import BadDigest, NoSuchBucket, NotFound, PreconditionFailed, StoreError
+from s3s3.retry import transient_answer
 
 if TYPE_CHECKING:
     from s3s3.config import Endpoint
@@ -36,6 +40,13 @@ META_MD5 = "s3s3-md5"  # MD5 of the whole object, hex
 META_ETAG = "s3s3-source-etag"  # the source ETag this copy was made from
 META_MTIME = "mtime"  # the source's Last-Modified, Unix seconds with a fraction (rclone reads it too)
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
+
+
+class Transport(StrEnum):
+    """How a Store talks to its store (s3s3.store.connect decides which an endpoint gets)."""
+
+    HTTP = "http"  # the lean path: signed HTTP requests (s3s3.store.http)
+    BOTO3 = "boto3"  # a boto3 client (s3s3.store.boto)
 
 
 @dataclass(frozen=True)
@@ -145,8 +156,8 @@ class Store(Protocol):
         """How logs name the bucket: section:bucket."""
 
     @property
-    def transport(self) -> str:
-        """"http" (the lean path) or "boto3"."""
+    def transport(self) -> Transport:
+        """The lean path or boto3."""
 
     def head(self, key: str, *, part_number: int | None = None) -> ObjectInfo | None:
         """The object (or, with `part_number`, that part of it); None when it does not exist."""
@@ -240,3 +251,22 @@ def multipart_etag(part_md5s: Sequence[bytes]) -> str:
 def metadata_from(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     """User metadata from response headers (x-amz-meta-*), names lower-cased."""
     return {name[11:].lower(): value for name, value in headers if name.lower().startswith("x-amz-meta-")}
+
+
+def store_error(operation: str, status: int, code: str, message: str) -> StoreError:
+    """The StoreError (or the subclass callers catch) for an S3 error answer, worded as botocore words it.
+
+    Both transports raise what this returns, so nothing above the store
+    interface can tell which one met the error.
+    """
+    kind = StoreError
+    if code in ("NoSuchKey", "NotFound") or (status == 404 and code == "404"):
+        kind = NotFound
+    elif code == "NoSuchBucket":
+        kind = NoSuchBucket
+    elif code == "PreconditionFailed" or status == 412:
+        kind = PreconditionFailed
+    elif code in ("BadDigest", "InvalidDigest"):
+        kind = BadDigest
+    text = f"An error occurred ({code}) when calling the {operation} operation: {message}"
+    return kind(text, operation=operation, code=code, status=status, transient=transient_answer(status, code))

@@ -21,8 +21,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from s3s3.errors import NotFound, StoreError
 from s3s3.retry import transient_failure
-from s3s3.store.base import CONTENT_HEADERS, Attributes, Buffer, ObjectInfo, Page, Upload, b64_md5, strip_etag
-from s3s3.store.wire import store_error
+from s3s3.store.base import (
+    CONTENT_HEADERS,
+    Attributes,
+    Buffer,
+    ObjectInfo,
+    Page,
+    Transport,
+    Upload,
+    b64_md5,
+    store_error,
+    strip_etag,
+)
 
 if TYPE_CHECKING:
     from boto3.session import Session
@@ -148,7 +158,7 @@ def _content_md5_instead_of_crc32(params: dict[str, Any], context: dict[str, Any
 class BotoStore:
     """A Store through a boto3 client (made on first use: building one is most of boto3's start-up)."""
 
-    transport = "boto3"
+    transport = Transport.BOTO3
 
     def __init__(self, endpoint: Endpoint, facts: Facts, *, pool_size: int = 10) -> None:
         self.endpoint = endpoint

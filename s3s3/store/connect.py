@@ -13,31 +13,26 @@ import redis
 
 from s3s3.config import Endpoint
 from s3s3.errors import StoreError
-from s3s3.store.base import Store
+from s3s3.store.base import Store, Transport
 from s3s3.store.boto import BotoStore, boundary_error, create_client, session_credentials, verify
-from s3s3.store.facts import Facts
+from s3s3.store.facts import Facts, store_name
 from s3s3.store.http import HttpStore
 from s3s3.store.wire import Keys, Wire
 
 _PROBE = "s3s3-wire-probe"
 
 
-def transport_for(endpoint: Endpoint) -> str:
-    """ "http" (the lean path) or "boto3": what `open_store` gives this endpoint."""
-    return "http" if endpoint.signature_version == "s3v4" and not endpoint.checksums else "boto3"
+def transport_for(endpoint: Endpoint) -> Transport:
+    """The transport `open_store` gives this endpoint."""
+    return Transport.HTTP if endpoint.signature_version == "s3v4" and not endpoint.checksums else Transport.BOTO3
 
 
 def open_store(endpoint: Endpoint, *, pool_size: int = 10, redis_client: redis.Redis | None = None) -> Store:
     """The Store for `endpoint`; what it learns is kept in `redis_client`'s Redis, where one is given."""
     facts = Facts(store_name(endpoint), redis_client)
-    if transport_for(endpoint) == "boto3":
+    if transport_for(endpoint) is Transport.BOTO3:
         return BotoStore(endpoint, facts, pool_size=pool_size)
     return HttpStore(endpoint, _wire(endpoint), facts)
-
-
-def store_name(endpoint: Endpoint) -> str:
-    """The store an endpoint talks to (not its bucket): what its facts are kept under."""
-    return endpoint.endpoint_url or f"aws:{endpoint.region or 'us-east-1'}"
 
 
 def _wire(endpoint: Endpoint) -> Wire:

@@ -15,10 +15,14 @@ import hashlib
 import logging
 import threading
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import redis
 
 from s3s3 import names
+
+if TYPE_CHECKING:
+    from s3s3.config import Endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +85,11 @@ class Facts:
                     logger.debug("Could not read what is known of %s from Redis: %s", self.store, e)
             self._known = known
         return self._known
+
+
+def store_name(endpoint: Endpoint) -> str:
+    """The store an endpoint talks to (not its bucket): what its facts are kept under."""
+    return endpoint.endpoint_url or f"aws:{endpoint.region or 'us-east-1'}"
 
 
 def _field(fact: Fact, other: str) -> str:

@@ -28,9 +28,11 @@ from s3s3.store.base import (
     Buffer,
     ObjectInfo,
     Page,
+    Transport,
     Upload,
     b64_md5,
     metadata_from,
+    store_error,
     strip_etag,
 )
 from s3s3.store.wire import Wire
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
 class HttpStore:
     """A Store over plain signed HTTP: SigV4 endpoints with boto3's checksums off."""
 
-    transport = "http"
+    transport = Transport.HTTP
 
     def __init__(self, endpoint: Endpoint, wire: Wire, facts: Facts) -> None:
         self.endpoint = endpoint
@@ -307,6 +309,4 @@ def _xml(data: bytes, operation: str) -> ElementTree.Element:
 def _raise_embedded_error(root: ElementTree.Element | None, status: int, operation: str) -> None:
     """S3 answers some calls 200 and only then finds them failed: the error is in the body."""
     if root is not None and root.tag.rpartition("}")[2] == "Error":
-        from s3s3.store.wire import store_error
-
         raise store_error(operation, status, root.findtext("Code") or "", root.findtext("Message") or "")

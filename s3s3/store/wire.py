@@ -24,10 +24,10 @@ from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
 
-from s3s3.errors import BadDigest, NoSuchBucket, NotFound, PreconditionFailed, StoreError
-from s3s3.retry import backoff, transient_answer, transient_failure
+from s3s3.errors import StoreError
+from s3s3.retry import backoff, transient_failure
 from s3s3.store import sigv4
-from s3s3.store.base import Buffer
+from s3s3.store.base import Buffer, store_error
 
 # botocore's standard mode: up to 1 s before the second try, doubling, capped at 20 s.
 REQUEST_BACKOFF = 1.0
@@ -210,21 +210,6 @@ def answer_error(operation: str, status: int, data: bytes, reason: str = "") -> 
     if not code:  # a HEAD's error has no body
         code = "NoSuchKey" if status == 404 else str(status)
     return store_error(operation, status, code, message or reason)
-
-
-def store_error(operation: str, status: int, code: str, message: str) -> StoreError:
-    """The StoreError (or the subclass callers catch) for an S3 error answer, worded as botocore words it."""
-    kind = StoreError
-    if code in ("NoSuchKey", "NotFound") or (status == 404 and code == "404"):
-        kind = NotFound
-    elif code == "NoSuchBucket":
-        kind = NoSuchBucket
-    elif code == "PreconditionFailed" or status == 412:
-        kind = PreconditionFailed
-    elif code in ("BadDigest", "InvalidDigest"):
-        kind = BadDigest
-    text = f"An error occurred ({code}) when calling the {operation} operation: {message}"
-    return kind(text, operation=operation, code=code, status=status, transient=transient_answer(status, code))
 
 
 def _ssl_context(verify: bool | str) -> ssl.SSLContext:

@@ -1,0 +1,76 @@
+"""One object's copy under way, and what every executor writes with it.
+
+A `Job` is what each plan's executor (s3s3.copy.put, s3s3.copy.parts) takes:
+the two stores, the source object as its GET or HEAD described it, the open
+body, the retry budget and the process's limits. `attributes` says what a
+copy is written with besides its bytes; `dest_key` where it lands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from s3s3.copy.limits import DEFAULT, Limits
+from s3s3.retry import Budget
+from s3s3.store import META_ETAG, META_MD5, META_MTIME, Attributes, Body, ObjectInfo, Store
+
+
+class Guard(Protocol):
+    """Says whether another copy of the same key ran at the same time as this one (s3s3.state.overlap)."""
+
+    def begin(self, dest: str, key: str) -> Any: ...
+
+    def end(self, ticket: Any) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Job:
+    """One object's copy under way: what a plan's executor works with."""
+
+    source: Store
+    dest: Store
+    target: str  # the key at the destination
+    info: ObjectInfo  # the source object, as its GET or HEAD said
+    body: Body | None  # the source's GET body, open, or None after a HEAD
+    budget: Budget
+    verify_md5: bool = False  # the whole object's MD5 is wanted
+    part_size: int | None = None  # Plan.PART_FOR_PART: the source's own part size
+    tagging: str | None = None  # the source's tag set, where the destination keeps tags
+    limits: Limits = DEFAULT  # the process's bandwidth, memory and stream budgets
+
+    def attributes(self, md5: str | None) -> Attributes:
+        return attributes(self.dest, self.info, md5, self.tagging)
+
+
+def attributes(dest: Store, info: ObjectInfo, md5: str | None, tagging: str | None = None) -> Attributes:
+    """What the copy of `info` at `dest` is written with (its MD5 is `md5`, where known) besides its bytes.
+
+    Its headers and user metadata, s3s3's record (`s3s3-source-etag`, and
+    `s3s3-md5`), the source's Last-Modified as `mtime` (rclone's convention,
+    Unix seconds; an `mtime` the source already carries is kept), its tags,
+    and the destination's storage class, encryption and ACL.
+    """
+    ep = dest.endpoint
+    metadata = dict(info.metadata or {})
+    metadata[META_ETAG] = info.etag
+    if md5:
+        metadata[META_MD5] = md5
+    else:
+        metadata.pop(META_MD5, None)
+    if ep.preserve_mtime and META_MTIME not in metadata and info.last_modified is not None:
+        metadata[META_MTIME] = f"{info.last_modified.timestamp():.9f}"
+    return Attributes(
+        info.headers, metadata, storage_class=ep.storage_class, tagging=tagging if ep.tags else None,
+        encryption=ep.sse, kms_key_id=ep.sse_kms_key_id, acl=ep.acl,
+    )  # fmt: skip
+
+
+def dest_key(source: Store, dest: Store, key: str) -> str:
+    """Where a source key lands: the source prefix swapped for the destination's."""
+    return dest.endpoint.prefix + key[len(source.endpoint.prefix) :]
+
+
+def source_key(source: Store, dest: Store, target: str) -> str:
+    """The source key a destination key was copied from (dest_key the other way)."""
+    return source.endpoint.prefix + target[len(dest.endpoint.prefix) :]

@@ -1,0 +1,126 @@
+"""`s3s3 webhook`: receive S3 event notifications over HTTP and hand them to Redis.
+
+Ceph RGW (an HTTP push endpoint), MinIO (a webhook target) and AWS (SNS over
+HTTP) cannot write to Redis. This server takes their POSTs, checks each body
+parses as an announcement, appends it to the configured stream or list, and
+answers 200 only once Redis holds it: a store with persistent notifications
+re-sends whatever was not accepted. Bad input gets a 4xx naming the reason.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+from base64 import b64decode
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import redis
+
+from s3s3.config import Mode
+from s3s3.errors import BadMessage
+from s3s3.listen.delivery import publish
+from s3s3.listen.messages import is_json, parse
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024  # larger notification bodies are refused (413)
+
+
+class WebhookServer(ThreadingHTTPServer):
+    """A threading HTTP server that knows where to put what it receives."""
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        client: redis.Redis,
+        mode: Mode,
+        target: str,
+        source_bucket: str,
+        token: str | None = None,
+    ) -> None:
+        super().__init__(address, _Handler)
+        self.client = client
+        self.mode = mode
+        self.target = target
+        self.source_bucket = source_bucket
+        self.token = token
+
+    def start(self) -> threading.Thread:
+        """Serve in a background thread (for tests and for embedding); `shutdown()` stops it."""
+        thread = threading.Thread(target=self.serve_forever, name="s3s3-webhook", daemon=True)
+        thread.start()
+        return thread
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: WebhookServer
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+        if not self._authorised():
+            return self._answer(401, "missing or wrong token")
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            return self._answer(413, f"body of {length} bytes is over {MAX_BODY}")
+        body = self.rfile.read(length)
+        try:
+            events = parse(body, self.server.source_bucket)  # first: it names a body that is not UTF-8
+            if not is_json(body.decode("utf-8")):  # stores send JSON; a bare key is no event
+                raise BadMessage("not a JSON event notification")
+        except BadMessage as e:
+            logger.warning("Webhook rejected a notification from %s: %s", self.client_address[0], e)
+            return self._answer(400, str(e))
+        if not events:
+            return self._answer(200, "ignored (test event)")
+        try:
+            reached = publish(self.server.client, self.server.mode, self.server.target, body)
+        except redis.RedisError as e:
+            logger.error("Webhook could not hand a notification to Redis: %s", e)
+            return self._answer(503, "Redis is unavailable; send it again later")
+        if reached == 0:
+            return self._answer(503, "no listener is subscribed; send it again later")
+        logger.info("Webhook accepted %d event(s) for %s", len(events), ", ".join(repr(e.key) for e in events))
+        return self._answer(200, "accepted")
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._answer(200, "s3s3 webhook")
+
+    def do_HEAD(self) -> None:  # noqa: N802 - MinIO checks a webhook target is up this way
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _authorised(self) -> bool:
+        token = self.server.token
+        if not token:
+            return True
+        offered = parse_qs(urlsplit(self.path).query).get("token", [""])[0]
+        header = self.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            offered = header[len("Bearer ") :]
+        elif header.startswith("Basic "):
+            offered = _basic_password(header[len("Basic ") :])
+        return hmac.compare_digest(offered.encode(), token.encode())
+
+    def _answer(self, status: int, text: str) -> None:
+        body = (text + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+        """Request lines may carry the token in their query: they are never logged."""
+
+
+def _basic_password(encoded: str) -> str:
+    try:
+        return b64decode(encoded).decode().partition(":")[2]
+    except (ValueError, UnicodeDecodeError):
+        return ""

@@ -1,0 +1,122 @@
+"""The ledger: what s3s3 copied where, so a bucket sync can trust listings whose ETags differ.
+
+A listing gives each object's size and ETag but no metadata. Where both ETags
+are plain MD5s, comparing them settles "unchanged". Where they cannot be
+compared (a multipart ETag on either side, a store whose ETag is no MD5, a copy
+made in a different upload shape), the ledger can: for each destination key it
+holds the source ETag and size that were copied and the ETag the copy got. If
+the two listings still show exactly those, the copy is current, with no request
+per key. Without a ledger entry s3s3 falls back to a HEAD of the destination
+(its `s3s3-source-etag` metadata says the same thing, one request per key).
+
+One Redis hash per destination bucket; the field is the destination key.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import cast
+
+import redis
+
+from s3s3 import names
+from s3s3.outcome import Action, Outcome
+from s3s3.state.stamps import record_copies
+from s3s3.store import ObjectInfo, Store, is_md5
+
+logger = logging.getLogger(__name__)
+
+
+def ledger_key(dest: Store) -> str:
+    """The Redis hash for one destination bucket (named by where it lives, not by config section)."""
+    return _ledger_key(dest.endpoint.endpoint_url or "aws", dest.endpoint.bucket)
+
+
+@functools.cache
+def _ledger_key(where: str, bucket: str) -> str:
+    return names.LEDGER_PREFIX + hashlib.sha1(f"{where}/{bucket}".encode()).hexdigest()[:16] + ":" + bucket
+
+
+def entry(source_etag: str, size: int, dest_etag: str) -> str:
+    return f"{source_etag} {size} {dest_etag}"
+
+
+class Recorder:
+    """Ledger writes, sent in batches: one Redis round trip per BATCH copies, not one per copy.
+
+    An entry lost before it is sent (a crash, Redis down) costs nothing but a
+    HEAD in a later bucket sync, so batching trades nothing that matters.
+    """
+
+    BATCH = 256
+
+    def __init__(self, client: redis.Redis, *, days: int = 0) -> None:
+        self.client = client
+        self.ttl = days * 86400  # seconds each ledger written to lives on after its last write; 0: for ever
+        self._pending: list[tuple[str, str, str | None]] = []  # (hash, field, entry or None to forget)
+        self._latest: dict[str, float] = {}  # destination -> when its last copy landed, to record
+        self._lock = threading.Lock()
+
+    def record(self, dest: Store, target: str, outcome: Outcome) -> None:
+        """Remember a copy (or a proven-identical skip) that knows both ETags; forget a deleted key."""
+        if outcome.action is Action.COPIED:
+            with self._lock:
+                self._latest[outcome.dest] = time.time()
+        src, dst = outcome.source_etag, outcome.dest_etag
+        if outcome.action in (Action.COPIED, Action.SKIPPED) and src and dst:
+            if src == dst and is_md5(src):
+                return  # the listings decide it (the same plain MD5 on both sides): nothing to remember
+            value: str | None = entry(src, outcome.size, dst)
+        elif outcome.action is Action.DELETED:
+            value = None
+        else:
+            return
+        with self._lock:
+            self._pending.append((ledger_key(dest), target, value))
+            full = len(self._pending) >= self.BATCH
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send what is pending; a Redis error is logged and the batch dropped."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+            latest, self._latest = self._latest, {}
+        if not batch and not latest:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        record_copies(pipe, latest)
+        for name, target, value in batch:
+            if value is None:
+                pipe.hdel(name, target)
+            else:
+                pipe.hset(name, target, value)
+        for name in {name for name, _, _ in batch} if self.ttl else ():
+            pipe.expire(name, self.ttl)
+        try:
+            pipe.execute()
+        except redis.RedisError as e:
+            logger.warning("Could not write %d ledger entries (later syncs HEAD those keys): %s", len(batch), e)
+
+
+def forget(client: redis.Redis, dest: Store, targets: Iterable[str]) -> None:
+    """Drop entries for keys deleted at the destination."""
+    batch = list(targets)
+    if batch:
+        client.hdel(ledger_key(dest), *batch)
+
+
+def current(client: redis.Redis, dest: Store, pairs: Sequence[tuple[ObjectInfo, ObjectInfo]]) -> list[bool]:
+    """For each (source, destination) listing pair: does the ledger prove the copy current?"""
+    if not pairs:
+        return []
+    values = cast("list[bytes | None]", client.hmget(ledger_key(dest), [dst.key for _src, dst in pairs]))
+    return [
+        value is not None and value.decode() == entry(src.etag, src.size, dst.etag)
+        for (src, dst), value in zip(pairs, values, strict=True)
+    ]
