@@ -51,7 +51,7 @@ $(DOCS_STAMP): setup.cfg pyproject.toml
 	touch $(DOCS_STAMP)
 
 docs: $(DOCS_STAMP)
-	$(BIN)/mkdocs build --strict -d build/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d build/site
 
 reference: $(DOCS_STAMP)
 	$(BIN)/python -m docs.gen
