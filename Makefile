@@ -2,6 +2,8 @@
 # make test   - set up and run the test suite
 # make compat - the compatibility suite against real Ceph, Swift, SeaweedFS, rclone
 # make lint   - ruff and mypy --strict
+# make docs   - build the documentation site (mkdocs --strict) into build/site
+# make reference - regenerate the command pages, Redis keys page, man pages and shell completion
 # make bench  - s3s3 against rclone and a raw floor on two SeaweedFS servers
 # make soak   - chaos soak of the stream-mode delivery guarantee (~10 minutes; not part of make test)
 
@@ -10,7 +12,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test compat lint bench soak redis-server promtool clean
+DOCS_STAMP := $(VENV)/.docs-installed
+
+.PHONY: demo test compat lint docs reference bench soak redis-server promtool clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +44,17 @@ compat: $(STAMP) redis-server
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+$(DOCS_STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d build/site
+
+reference: $(DOCS_STAMP)
+	$(BIN)/python -m docs.gen
 
 bench: $(STAMP) redis-server
 	$(BIN)/python -m pip install -q -e '.[test,bench]'

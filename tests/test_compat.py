@@ -219,7 +219,7 @@ def run_listener(config: Path, env: dict[str, str], redis_url: str, dest: tuple[
 # ---------------------------------------------------------------- the matrix
 
 # (source, destination, signature of the Ceph/Swift endpoints for the bucket sync,
-# and for the listener). The pairs configured by a README example load its file instead.
+# and for the listener). The pairs configured by an example of docs/examples.md load its file instead.
 PAIRS = {
     "ceph->moto": ("ceph", "moto", "s3", "s3v4"),
     "swift->moto": ("swift", "moto", "s3", "s3v4"),
@@ -233,7 +233,7 @@ EXAMPLE_PREFIXES = {"ceph": "CEPH", "ceph_tls": "CEPH_DR", "swift": "SWIFT"}  # 
 
 
 def example_env(**servers: tuple[Server, str]) -> dict[str, str]:
-    """Values for a README example's ${...} placeholders, for these servers and buckets."""
+    """Values for the ${...} placeholders of an example in docs/examples.md, for these servers and buckets."""
     env = {}
     for prefix, (server, bucket) in servers.items():
         env.update({
@@ -320,10 +320,10 @@ def test_objects_are_replicated_intact_between_real_stores(
     assert (again.checked, again.copied, again.failed) == (len(OBJECTS), 0, 0)
 
 
-def test_readme_holds_the_example_configurations_verbatim() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_the_examples_page_holds_the_example_configurations_verbatim() -> None:
+    page = (ROOT / "docs" / "examples.md").read_text()
     for name in ("ceph.ini.example", "swift.ini.example"):
-        assert (EXAMPLES / name).read_text() in readme, name
+        assert (EXAMPLES / name).read_text() in page, name
 
 
 # ---------------------------------------------------------------- SigV2 with path style

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,7 +143,7 @@ class Supervisor:
         """Shut supervisord down; kill whatever survives, its programs included."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        pids = [self.pid(name) for name in ("s3s3listen", "s3s3bucket")]
+        pids = [int(line) for line in self.ctl("pid", "all").stdout.split() if line.isdigit()]
         self.ctl("shutdown", timeout=30)
         try:
             self.proc.wait(30)
@@ -274,6 +275,43 @@ def test_given_the_shipped_supervisord_bucket_program_then_it_syncs_again_and_ag
     assert re.search(r"stopped: s3s3bucket \(exit status 0\)", supervisord_log), supervisord_log
 
 
+@pytest.mark.slow
+def test_given_the_shipped_numprocs_program_then_each_listener_joins_the_stream_group_and_they_share_the_keys(
+    s3_source: Server,
+    s3_dest: Server,
+    redis_server: RedisServer,
+    make_config: Callable[..., Config],
+    supervisor: Supervisor,
+) -> None:
+    # Given supervisord with the shipped numprocs program (two processes), in stream mode
+    src, dst = new_bucket(s3_source), new_bucket(s3_dest)
+    stream, group = f"st-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    config = make_config((s3_source, src), [(s3_dest, dst)], redis_url=redis_server.url,
+                         pubsub_extra={"mode": "stream", "stream": stream, "group": group})  # fmt: skip
+    shipped = DEPLOY / "supervisord" / "s3s3listen-numprocs.conf"
+    supervisor.add_program(shipped, config, **{"numprocs = 4": "numprocs = 2"})
+    client = redis.Redis.from_url(redis_server.url)
+    md5s = {f"key-{i}.txt": put(s3_source, src, f"key-{i}.txt", f"body {i}".encode()) for i in range(20)}
+
+    # When supervisord starts
+    supervisor.start()
+
+    # Then two listeners run, named by their process number, and each has joined the group
+    names = ("s3s3listen:s3s3listen_00", "s3s3listen:s3s3listen_01")
+    wait_until(lambda: all(supervisor.state(name) == "RUNNING" for name in names), timeout=30)
+    wait_until(lambda: client.exists(stream) and len(client.xinfo_consumers(stream, group)) == 2, timeout=20)
+
+    # And the keys appended to the stream are all copied, each process writing its own log
+    for key in md5s:
+        client.xadd(stream, {"message": key})
+    for key, md5 in md5s.items():
+        wait_until(lambda k=key, m=md5: dest_md5(s3_dest, dst, k) == m, timeout=20)  # type: ignore[misc]
+    logs = [supervisor.log(f"s3s3listen_0{i}") for i in (0, 1)]
+    assert all("Listening on stream" in log for log in logs), logs
+    assert sum(log.count("Copied 'key-") for log in logs) == len(md5s), logs
+    client.close()
+
+
 # --- cron ----------------------------------------------------------------------------------------
 
 CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
@@ -361,6 +399,8 @@ def test_given_the_cron_command_when_run_by_sh_then_it_syncs_and_logs_and_a_conc
 # --- systemd -------------------------------------------------------------------------------------
 
 UNITS = ("s3s3listen.service", "s3s3bucket.service", "s3s3bucket.timer")
+TEMPLATE = "s3s3listen@.service"  # verified as an instance of it
+INSTANCE = "s3s3listen@backup-1.service"
 
 
 def unit_settings(text: str) -> dict[str, dict[str, str]]:
@@ -384,15 +424,15 @@ def test_the_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     # Given the units, their ExecStart pointed at this venv and run as root (no s3s3 user here)
     config = tmp_path / "s3s3.ini"
     config.write_text("")
-    for name in UNITS:
-        text = (DEPLOY / "systemd" / name).read_text()
+    for name, shipped in (*((u, u) for u in UNITS), (INSTANCE, TEMPLATE)):
+        text = (DEPLOY / "systemd" / shipped).read_text()
         if name.endswith(".service"):
             text = rewrite(text, str(config), None, **{"User=s3s3": "User=root", "Group=s3s3": "Group=root"})
         (tmp_path / name).write_text(text)
 
     # When systemd-analyze verifies them
     verify = subprocess.run(
-        ["systemd-analyze", "verify", "--man=no", *(str(tmp_path / name) for name in UNITS)],
+        ["systemd-analyze", "verify", "--man=no", *(str(tmp_path / name) for name in (*UNITS, INSTANCE))],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 
@@ -409,6 +449,19 @@ def test_the_listener_unit_restarts_on_failure_is_sandboxed_and_waits_for_copies
     assert service["NoNewPrivileges"] == "yes"
     assert service["ProtectSystem"] in ("strict", "full")
     assert service["User"] != "root"
+
+
+def test_the_listener_template_unit_runs_what_the_listener_unit_runs_one_instance_each() -> None:
+    plain = unit_settings((DEPLOY / "systemd" / "s3s3listen.service").read_text())
+    template = unit_settings((DEPLOY / "systemd" / TEMPLATE).read_text())
+    assert "%i" in template["Unit"]["Description"] and "%i" in template["Service"]["SyslogIdentifier"]
+    # its ExecStart may add what names the instance (--consumer %i) to the listener's
+    assert template["Service"]["ExecStart"].startswith(plain["Service"]["ExecStart"])
+    different = {"SyslogIdentifier", "ExecStart"}
+    assert {k: v for k, v in template["Service"].items() if k not in different} == {
+        k: v for k, v in plain["Service"].items() if k not in different
+    }
+    assert template["Install"] == plain["Install"]
 
 
 def test_the_bucket_timer_runs_the_oneshot_bucket_service_hourly() -> None:
