@@ -726,6 +726,154 @@ def test_unparsable_lines_are_each_named_by_number(tmp_path: Path) -> None:
     assert SECRET not in str(caught.value)
 
 
+FOLDED = (
+    "{path}: line {line}: indented deeper than the line above, so it continues [{where}'s value; "
+    "indent it like the others"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        pytest.param(
+            MINIMAL + "region = eu-west-1\n    storage_class = STANDARD_IA\n",
+            [(6, "dest] region")],
+            id="option-line-under-an-option",
+        ),
+        pytest.param(
+            "[source]\n  bucket_name = src\n    verify_md5 = True\n[dest]\n  bucket_name = dst\n",
+            [(3, "source] bucket_name")],
+            id="deeper-than-an-indented-option",
+        ),
+        pytest.param(
+            MINIMAL + "region = eu-west-1\n\n# the class\n\t storage_class = STANDARD_IA\n  tags = False\n",
+            [(8, "dest] region"), (9, "dest] region")],
+            id="after-a-blank-and-a-comment-line",
+        ),
+        pytest.param(
+            MINIMAL + f"aws_access_key_id = AK\naws_secret_access_key = {SECRET}\n   {SECRET}\n",
+            [(7, "dest] aws_secret_access_key")],
+            id="a-secret-continued",
+        ),
+        pytest.param(
+            MINIMAL + "[pubsub]\nchannel = backup\n  photos\n",
+            [(7, "pubsub] channel")],
+            id="a-value-continued",
+        ),
+    ],
+)
+def test_a_line_indented_deeper_than_the_option_above_it_is_an_error_naming_the_line(
+    tmp_path: Path, text: str, lines: list[tuple[int, str]]
+) -> None:
+    # Given a line configparser would fold into the value above it / When the file is loaded
+    message = load_error(tmp_path, text)
+
+    # Then each such line is named, with the option it would continue, and never the text it holds
+    path = tmp_path / "s3s3.ini"
+    assert message.splitlines() == [FOLDED.format(path=path, line=line, where=where) for line, where in lines]
+    assert SECRET not in message
+
+
+def test_options_indented_alike_after_an_indented_section_stay_valid(tmp_path: Path) -> None:
+    # Given every line indented, the section headers too, and an option line less indented than the one above
+    text = (
+        "  [source]\n     bucket_name = src\n     region = eu-west-1 # the region\n   verify_md5 = True\n"
+        "  [dest]\n\t bucket_name = dst\n\n\t tags = False\n"
+    )
+
+    # When it is loaded / Then every option is read as written
+    config = load(tmp_path, text)
+    assert (config.source.region, config.source.verify_md5) == ("eu-west-1", True)
+    assert (config.dests[0].bucket, config.dests[0].tags) == ("dst", False)
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('bucket_name = "uploads-backup"', 'bucket_name: "uploads-backup" is in quotes'),
+        ("bucket_name = 'uploads-backup'", "bucket_name: 'uploads-backup' is in quotes"),
+        ('host = "rgw.local"', 'host: "rgw.local" is in quotes'),
+        ("endpoint_url = 'https://rgw.local'", "endpoint_url: 'https://rgw.local' is in quotes"),
+        ('list_version = "1"', 'list_version: "1" is in quotes'),
+        ("verify_md5 = 'true'", "verify_md5: 'true' is in quotes"),
+        ('signature_version = "s3"', 'signature_version: "s3" is in quotes'),
+        ('multipart_chunksize = "16MiB"', 'multipart_chunksize: "16MiB" is in quotes'),
+        ('region = "eu-west-1"', 'region: "eu-west-1" is in quotes'),
+        (f'aws_secret_access_key = "{SECRET}"', "aws_secret_access_key: the value is in quotes"),
+    ],
+)
+def test_a_quoted_value_where_quotes_cannot_belong_is_an_error_saying_to_remove_them(
+    tmp_path: Path, line: str, problem: str
+) -> None:
+    # Given a destination with a quoted value (and the rest it needs)
+    bucket = "" if line.startswith("bucket_name") else "bucket_name = dst\n"
+    key = "aws_access_key_id = AK\n" if line.startswith("aws_secret_access_key") else ""
+
+    # When it is loaded
+    message = load_error(tmp_path, f"[source]\nbucket_name = src\n[dest]\n{bucket}{key}{line}\n")
+
+    # Then the error shows the value as written (a secret never) and says to remove the quotes
+    assert message == f"{tmp_path / 's3s3.ini'}: [dest] {problem}, which would become part of the value: remove them"
+    assert SECRET not in message
+
+
+def test_a_quoted_redis_url_is_refused_without_showing_its_password(tmp_path: Path) -> None:
+    message = load_error(tmp_path, MINIMAL + f"[pubsub]\nurl = 'redis://:{PASSWORD}@127.0.0.1:6380/0'\n")
+    assert message == (
+        f"{tmp_path / 's3s3.ini'}: [pubsub] url: 'redis://:***@127.0.0.1:6380/0' is in quotes, "
+        "which would become part of the value: remove them"
+    )
+
+
+def test_quotes_are_kept_where_they_can_be_part_of_the_value(tmp_path: Path) -> None:
+    # Given quotes in a key prefix and a channel name, which may hold them
+    config = load(tmp_path, MINIMAL + "prefix = \"q\"/\n[pubsub]\nchannel = 'backup'\n")
+
+    # Then they are kept as written
+    assert (config.dests[0].prefix, config.pubsub.channel) == ('"q"/', "'backup'")
+
+
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        (
+            "http://127.0.0.1",
+            "'http://127.0.0.1' holds a scheme: give endpoint_url = http://127.0.0.1 instead, "
+            "or host = 127.0.0.1, is_secure = False",
+        ),
+        (
+            "https://rgw.example.com:8443/",
+            "'https://rgw.example.com:8443/' holds a scheme: give endpoint_url = https://rgw.example.com:8443/ "
+            "instead, or host = rgw.example.com, port = 8443, is_secure = True",
+        ),
+        (
+            f"http://backup:{PASSWORD}@rgw.local",
+            "'http://backup:***@rgw.local' holds a scheme: give endpoint_url = http://backup:***@rgw.local instead, "
+            "or host = rgw.local, is_secure = False",
+        ),
+        (
+            "rgw.local:9000",
+            "'rgw.local:9000' holds a port: give host = rgw.local and port = 9000 (and is_secure), "
+            "or endpoint_url instead",
+        ),
+        (
+            "[::1]:9000",
+            "'[::1]:9000' holds a port: give host = [::1] and port = 9000 (and is_secure), or endpoint_url instead",
+        ),
+    ],
+)
+def test_host_with_a_scheme_or_a_port_is_an_error_pointing_at_endpoint_url_or_port(
+    tmp_path: Path, host: str, problem: str
+) -> None:
+    message = load_error(tmp_path, MINIMAL + f"host = {host}\n")
+    assert message == f"{tmp_path / 's3s3.ini'}: [dest] host: {problem}"
+    assert PASSWORD not in message
+
+
+def test_host_as_a_bare_name_or_address_is_accepted(tmp_path: Path) -> None:
+    assert dest_with(tmp_path, "host = 10.0.0.7", "port = 7480").endpoint_url == "https://10.0.0.7:7480"
+
+
 DATACLASSES = {
     Section.ENDPOINT: Endpoint, Section.DEST: Endpoint, Section.PUBSUB: PubSub, Section.METRICS: Metrics,
     Section.LOGGING: Logging, Section.WEBHOOK: Webhook,
@@ -772,11 +920,15 @@ def test_the_table_declares_each_option_once_per_kind_of_section() -> None:
 
 def test_endpoint_from_options_reports_every_problem_too() -> None:
     with pytest.raises(ConfigError) as caught:
-        endpoint_from_options("contract", {"verify_md5": "maybe", "list_version": "3"})
+        endpoint_from_options(
+            "contract", {"bucket_name": '"b"', "verify_md5": "maybe", "host": "h:1", "region": "eu\nstorage_class = X"}
+        )
     assert caught.value.problems == [
+        "<options>: [contract] bucket_name: \"b\" is in quotes, which would become part of the value: remove them",
         "<options>: [contract] verify_md5: 'maybe' is not true or false",
-        "<options>: [contract] list_version: 3 is out of range 1..2",
-        "<options>: [contract] bucket_name: is required",
+        "<options>: [contract] host: 'h:1' holds a port: give host = h and port = 1 (and is_secure), "
+        "or endpoint_url instead",
+        "<options>: [contract] region: holds more than one line; give it on one",
     ]
 
 
@@ -811,3 +963,35 @@ def test_check_config_on_the_unfilled_template_prints_every_placeholder_and_exit
                        "[source] host", "[destination] aws_access_key_id", "[destination] aws_secret_access_key",
                        "[destination] bucket_name")
     ]  # fmt: skip
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_check_config_prints_every_problem_on_a_line_of_its_own_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the template as shipped, its placeholders filled in but for one, with three of the mistakes that
+    # used to pass: a host with a scheme, a quoted bucket name and an option indented under another one
+    shipped = resources.files("s3s3.data").joinpath("s3s3.ini.dist").read_text()
+    text = shipped.replace("{YOUR_CEPH_S3_ENDPOINT}", "http://rgw.example.com").replace(
+        "{YOUR_S3_BUCKET}", '"photos-backup"', 1
+    )
+    text = fill_in(text).replace("aws_access_key_id = AKIAEXAMPLE", "aws_access_key_id = {YOUR_AWS_ACCESS_KEY_ID}", 1)
+    text = text.replace("[destination]\n", "[destination]\nregion = eu-west-1\n   storage_class = GLACIER\n", 1)
+    path = write(tmp_path, text)
+    region_line = text.splitlines().index("   storage_class = GLACIER") + 1
+
+    # When check-config runs on it
+    code = main(["check-config", "--config", str(path)])
+
+    # Then it prints each problem on its own line, nothing on stdout, and exits 2
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        f"s3s3: error: {path}: [source] aws_access_key_id: still holds a template placeholder; fill it in",
+        f"s3s3: error: {path}: [source] bucket_name: \"photos-backup\" is in quotes, which would become part of the "
+        "value: remove them",
+        f"s3s3: error: {path}: [source] host: 'http://rgw.example.com' holds a scheme: give endpoint_url = "
+        "http://rgw.example.com instead, or host = rgw.example.com, is_secure = False",
+        "s3s3: error: " + FOLDED.format(path=path, line=region_line, where="destination] region"),
+    ]
+    assert SECRET not in err

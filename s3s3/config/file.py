@@ -27,6 +27,8 @@ CONFIG_ENV = "S3S3_CONFIG"
 
 _PLACEHOLDER = re.compile(r"(?<!\$)\{[A-Z][A-Z0-9_]*\}")  # {YOUR_...}, but not ${NAME}
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_COMMENT = re.compile(r"(?:^|\s)[#;]")  # where configparser's comments start: # or ; first or after a blank
+_QUOTES = ("'", '"')
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,7 @@ class Config:
             ) from e
         except configparser.Error as e:
             raise ConfigError(f"{path}: not a valid INI file: {_one_line(e)}") from e
-        return _build(_Reader(path, parser))
+        return _build(_Reader(path, parser, _folded_lines(parser, text)))
 
 
 def find_config(explicit: str | None) -> str:
@@ -197,7 +199,7 @@ def endpoint_from_options(name: str, options: dict[str, str]) -> Endpoint:
     """An Endpoint from one section's options given as a dict (the Python API's way in)."""
     parser = configparser.ConfigParser(interpolation=None)
     parser.read_dict({name: {k: str(v) for k, v in options.items()}})
-    r = _Reader("<options>", parser)
+    r = _Reader("<options>", parser, {})
     endpoint = _endpoint(r, name)
     if r.problems:
         raise ConfigError(*r.problems)
@@ -207,9 +209,10 @@ def endpoint_from_options(name: str, options: dict[str, str]) -> Endpoint:
 class _Reader:
     """The raw INI values parsed by the option table; it notes each problem and goes on."""
 
-    def __init__(self, path: str, parser: configparser.ConfigParser) -> None:
+    def __init__(self, path: str, parser: configparser.ConfigParser, folded: dict[tuple[str, str], list[int]]) -> None:
         self.path = path
         self.parser = parser
+        self.folded = folded  # (section, option): the lines configparser folded into its value
         self.problems: list[str] = []  # one line each, in the order found
         self.bad: set[tuple[str, str | None]] = set()  # (section, option) with a problem: checked no further
         self.given: set[tuple[str, str]] = set()  # (section, option) whose value is in the file and valid
@@ -230,6 +233,11 @@ class _Reader:
         table = {o.name: o for o in OPTIONS if o.section in kinds}
         values = {name: option.default for name, option in table.items()}
         for name in self.parser.options(section):
+            for lineno in self.folded.get((section, name), ()):
+                self.problems.append(
+                    f"{self.path}: line {lineno}: indented deeper than the line above, so it continues "
+                    f"[{section}] {name}'s value; indent it like the others"
+                )
             option = table.get(name)
             if option is None:
                 self.problem(section, name, _unknown(name, kinds))
@@ -247,10 +255,18 @@ class _Reader:
         return values
 
     def text(self, section: str, option: Option) -> str:
-        """The option's value as written: placeholders refused, each ${NAME} filled in."""
-        value = self.parser.get(section, option.name).strip()
+        """The option's value as written: placeholders and needless quotes refused, each ${NAME} filled in."""
+        first, newline, _ = self.parser.get(section, option.name).partition("\n")
+        if newline and (section, option.name) not in self.folded:
+            raise ValueError("holds more than one line; give it on one")
+        value = first.strip()
         if _PLACEHOLDER.search(value):
             raise ValueError("still holds a template placeholder; fill it in")
+        if not option.quotes and len(value) >= 2 and value[0] == value[-1] and value[0] in _QUOTES:
+            raise ValueError(
+                f"{option.shown(value[1:-1], value[0])} is in quotes, which would become part of the value: "
+                "remove them"
+            )
         unset = [name for name in _ENV_VAR.findall(value) if name not in os.environ]
         if unset:
             raise ValueError(f"environment variable ${{{unset[0]}}} is not set")
@@ -261,6 +277,35 @@ def _parser() -> configparser.ConfigParser:
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"), strict=True)
     parser.optionxform = str.lower  # type: ignore[assignment,method-assign]
     return parser
+
+
+def _folded_lines(parser: configparser.ConfigParser, text: str) -> dict[tuple[str, str], list[int]]:
+    """The lines configparser folds into the value of the option above them, by (section, option).
+
+    configparser's rule, followed here step by step: a line indented deeper
+    than the option line above it continues that option's value (blank and
+    comment lines in between change nothing), so `region = eu-west-1` followed
+    by an indented `storage_class = STANDARD_IA` is one region of two lines.
+    """
+    folded: dict[tuple[str, str], list[int]] = {}
+    section: str | None = None
+    option: str | None = None
+    indent = 0
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        comment = _COMMENT.search(line)
+        value = (line[: comment.start()] if comment else line).strip()
+        if not value:
+            continue
+        depth = len(line) - len(line.lstrip())
+        if section is not None and option and depth > indent:
+            folded.setdefault((section, option), []).append(lineno)
+            continue
+        indent = depth
+        if header := parser.SECTCRE.match(value):
+            section, option = header.group("header"), None
+        elif match := parser.OPTCRE.match(value):
+            option = parser.optionxform(match.group("option").rstrip())
+    return folded
 
 
 def _unknown(name: str, kinds: tuple[Section, ...]) -> str:

@@ -1,9 +1,10 @@
 """Every option of the configuration file, declared once: `OPTIONS`.
 
 Each `Option` gives an option's section, name, type, default, range or
-choices, and a line of help. The reader (s3s3.config.file) parses by this
-table, the dataclasses' defaults agree with it, and the configuration
-reference and the s3s3.ini(5) man page are rendered from it.
+choices, whether quotes can be part of its value, and a line of help. The
+reader (s3s3.config.file) parses by this table, the dataclasses' defaults
+agree with it, and the configuration reference and the s3s3.ini(5) man page
+are rendered from it.
 
 `Option.value()` turns an option's text into its value, or raises
 ValueError saying what is allowed.
@@ -52,6 +53,7 @@ CALLING_FORMATS = {
 SIGNATURE_VERSIONS = ("s3v4", "s3")
 ADDRESSING_STYLES = ("auto", "path", "virtual")
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_HOST_PORT = re.compile(r"(\[[^\]]*\]|[^:]*):(\d*)")  # host:9000 or [::1]:9000, not a bare IPv6 address
 _TRUE = ("1", "yes", "true", "on")
 _FALSE = ("0", "no", "false", "off")
 
@@ -76,6 +78,7 @@ class Type(StrEnum):
     SIZE = "size"  # bytes, or with a binary unit: 8MB, 64MiB, 1G; within low..high
     CHOICE = "choice"  # one of choices (any case, unless exact)
     URL = "URL"  # with one of choices as its scheme
+    HOST = "host"  # a host name or address: no scheme, no port
     PATH = "path"  # an existing file
 
 
@@ -92,6 +95,8 @@ class Option:
     - `allowed`: what a value may be, in words, where the type and the range do
       not say it well (`allows` gives it either way, as errors and the
       reference word it).
+    - `quotes`: True where quote characters can be part of a real value; a
+      value wholly in quotes is an error everywhere else.
     - `secret`: the value is never shown; `required`: it must be given;
       `exact`: the choices are case-sensitive.
     - `field`: the attribute of the section's dataclass it sets: "" for its
@@ -109,6 +114,7 @@ class Option:
     high: int | None = None
     choices: tuple[str, ...] = ()
     allowed: str = ""
+    quotes: bool = False
     secret: bool = False
     required: bool = False
     exact: bool = False
@@ -133,17 +139,19 @@ class Option:
             Type.SIZE: f"a size (examples: 8MB, 64MiB, 8388608){bounds}",
             Type.CHOICE: f"one of {', '.join(self.choices)}",
             Type.URL: f"a {', '.join(s + '://' for s in self.choices)} URL", Type.PATH: "an existing file",
+            Type.HOST: "a host name or address, without scheme or port",
         }[self.type]  # fmt: skip
 
     def value(self, text: str) -> Any:
         """`text` (as written, not empty) as this option's value; ValueError says what is allowed."""
         return self.parse(text) if self.parse else _PARSERS[self.type](self, text)
 
-    def shown(self, text: str) -> str:
-        """How a message quotes `text`: never a secret, never a URL's password."""
+    def shown(self, text: str, quote: str = "") -> str:
+        """How a message quotes `text` (in `quote`, else as a repr): never a secret, never a URL's password."""
         if self.secret:
             return "the value"
-        return repr(_redacted(text) if self.type is Type.URL else text)
+        visible = _redacted(text) if self.type in (Type.URL, Type.HOST) else text
+        return f"{quote}{visible}{quote}" if quote else repr(visible)
 
 
 def parse_size(text: str) -> int:
@@ -232,6 +240,29 @@ def _url(option: Option, text: str) -> str:
     return text
 
 
+def _host(option: Option, text: str) -> str:
+    # The store's URL is made as scheme://host:port: a scheme or a port here would come out twice.
+    if "://" in text:
+        raise ValueError(f"{option.shown(text)} holds a scheme: give endpoint_url = {_redacted(text)} instead, "
+                         f"or {_host_port_secure(text)}")
+    if match := _HOST_PORT.fullmatch(text):
+        raise ValueError(f"{option.shown(text)} holds a port: give host = {match[1]} and port = {match[2]} "
+                         "(and is_secure), or endpoint_url instead")
+    return text
+
+
+def _host_port_secure(url: str) -> str:
+    """The host, port and is_secure lines that say what `url` does."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = None
+    if not host:
+        return "host without it, with port and is_secure"
+    return f"host = {host}" + (f", port = {port}" if port else "") + f", is_secure = {parts.scheme == 'https'}"
+
+
 def _path(option: Option, text: str) -> str:
     if not Path(text).is_file():
         raise ValueError(f"{option.shown(text)} is not a file")
@@ -240,7 +271,7 @@ def _path(option: Option, text: str) -> str:
 
 _PARSERS: dict[Type, Callable[[Option, str], Any]] = {
     Type.STRING: _string, Type.BOOL: _boolean, Type.INT: _whole_number, Type.SIZE: _size,
-    Type.CHOICE: _choice, Type.URL: _url, Type.PATH: _path,
+    Type.CHOICE: _choice, Type.URL: _url, Type.HOST: _host, Type.PATH: _path,
 }  # fmt: skip
 
 
@@ -259,7 +290,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(_E, "aws_secret_access_key", Type.STRING, None, "the secret key that goes with it", secret=True,
            field="secret_key"),
     Option(_E, "bucket_name", Type.STRING, None, "the bucket", required=True, field="bucket"),
-    Option(_E, "host", Type.STRING, None, "the store's host, with port and is_secure (none of them: AWS)", field=None),
+    Option(_E, "host", Type.HOST, None, "the store's host, with port and is_secure (none of them: AWS)", field=None),
     Option(_E, "port", Type.INT, 0, "the store's port (0: the scheme's own)", low=0, high=65535, field=None),
     Option(_E, "is_secure", Type.BOOL, True, "https (true) or http (false) to host", field=None),
     Option(_E, "calling_format", Type.CHOICE, None, "the original's addressing_style: Ordinary is path, Subdomain "
@@ -279,7 +310,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(_E, "list_version", Type.INT, 2, "1 for old Ceph RGW whose ListObjectsV2 paging is broken", low=1, high=2),
     Option(_E, "verify_ssl", Type.BOOL, True, "check the store's TLS certificate"),
     Option(_E, "ca_bundle", Type.PATH, None, "the CA certificates to check it with"),
-    Option(_E, "prefix", Type.STRING, "", "only keys under this prefix (a leading / is dropped)"),
+    Option(_E, "prefix", Type.STRING, "", "only keys under this prefix (a leading / is dropped)", quotes=True),
     Option(_E, "verify_md5", Type.BOOL, False, "prove every copy's bytes by MD5, reading back where needed"),
     Option(_E, "checksums", Type.BOOL, False, "boto3's default CRC checksums (AWS only)"),
     Option(_D, "storage_class", Type.STRING, None, "the storage class of every copy (default: the bucket's)"),
@@ -295,15 +326,17 @@ OPTIONS: tuple[Option, ...] = (
            choices=("redis", "rediss", "unix"), allowed="a redis://, rediss:// or unix:// URL"),
     Option(_P, "mode", Type.CHOICE, Mode.PUBSUB, "how announcements travel (stream and list lose nothing)",
            choices=MODES),
-    Option(_P, "channel", Type.STRING, names.DEFAULT_CHANNEL, "pubsub mode: the channel producers PUBLISH on"),
+    Option(_P, "channel", Type.STRING, names.DEFAULT_CHANNEL, "pubsub mode: the channel producers PUBLISH on",
+           quotes=True),
     Option(_P, "pattern", Type.BOOL, False, "pubsub mode: PSUBSCRIBE, with channel a glob pattern"),
-    Option(_P, "stream", Type.STRING, names.DEFAULT_STREAM, "stream mode: the stream producers XADD to"),
-    Option(_P, "group", Type.STRING, names.DEFAULT_GROUP, "stream mode: the consumer group every listener joins"),
+    Option(_P, "stream", Type.STRING, names.DEFAULT_STREAM, "stream mode: the stream producers XADD to", quotes=True),
+    Option(_P, "group", Type.STRING, names.DEFAULT_GROUP, "stream mode: the consumer group every listener joins",
+           quotes=True),
     Option(_P, "consumer", Type.STRING, None, "this listener's name (default: host:pid in stream mode, the host "
-           "name in list mode)"),
+           "name in list mode)", quotes=True),
     Option(_P, "claim_idle", Type.INT, 60, "stream mode: seconds before another listener takes over a stuck entry",
            low=1, high=86400),
-    Option(_P, "list", Type.STRING, names.DEFAULT_LIST, "list mode: the list producers RPUSH to"),
+    Option(_P, "list", Type.STRING, names.DEFAULT_LIST, "list mode: the list producers RPUSH to", quotes=True),
     Option(_P, "workers", Type.INT, 16, "copies at once", low=1, high=256),
     Option(_P, "max_attempts", Type.INT, 0, "tries per key before it is dead-lettered (0: only the time bounds it)",
            low=0, high=1000),
@@ -327,7 +360,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(Section.WEBHOOK, "bind", Type.STRING, "127.0.0.1", "the address `s3s3 webhook` listens on"),
     Option(Section.WEBHOOK, "port", Type.INT, 8340, "the port it listens on", low=1, high=65535),
     Option(Section.WEBHOOK, "token", Type.STRING, None, "the token a sender must show (default: none asked)",
-           secret=True),
+           quotes=True, secret=True),
 )  # fmt: skip
 ENDPOINT_OPTIONS = frozenset(o.name for o in OPTIONS if o.section in (_E, _D))
 DESTINATION_OPTIONS = tuple(o.name for o in OPTIONS if o.section is _D)
