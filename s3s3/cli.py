@@ -52,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command(args)
     except S3S3Error as e:
-        print(f"s3s3: error: {e}", file=sys.stderr)
+        for line in str(e).splitlines():  # a ConfigError has a line per problem in the file
+            print(f"s3s3: error: {line}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -15,8 +15,14 @@ class S3S3Error(Exception):
 class ConfigError(S3S3Error):
     """Raised when the configuration file or the command line cannot be used.
 
-    The message is one line naming the file, section, option and what is wrong.
+    `problems` holds one line per problem, each naming the file, section,
+    option and what is wrong (loading a file reports every problem in it at
+    once); the message is those lines.
     """
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
 
 
 class CopyError(S3S3Error):

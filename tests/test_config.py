@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
 import pytest
 
-from s3s3.config import Config, Endpoint, GiB, MiB, PubSub, parse_size
+from s3s3.cli import main
+from s3s3.config import (
+    OPTIONS,
+    Config,
+    Endpoint,
+    GiB,
+    Logging,
+    Metrics,
+    MiB,
+    Option,
+    PubSub,
+    Section,
+    Type,
+    Webhook,
+    endpoint_from_options,
+    parse_size,
+)  # fmt: skip
 from s3s3.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(30)
@@ -115,12 +134,12 @@ def test_original_template_with_placeholders_filled_in_loads_as_is(tmp_path: Pat
 @pytest.mark.parametrize(
     ("left_in", "where"),
     [
-        ("{YOUR_AWS_ACCESS_KEY_ID}", "[source] aws_access_key_id"),
-        ("{YOUR_CEPH_S3_ENDPOINT}", "[source] host"),
+        ("{YOUR_AWS_ACCESS_KEY_ID}", ("[source] aws_access_key_id", "[destination] aws_access_key_id")),
+        ("{YOUR_CEPH_S3_ENDPOINT}", ("[source] host",)),
     ],
 )
 def test_original_template_with_a_placeholder_left_in_names_file_section_and_option(
-    tmp_path: Path, left_in: str, where: str
+    tmp_path: Path, left_in: str, where: tuple[str, ...]
 ) -> None:
     # Given the template with every placeholder but one filled in
     text = ORIGINAL_TEMPLATE
@@ -131,8 +150,10 @@ def test_original_template_with_a_placeholder_left_in_names_file_section_and_opt
     # When it is loaded
     message = load_error(tmp_path, text)
 
-    # Then the error says where the placeholder is
-    assert message == f"{tmp_path / 's3s3.ini'}: {where}: still holds a template placeholder; fill it in"
+    # Then the error says where the placeholder is, a line for each place it is left in
+    assert message.splitlines() == [
+        f"{tmp_path / 's3s3.ini'}: {option}: still holds a template placeholder; fill it in" for option in where
+    ]
 
 
 def test_placeholder_left_only_in_the_destination_names_the_destination(tmp_path: Path) -> None:
@@ -176,11 +197,23 @@ def test_shipped_template_is_the_one_at_the_top_of_the_repository() -> None:
     assert shipped == (Path(__file__).parent.parent / "s3s3.ini.dist").read_text()
 
 
-def test_shipped_template_unfilled_is_refused_at_its_first_placeholder(tmp_path: Path) -> None:
+def test_shipped_template_unfilled_names_every_placeholder_in_one_error(tmp_path: Path) -> None:
+    # Given the shipped template as it is printed, its seven placeholders left in
     shipped = resources.files("s3s3.data").joinpath("s3s3.ini.dist").read_text()
-    assert load_error(tmp_path, shipped) == (
-        f"{tmp_path / 's3s3.ini'}: [source] aws_access_key_id: still holds a template placeholder; fill it in"
-    )
+
+    # When it is loaded
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, shipped)
+
+    # Then one error names all seven, a line each, in the order of the file
+    where = [
+        "[source] aws_access_key_id", "[source] aws_secret_access_key", "[source] bucket_name", "[source] host",
+        "[destination] aws_access_key_id", "[destination] aws_secret_access_key", "[destination] bucket_name",
+    ]  # fmt: skip
+    path = tmp_path / "s3s3.ini"
+    problems = [f"{path}: {option}: still holds a template placeholder; fill it in" for option in where]
+    assert caught.value.problems == problems
+    assert str(caught.value) == "\n".join(problems)
 
 
 @pytest.mark.parametrize(
@@ -628,3 +661,337 @@ def test_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
 def test_every_section_starting_with_dest_is_a_destination_in_file_order(tmp_path: Path) -> None:
     text = "[source]\nbucket_name = s\n[dest-b]\nbucket_name = b\n[destination]\nbucket_name = a\n"
     assert [(d.name, d.bucket) for d in load(tmp_path, text).dests] == [("dest-b", "b"), ("destination", "a")]
+
+
+def test_every_problem_in_the_file_is_reported_in_one_error_a_line_each(tmp_path: Path) -> None:
+    # Given a file with six mistakes in four sections, one of them next to the secret key
+    text = (
+        f"[source]\nbucket_name = src\naws_access_key_id = AK\naws_secret_access_key = {SECRET}\nverify_md5 = maybe\n"
+        "[dest]\nlist_version = 3\nacl = world-writable\n"
+        "[pubsub]\nworkers = 0\nmode = sideways\n"
+        "[logging]\nlevel = loud\n"
+    )
+
+    # When it is loaded
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, text)
+
+    # Then one error lists all six, in the order of the file, each naming file, section and option
+    path = tmp_path / "s3s3.ini"
+    assert caught.value.problems == [
+        f"{path}: [source] verify_md5: 'maybe' is not true or false",
+        f"{path}: [dest] list_version: 3 is out of range 1..2",
+        f"{path}: [dest] acl: 'world-writable' is not a canned ACL (private, public-read, public-read-write, "
+        "authenticated-read, aws-exec-read, bucket-owner-read, bucket-owner-full-control)",
+        f"{path}: [dest] bucket_name: is required",
+        f"{path}: [pubsub] workers: 0 is out of range 1..256",
+        f"{path}: [pubsub] mode: 'sideways' is not one of pubsub, stream, list",
+        f"{path}: [logging] level: 'loud' is not one of debug, info, warning, error",
+    ]
+    assert str(caught.value) == "\n".join(caught.value.problems)
+    assert SECRET not in str(caught.value)
+
+
+def test_missing_sections_and_unknown_sections_are_reported_with_the_rest(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "[sources]\nbucket_name = x\n[pubsub]\nworkers = many\n")
+    path = tmp_path / "s3s3.ini"
+    assert message.splitlines() == [
+        f"{path}: [source]: section is missing",
+        f"{path}: no destination: add a section whose name starts with 'dest'",
+        f"{path}: [sources]: unknown section (expected source, dest..., pubsub, metrics, logging, webhook)",
+        f"{path}: [pubsub] workers: 'many' is not a whole number",
+    ]
+
+
+def test_an_option_with_a_problem_gets_one_line_not_one_per_check_it_fails(tmp_path: Path) -> None:
+    # Given a placeholder left in the access key beside a filled-in secret, and a bucket named after the source's
+    text = (
+        f"[source]\nbucket_name = same\naws_access_key_id = {{YOUR_AWS_ACCESS_KEY_ID}}\n"
+        f"aws_secret_access_key = {SECRET}\n[dest]\nbucket_name = same\n"
+    )
+
+    # Then only the placeholder is reported: the checks that need the key's value are not run on a guess
+    assert load_error(tmp_path, text) == (
+        f"{tmp_path / 's3s3.ini'}: [source] aws_access_key_id: still holds a template placeholder; fill it in"
+    )
+
+
+def test_unparsable_lines_are_each_named_by_number(tmp_path: Path) -> None:
+    text = f"[source]\nbucket_name = s\naws_secret_access_key {SECRET}\n[dest]\nbucket_name\n"
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, text)
+    assert caught.value.problems == [
+        f"{tmp_path / 's3s3.ini'}: line {n}: not a [section] or an 'option = value' line" for n in (3, 5)
+    ]
+    assert SECRET not in str(caught.value)
+
+
+FOLDED = (
+    "{path}: line {line}: indented deeper than the line above, so it continues [{where}'s value; "
+    "indent it like the others"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        pytest.param(
+            MINIMAL + "region = eu-west-1\n    storage_class = STANDARD_IA\n",
+            [(6, "dest] region")],
+            id="option-line-under-an-option",
+        ),
+        pytest.param(
+            "[source]\n  bucket_name = src\n    verify_md5 = True\n[dest]\n  bucket_name = dst\n",
+            [(3, "source] bucket_name")],
+            id="deeper-than-an-indented-option",
+        ),
+        pytest.param(
+            MINIMAL + "region = eu-west-1\n\n# the class\n\t storage_class = STANDARD_IA\n  tags = False\n",
+            [(8, "dest] region"), (9, "dest] region")],
+            id="after-a-blank-and-a-comment-line",
+        ),
+        pytest.param(
+            MINIMAL + f"aws_access_key_id = AK\naws_secret_access_key = {SECRET}\n   {SECRET}\n",
+            [(7, "dest] aws_secret_access_key")],
+            id="a-secret-continued",
+        ),
+        pytest.param(
+            MINIMAL + "[pubsub]\nchannel = backup\n  photos\n",
+            [(7, "pubsub] channel")],
+            id="a-value-continued",
+        ),
+    ],
+)
+def test_a_line_indented_deeper_than_the_option_above_it_is_an_error_naming_the_line(
+    tmp_path: Path, text: str, lines: list[tuple[int, str]]
+) -> None:
+    # Given a line configparser would fold into the value above it / When the file is loaded
+    message = load_error(tmp_path, text)
+
+    # Then each such line is named, with the option it would continue, and never the text it holds
+    path = tmp_path / "s3s3.ini"
+    assert message.splitlines() == [FOLDED.format(path=path, line=line, where=where) for line, where in lines]
+    assert SECRET not in message
+
+
+def test_options_indented_alike_after_an_indented_section_stay_valid(tmp_path: Path) -> None:
+    # Given every line indented, the section headers too, and an option line less indented than the one above
+    text = (
+        "  [source]\n     bucket_name = src\n     region = eu-west-1 # the region\n   verify_md5 = True\n"
+        "  [dest]\n\t bucket_name = dst\n\n\t tags = False\n"
+    )
+
+    # When it is loaded / Then every option is read as written
+    config = load(tmp_path, text)
+    assert (config.source.region, config.source.verify_md5) == ("eu-west-1", True)
+    assert (config.dests[0].bucket, config.dests[0].tags) == ("dst", False)
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('bucket_name = "uploads-backup"', 'bucket_name: "uploads-backup" is in quotes'),
+        ("bucket_name = 'uploads-backup'", "bucket_name: 'uploads-backup' is in quotes"),
+        ('host = "rgw.local"', 'host: "rgw.local" is in quotes'),
+        ("endpoint_url = 'https://rgw.local'", "endpoint_url: 'https://rgw.local' is in quotes"),
+        ('list_version = "1"', 'list_version: "1" is in quotes'),
+        ("verify_md5 = 'true'", "verify_md5: 'true' is in quotes"),
+        ('signature_version = "s3"', 'signature_version: "s3" is in quotes'),
+        ('multipart_chunksize = "16MiB"', 'multipart_chunksize: "16MiB" is in quotes'),
+        ('region = "eu-west-1"', 'region: "eu-west-1" is in quotes'),
+        (f'aws_secret_access_key = "{SECRET}"', "aws_secret_access_key: the value is in quotes"),
+    ],
+)
+def test_a_quoted_value_where_quotes_cannot_belong_is_an_error_saying_to_remove_them(
+    tmp_path: Path, line: str, problem: str
+) -> None:
+    # Given a destination with a quoted value (and the rest it needs)
+    bucket = "" if line.startswith("bucket_name") else "bucket_name = dst\n"
+    key = "aws_access_key_id = AK\n" if line.startswith("aws_secret_access_key") else ""
+
+    # When it is loaded
+    message = load_error(tmp_path, f"[source]\nbucket_name = src\n[dest]\n{bucket}{key}{line}\n")
+
+    # Then the error shows the value as written (a secret never) and says to remove the quotes
+    assert message == f"{tmp_path / 's3s3.ini'}: [dest] {problem}, which would become part of the value: remove them"
+    assert SECRET not in message
+
+
+def test_a_quoted_redis_url_is_refused_without_showing_its_password(tmp_path: Path) -> None:
+    message = load_error(tmp_path, MINIMAL + f"[pubsub]\nurl = 'redis://:{PASSWORD}@127.0.0.1:6380/0'\n")
+    assert message == (
+        f"{tmp_path / 's3s3.ini'}: [pubsub] url: 'redis://:***@127.0.0.1:6380/0' is in quotes, "
+        "which would become part of the value: remove them"
+    )
+
+
+def test_quotes_are_kept_where_they_can_be_part_of_the_value(tmp_path: Path) -> None:
+    # Given quotes in a key prefix and a channel name, which may hold them
+    config = load(tmp_path, MINIMAL + "prefix = \"q\"/\n[pubsub]\nchannel = 'backup'\n")
+
+    # Then they are kept as written
+    assert (config.dests[0].prefix, config.pubsub.channel) == ('"q"/', "'backup'")
+
+
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        (
+            "http://127.0.0.1",
+            "'http://127.0.0.1' holds a scheme: give endpoint_url = http://127.0.0.1 instead, "
+            "or host = 127.0.0.1, is_secure = False",
+        ),
+        (
+            "https://rgw.example.com:8443/",
+            "'https://rgw.example.com:8443/' holds a scheme: give endpoint_url = https://rgw.example.com:8443/ "
+            "instead, or host = rgw.example.com, port = 8443, is_secure = True",
+        ),
+        (
+            f"http://backup:{PASSWORD}@rgw.local",
+            "'http://backup:***@rgw.local' holds a scheme: give endpoint_url = http://backup:***@rgw.local instead, "
+            "or host = rgw.local, is_secure = False",
+        ),
+        (
+            "rgw.local:9000",
+            "'rgw.local:9000' holds a port: give host = rgw.local and port = 9000 (and is_secure), "
+            "or endpoint_url instead",
+        ),
+        (
+            "[::1]:9000",
+            "'[::1]:9000' holds a port: give host = [::1] and port = 9000 (and is_secure), or endpoint_url instead",
+        ),
+    ],
+)
+def test_host_with_a_scheme_or_a_port_is_an_error_pointing_at_endpoint_url_or_port(
+    tmp_path: Path, host: str, problem: str
+) -> None:
+    message = load_error(tmp_path, MINIMAL + f"host = {host}\n")
+    assert message == f"{tmp_path / 's3s3.ini'}: [dest] host: {problem}"
+    assert PASSWORD not in message
+
+
+def test_host_as_a_bare_name_or_address_is_accepted(tmp_path: Path) -> None:
+    assert dest_with(tmp_path, "host = 10.0.0.7", "port = 7480").endpoint_url == "https://10.0.0.7:7480"
+
+
+DATACLASSES = {
+    Section.ENDPOINT: Endpoint, Section.DEST: Endpoint, Section.PUBSUB: PubSub, Section.METRICS: Metrics,
+    Section.LOGGING: Logging, Section.WEBHOOK: Webhook,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("option", OPTIONS, ids=lambda o: f"{o.section}.{o.name}")
+def test_every_option_in_the_table_has_the_default_of_the_attribute_it_sets(option: Option) -> None:
+    # Given the dataclass the option's section is read into
+    fields = {f.name: f for f in dataclasses.fields(DATACLASSES[option.section])}
+    if option.attribute is None:
+        # (host, port, is_secure, calling_format feed other attributes; redis and sns are the original's flags)
+        assert option.name in {"host", "port", "is_secure", "calling_format", "redis", "sns"}
+        return
+
+    # Then the attribute exists, and has the table's default (a required option's has none)
+    default = fields[option.attribute].default
+    if option.required:
+        assert default is dataclasses.MISSING
+    else:
+        assert default == option.default
+        assert type(default) is type(option.default) or {type(default), type(option.default)} == {int, float}
+
+
+@pytest.mark.parametrize("option", OPTIONS, ids=lambda o: f"{o.section}.{o.name}")
+def test_every_option_in_the_table_is_documented_and_its_default_is_allowed(option: Option) -> None:
+    # Then it has a line of help and says what it allows, as the reference will print them
+    assert option.help and "\n" not in option.help and option.allows
+    # and its default, written out as an operator would, is read back as itself
+    if option.default not in (None, "") and option.parse is None:
+        written = str(option.default).lower() if isinstance(option.default, bool) else str(option.default)
+        assert option.value(written) == option.default
+    if option.type in (Type.INT, Type.SIZE):
+        assert option.low is not None
+    if option.type in (Type.CHOICE, Type.URL):
+        assert option.choices
+
+
+def test_the_table_declares_each_option_once_per_kind_of_section() -> None:
+    declared = [(o.section, o.name) for o in OPTIONS]
+    assert len(declared) == len(set(declared))
+    assert {o.section for o in OPTIONS} == set(Section)
+
+
+def test_endpoint_from_options_reports_every_problem_too() -> None:
+    with pytest.raises(ConfigError) as caught:
+        endpoint_from_options(
+            "contract", {"bucket_name": '"b"', "verify_md5": "maybe", "host": "h:1", "region": "eu\nstorage_class = X"}
+        )
+    assert caught.value.problems == [
+        "<options>: [contract] bucket_name: \"b\" is in quotes, which would become part of the value: remove them",
+        "<options>: [contract] verify_md5: 'maybe' is not true or false",
+        "<options>: [contract] host: 'h:1' holds a port: give host = h and port = 1 (and is_secure), "
+        "or endpoint_url instead",
+        "<options>: [contract] region: holds more than one line; give it on one",
+    ]
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """main() sets up logging on the root logger; give the next test what it had."""
+    root = logging.getLogger()
+    handlers, level, s3s3_level = root.handlers[:], root.level, logging.getLogger("s3s3").level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.getLogger("s3s3").setLevel(s3s3_level)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_check_config_on_the_unfilled_template_prints_every_placeholder_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the template as printed by echo_s3s3_ini_template, nothing filled in
+    path = write(tmp_path, resources.files("s3s3.data").joinpath("s3s3.ini.dist").read_text())
+
+    # When check-config runs on it
+    code = main(["check-config", "-c", str(path)])
+
+    # Then it names all seven placeholders, each on a line of its own, and exits 2 having connected to nothing
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    where = [line.removeprefix(f"s3s3: error: {path}: ") for line in err.splitlines()]
+    assert where == [
+        f"{option}: still holds a template placeholder; fill it in"
+        for option in ("[source] aws_access_key_id", "[source] aws_secret_access_key", "[source] bucket_name",
+                       "[source] host", "[destination] aws_access_key_id", "[destination] aws_secret_access_key",
+                       "[destination] bucket_name")
+    ]  # fmt: skip
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_check_config_prints_every_problem_on_a_line_of_its_own_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the template as shipped, its placeholders filled in but for one, with three of the mistakes that
+    # used to pass: a host with a scheme, a quoted bucket name and an option indented under another one
+    shipped = resources.files("s3s3.data").joinpath("s3s3.ini.dist").read_text()
+    text = shipped.replace("{YOUR_CEPH_S3_ENDPOINT}", "http://rgw.example.com").replace(
+        "{YOUR_S3_BUCKET}", '"photos-backup"', 1
+    )
+    text = fill_in(text).replace("aws_access_key_id = AKIAEXAMPLE", "aws_access_key_id = {YOUR_AWS_ACCESS_KEY_ID}", 1)
+    text = text.replace("[destination]\n", "[destination]\nregion = eu-west-1\n   storage_class = GLACIER\n", 1)
+    path = write(tmp_path, text)
+    region_line = text.splitlines().index("   storage_class = GLACIER") + 1
+
+    # When check-config runs on it
+    code = main(["check-config", "--config", str(path)])
+
+    # Then it prints each problem on its own line, nothing on stdout, and exits 2
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        f"s3s3: error: {path}: [source] aws_access_key_id: still holds a template placeholder; fill it in",
+        f"s3s3: error: {path}: [source] bucket_name: \"photos-backup\" is in quotes, which would become part of the "
+        "value: remove them",
+        f"s3s3: error: {path}: [source] host: 'http://rgw.example.com' holds a scheme: give endpoint_url = "
+        "http://rgw.example.com instead, or host = rgw.example.com, is_secure = False",
+        "s3s3: error: " + FOLDED.format(path=path, line=region_line, where="destination] region"),
+    ]
+    assert SECRET not in err
