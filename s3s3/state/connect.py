@@ -17,7 +17,9 @@ def connect_redis(pubsub: PubSub, **options: Any) -> redis.Redis:
     redis-py would otherwise reconnect and resubscribe by itself, and whatever
     was published in between would be lost without a word in the log.
     """
-    options = {"socket_connect_timeout": 5, "socket_keepalive": True, **options}
+    options = {"socket_connect_timeout": 5, **options}
+    if not pubsub.url.startswith("unix://"):  # redis-py's Unix socket connections take no keepalive
+        options.setdefault("socket_keepalive", True)
     if pubsub.cluster:
         # redis-py's cluster client finds the other nodes from the one in the URL.
         return redis.RedisCluster.from_url(pubsub.url, **options)  # type: ignore[return-value]
