@@ -208,13 +208,17 @@ def cmd_publish(args: argparse.Namespace) -> int:
     try:
         client = connect_redis(pubsub)
         for key in args.keys:
-            reached = publish(client, pubsub.mode, pubsub.target, key.encode("utf-8"))
+            reached = publish(client, pubsub.mode, pubsub.target, key.encode("utf-8"), replicas=pubsub.wait_replicas)
             if pubsub.mode is Mode.PUBSUB:
                 print(f"published {key!r} on {pubsub.target!r} to {reached} listener(s)")
             else:
-                print(f"published {key!r} on {pubsub.mode} {pubsub.target!r}")
+                held = f", held by {pubsub.wait_replicas} replica(s)" if pubsub.wait_replicas else ""
+                print(f"published {key!r} on {pubsub.mode} {pubsub.target!r}{held}")
     except RedisError as e:
         print(f"s3s3: error: cannot publish to {pubsub.safe_url}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except S3S3Error as e:  # NotReplicated: on the master, but a failover now would lose it: not done
+        print(f"s3s3: error: {key!r} is not replicated: {e}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 
@@ -284,7 +288,8 @@ def cmd_webhook(args: argparse.Namespace) -> int:
     config = _load(args)
     pubsub, hook = config.pubsub, config.webhook
     server = WebhookServer(
-        (hook.bind, hook.port), connect_redis(pubsub), pubsub.mode, pubsub.target, config.source.bucket, hook.token
+        (hook.bind, hook.port), connect_redis(pubsub), pubsub.mode, pubsub.target, config.source.bucket, hook.token,
+        replicas=pubsub.wait_replicas,
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

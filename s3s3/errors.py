@@ -93,3 +93,11 @@ class LockHeld(S3S3Error):
 
 class ListingOrderError(S3S3Error):
     """Raised when a store lists keys out of UTF-8 binary order, so the diff cannot be trusted."""
+
+
+class NotReplicated(S3S3Error):
+    """Raised when fewer replicas than `[pubsub] wait_replicas` acknowledged an announcement in time.
+
+    The master holds it, but a failover now would lose it: its sender is not
+    told it was taken (the webhook answers 503, `s3s3 publish` exits 1).
+    """

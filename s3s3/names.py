@@ -15,7 +15,7 @@ GAPS = "s3s3:gaps"  # stream of (from, to) periods when a pubsub listener was di
 GAPS_MAXLEN = 10_000  # gap entries kept (approximately)
 LAST_COPIED = "s3s3:last-copied"  # sorted set: destination, scored by when its last copy landed (Unix seconds)
 RANGES_PREFIX = "s3s3:ranges:"  # + hash of source, prefix and N: the split points the first --shard I/N computed
-SYNC_PREFIX = "s3s3:sync:"  # + hash of the buckets: a --split sync, as ...:tasks (stream) and ...:summary (hash)
+SYNC_PREFIX = "s3s3:sync:"  # + hash of the buckets: a --split sync, as {...}:tasks (stream) and {...}:summary (hash)
 SYNC_GROUP = "s3s3bucket"  # the consumer group of --work processes on a sync's task stream
 LOCK_PREFIX = "s3s3:lock:"  # + source and destinations: held by the running bucket sync
 LEDGER_PREFIX = "s3s3:ledger:"  # + destination: hash key -> what s3s3 copied there
@@ -24,5 +24,14 @@ COPYING_PREFIX = "s3s3:copying:"  # + hash of destination and key: copies of it 
 
 
 def processing_list(queue: str, consumer: str) -> str:
-    """List mode: the list holding what `consumer` took from `queue` and has not finished."""
+    """List mode: the list holding what `consumer` took from `queue` and has not finished.
+
+    `{queue}` is a hash tag: on a Redis Cluster the list is in the queue's slot,
+    as BLMOVE between the two needs (a queue with a tag of its own lends it).
+    """
+    return f"{queue}:processing:{consumer}" if "{" in queue else f"{{{queue}}}:processing:{consumer}"
+
+
+def former_processing_list(queue: str, consumer: str) -> str:
+    """List mode: the processing list's name before it had a hash tag; a listener recovers what is left in it."""
     return f"{queue}:processing:{consumer}"

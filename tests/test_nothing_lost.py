@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from s3s3 import names
 from s3s3.store.probes import PROBE_KEY
 from tests.faults import FaultProxy
 from tests.helpers import (
@@ -189,7 +190,7 @@ def test_given_redis_with_aof_restarts_under_a_listener_then_keys_from_before_an
     if mode == "stream":
         wait_until(lambda: pending(client, name) == 0, timeout=20)
     else:
-        wait_until(lambda: client.llen(f"{name}:processing:one") == 0, timeout=20)
+        wait_until(lambda: client.llen(names.processing_list(name, "one")) == 0, timeout=20)
         assert client.llen(name) == 0
     lost = listener.find(r"ERROR s3s3\.listen: Lost the Redis connection at \S+: .+")
     print(f"\n{mode}: {at_restart}/200 copied when Redis restarted; {len(lost)} lost connection(s) logged")
@@ -282,9 +283,9 @@ def test_given_list_mode_when_keys_and_minio_access_lists_are_pushed_then_they_a
     listener = start_listener(spawn, config)
 
     # When plain keys and MinIO access-format messages (two records each) are RPUSHed
-    names = list(minio)
-    announce(client, "list", queue, [*plain, minio_access(src, names[:2]), minio_access(src, names[2:4]),
-                                     minio_access(src, names[4:])])  # fmt: skip
+    keys = list(minio)
+    announce(client, "list", queue, [*plain, minio_access(src, keys[:2]), minio_access(src, keys[2:4]),
+                                     minio_access(src, keys[4:])])  # fmt: skip
 
     # Then all arrive intact
     wait_until(all_arrived(s3_dest, dst, {**plain, **minio}), timeout=30)
@@ -293,7 +294,7 @@ def test_given_list_mode_when_keys_and_minio_access_lists_are_pushed_then_they_a
     # When PUTs hang at the destination, more keys are pushed, and the listener is SIGKILLed
     fault_proxy.hold = lambda method, path: method == "PUT"
     announce(client, "list", queue, held)
-    processing = f"{queue}:processing:lister"
+    processing = names.processing_list(queue, "lister")
     wait_until(lambda: client.llen(processing) == 3, timeout=20)
     listener.kill()
     assert client.llen(processing) == 3 and client.llen(queue) == len(held) - 3

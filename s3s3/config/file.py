@@ -54,6 +54,7 @@ class Endpoint:
     prefix: str = ""
     verify_md5: bool = False
     checksums: bool = False
+    max_requests_per_second: int = 0  # every process using this store together; 0: no limit
     propagate_deletes: bool = False
     # What a backup keeps besides the bytes (destinations only):
     tags: bool = True  # copy the object's tag set
@@ -95,12 +96,19 @@ class PubSub:
     max_attempts: int = 0  # 0: no bound but max_retry_seconds
     max_retry_seconds: float = 300.0
     cluster: bool = False
+    sentinels: tuple[tuple[str, int], ...] = ()  # (host, port) of each Sentinel; url then names no host
+    sentinel_master: str = "mymaster"
+    sentinel_password: str | None = field(default=None, repr=False)
+    wait_replicas: int = 0  # replicas that must hold an announcement before publish says it is done
     bwlimit: int = 0  # bytes per second a process sends, all copies together; 0: no limit
     ledger_days: int = 0  # a destination's ledger expires this long after its last write; 0: never
 
     @property
     def safe_url(self) -> str:
-        """The Redis URL with any password replaced by ***, for logs and errors."""
+        """How logs and errors name the Redis: its URL with any password as ***, or the sentinels and master."""
+        if self.sentinels:
+            hosts = ", ".join(f"{host}:{port}" for host, port in self.sentinels)
+            return f"master {self.sentinel_master!r} of sentinels {hosts}"
         return redact_url(self.url)
 
     @property
@@ -392,6 +400,10 @@ def _pubsub(r: _Reader) -> dict[str, Any]:
         r.problem("pubsub", "sns", "SNS is not supported; use redis")
     if not values["redis"]:
         r.problem("pubsub", "redis", "redis is the only transport; it cannot be turned off")
+    if values["sentinels"] and values["cluster"]:
+        r.problem("pubsub", "sentinels", "give sentinels or cluster = true, not both")
+    if values["wait_replicas"] and values["mode"] is Mode.PUBSUB:
+        r.problem("pubsub", "wait_replicas", "needs mode = stream or list (pubsub keeps nothing to replicate)")
     return _fields(values, (Section.PUBSUB,))
 
 

@@ -283,6 +283,17 @@ def _calling_format(text: str) -> str:
     return style
 
 
+def _host_ports(text: str) -> tuple[tuple[str, int], ...]:
+    """`host:port, host:port` as (host, port) pairs."""
+    pairs = []
+    for item in (part.strip() for part in text.split(",")):
+        match = _HOST_PORT.fullmatch(item)
+        if not match or not match[1] or not match[2] or not 0 < int(match[2]) < 65536:
+            raise ValueError(f"{item!r} is not host:port (give host:port, host:port, ...)")
+        pairs.append((match[1].strip("[]"), int(match[2])))
+    return tuple(pairs)
+
+
 _E, _D, _P = Section.ENDPOINT, Section.DEST, Section.PUBSUB  # short, to keep each option on a line or two
 OPTIONS: tuple[Option, ...] = (
     Option(_E, "aws_access_key_id", Type.STRING, None, "the access key (without keys: AWS's credential chain)",
@@ -313,6 +324,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(_E, "prefix", Type.STRING, "", "only keys under this prefix (a leading / is dropped)", quotes=True),
     Option(_E, "verify_md5", Type.BOOL, False, "prove every copy's bytes by MD5, reading back where needed"),
     Option(_E, "checksums", Type.BOOL, False, "boto3's default CRC checksums (AWS only)"),
+    Option(_E, "max_requests_per_second", Type.INT, 0, "requests per second to this store, every process that "
+           "uses it together (0: no limit); SlowDown answers lower it for a while", low=0, high=1_000_000),
     Option(_D, "storage_class", Type.STRING, None, "the storage class of every copy (default: the bucket's)"),
     Option(_D, "propagate_deletes", Type.BOOL, False, "remove keys here when the source announces a delete"),
     Option(_D, "tags", Type.BOOL, True, "copy each object's tag set (false for Swift, which keeps none)"),
@@ -345,6 +358,13 @@ OPTIONS: tuple[Option, ...] = (
     Option(_P, "redis", Type.BOOL, True, "the original's flag: Redis is the only transport", field=None),
     Option(_P, "sns", Type.BOOL, False, "the original's flag: SNS is not supported", field=None),
     Option(_P, "cluster", Type.BOOL, False, "the Redis server is a Redis Cluster"),
+    Option(_P, "sentinels", Type.STRING, (), "Redis Sentinels (host:port, ...) to ask for the master; url then gives "
+           "only the credentials and database", allowed="host:port, host:port, ...", parse=_host_ports),
+    Option(_P, "sentinel_master", Type.STRING, "mymaster", "the name the sentinels know the master by", quotes=True),
+    Option(_P, "sentinel_password", Type.STRING, None, "the sentinels' own password (default: none asked)",
+           quotes=True, secret=True),
+    Option(_P, "wait_replicas", Type.INT, 0, "stream and list modes: publish and the webhook answer success only once "
+           "this many replicas hold each announcement (WAIT)", low=0, high=100),
     Option(_P, "bwlimit", Type.SIZE, 0, "bytes per second a process sends, all its copies together (0: no limit)",
            low=0),
     Option(_P, "ledger_days", Type.INT, 0, "days a destination's ledger lives after its last write (0: for ever)",

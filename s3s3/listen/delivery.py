@@ -29,11 +29,14 @@ import redis
 
 from s3s3 import names
 from s3s3.config import Mode
+from s3s3.errors import NotReplicated
 
 if TYPE_CHECKING:
     from s3s3.config import PubSub as PubSubConfig
 
 logger = logging.getLogger(__name__)
+
+WAIT_SECONDS = 5.0  # how long publish waits for [pubsub] wait_replicas replicas to hold an announcement
 
 
 @dataclass(frozen=True)
@@ -154,14 +157,7 @@ class StreamDelivery:
         self._heartbeat: tuple[threading.Thread, threading.Event] | None = None
 
     def connect(self) -> None:
-        try:
-            self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
-        except redis.ResponseError as e:
-            if "BUSYGROUP" not in str(e):
-                raise
-        # Registered now, not at its first entry (Redis 7 creates a consumer only when XREADGROUP
-        # returns one): XINFO CONSUMERS shows every running listener.
-        self.client.xgroup_createconsumer(self.stream, self.group, self.consumer)
+        self._join()
         while self._unacked:
             self.client.xack(self.stream, self.group, self._unacked[0])
             self._unacked.pop(0)
@@ -171,7 +167,31 @@ class StreamDelivery:
             thread.start()
             self._heartbeat = (thread, stop)
 
+    def _join(self) -> None:
+        """Create the group (from the stream's start) unless it exists, and register this consumer in it."""
+        try:
+            self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except redis.ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+        # Registered now, not at its first entry (Redis 7 creates a consumer only when XREADGROUP
+        # returns one): XINFO CONSUMERS shows every running listener.
+        self.client.xgroup_createconsumer(self.stream, self.group, self.consumer)
+
     def receive(self, timeout: float) -> Message | None:
+        try:
+            return self._receive(timeout)
+        except redis.ResponseError as e:
+            if "NOGROUP" not in str(e):
+                raise
+        # A replica promoted before the group reached it (a Sentinel or Cluster failover), or the stream
+        # was deleted: the group is made again from the stream's start. Entries the old master held
+        # and this one has are delivered again, and copied again (harmless); see redis/redis#5433.
+        logger.warning("The group %r of %r is gone (a failover?): creating it again", self.group, self.stream)
+        self._join()
+        return None
+
+    def _receive(self, timeout: float) -> Message | None:
         if time.monotonic() >= self._next_claim:
             self._claim()
         with self._lock:
@@ -291,9 +311,18 @@ class ListDelivery:
         # of the queue, to be copied again (copies are idempotent).
         while self.client.lmove(self.processing, self.key, "RIGHT", "LEFT") is not None:
             moved += 1
+        moved += self._recover_former()
         if moved:
             logger.warning("Recovered %d announcement(s) left in %r by a previous run", moved, self.processing)
         self._recovered = True
+
+    def _recover_former(self) -> int:
+        """Put back what is left in the processing list's name from before it had a hash tag."""
+        former, moved = names.former_processing_list(self.key, self.consumer), 0
+        with contextlib.suppress(redis.ResponseError):  # CROSSSLOT: on a Redis Cluster it never worked
+            while former != self.processing and self.client.lmove(former, self.key, "RIGHT", "LEFT") is not None:
+                moved += 1
+        return moved
 
     def _requeue_stranded(self) -> None:
         """Put back what a BLMOVE moved as the connection broke: its reply was lost, so nobody works on it."""
@@ -356,15 +385,35 @@ class ListDelivery:
         """The processing list stays: the next start of this consumer recovers it."""
 
 
-def publish(client: redis.Redis, mode: Mode, target: str, data: bytes) -> int:
-    """Announce `data` the way `mode` delivers it; returns subscribers reached (pubsub) or 1."""
+def publish(client: redis.Redis, mode: Mode, target: str, data: bytes, *, replicas: int = 0) -> int:
+    """Announce `data` the way `mode` delivers it; returns subscribers reached (pubsub) or 1.
+
+    With `replicas`, returns only once that many replicas hold it (WAIT), and
+    raises NotReplicated when they do not within WAIT_SECONDS: a failover
+    before they do would lose it, so the caller must not report success.
+    """
     if mode == Mode.STREAM:
         client.xadd(target, {names.STREAM_FIELD: data}, maxlen=names.STREAM_MAXLEN, approximate=True)
-        return 1
-    if mode == Mode.LIST:
+    elif mode == Mode.LIST:
         client.rpush(target, data)
-        return 1
-    return int(client.publish(target, data))
+    else:
+        return int(client.publish(target, data))
+    if replicas:
+        wait_replicas(client, target, replicas)
+    return 1
+
+
+def wait_replicas(client: redis.Redis, key: str, replicas: int) -> None:
+    """Wait until `replicas` replicas of the master holding `key` have what this client wrote there."""
+    cluster: Any = client  # connect_redis gives a RedisCluster as a Redis
+    if isinstance(cluster, redis.RedisCluster):  # WAIT goes to the master of the key's slot
+        node = cluster.get_node_from_key(key)  # type: ignore[no-untyped-call]
+        wait = ("WAIT", replicas, int(WAIT_SECONDS * 1000))
+        held = int(cluster.execute_command(*wait, target_nodes=node))  # type: ignore[no-untyped-call]
+    else:
+        held = int(client.wait(replicas, int(WAIT_SECONDS * 1000)))
+    if held < replicas:
+        raise NotReplicated(f"{held} of {replicas} replica(s) acknowledged within {WAIT_SECONDS:g}s")
 
 
 def _stream_message(entry_id: bytes, fields: dict[bytes, bytes]) -> Message:

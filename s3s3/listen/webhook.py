@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import redis
 
 from s3s3.config import Mode
-from s3s3.errors import BadMessage
+from s3s3.errors import BadMessage, NotReplicated
 from s3s3.listen.delivery import publish
 from s3s3.listen.messages import is_json, parse
 
@@ -42,6 +42,8 @@ class WebhookServer(ThreadingHTTPServer):
         target: str,
         source_bucket: str,
         token: str | None = None,
+        *,
+        replicas: int = 0,
     ) -> None:
         super().__init__(address, _Handler)
         self.client = client
@@ -49,6 +51,7 @@ class WebhookServer(ThreadingHTTPServer):
         self.target = target
         self.source_bucket = source_bucket
         self.token = token
+        self.replicas = replicas  # [pubsub] wait_replicas: 200 only once this many replicas hold it
 
     def start(self) -> threading.Thread:
         """Serve in a background thread (for tests and for embedding); `shutdown()` stops it."""
@@ -78,10 +81,14 @@ class _Handler(BaseHTTPRequestHandler):
         if not events:
             return self._answer(200, "ignored (test event)")
         try:
-            reached = publish(self.server.client, self.server.mode, self.server.target, body)
+            reached = publish(self.server.client, self.server.mode, self.server.target, body,
+                              replicas=self.server.replicas)  # fmt: skip
         except redis.RedisError as e:
             logger.error("Webhook could not hand a notification to Redis: %s", e)
             return self._answer(503, "Redis is unavailable; send it again later")
+        except NotReplicated as e:  # a failover now would lose it: the store must send it again
+            logger.error("Webhook could not have a notification replicated: %s", e)
+            return self._answer(503, "Redis did not replicate it in time; send it again later")
         if reached == 0:
             return self._answer(503, "no listener is subscribed; send it again later")
         logger.info("Webhook accepted %d event(s) for %s", len(events), ", ".join(repr(e.key) for e in events))

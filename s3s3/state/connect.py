@@ -6,13 +6,16 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.connection import SSLConnection, parse_url
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from s3s3.config import PubSub
 
 
 def connect_redis(pubsub: PubSub, **options: Any) -> redis.Redis:
-    """A Redis (or Redis Cluster) client whose failures reach s3s3 instead of being retried out of sight.
+    """A Redis (Sentinel-found master, or Redis Cluster) client whose failures reach s3s3 instead of being
+    retried out of sight.
 
     redis-py would otherwise reconnect and resubscribe by itself, and whatever
     was published in between would be lost without a word in the log.
@@ -20,7 +23,29 @@ def connect_redis(pubsub: PubSub, **options: Any) -> redis.Redis:
     options = {"socket_connect_timeout": 5, **options}
     if not pubsub.url.startswith("unix://"):  # redis-py's Unix socket connections take no keepalive
         options.setdefault("socket_keepalive", True)
+    if pubsub.sentinels:
+        return _master(pubsub, options)
     if pubsub.cluster:
         # redis-py's cluster client finds the other nodes from the one in the URL.
         return redis.RedisCluster.from_url(pubsub.url, **options)  # type: ignore[return-value]
     return redis.Redis.from_url(pubsub.url, health_check_interval=10, retry=Retry(NoBackoff(), 0), **options)
+
+
+def _master(pubsub: PubSub, options: dict[str, Any]) -> redis.Redis:
+    """The master the sentinels name, asked again at every new connection: a failover is followed by reconnecting.
+
+    The credentials, database and TLS are `url`'s; its host and port are not used.
+    """
+    given: dict[str, Any] = parse_url(pubsub.url)  # type: ignore[no-untyped-call]
+    for where in ("host", "port", "path"):
+        given.pop(where, None)
+    if given.pop("connection_class", None) is SSLConnection:
+        given["ssl"] = True
+    asked = {"socket_connect_timeout": options["socket_connect_timeout"], "socket_timeout": 5}
+    if pubsub.sentinel_password:
+        asked["password"] = pubsub.sentinel_password
+    sentinel = Sentinel(list(pubsub.sentinels), sentinel_kwargs=asked)
+    master: redis.Redis = sentinel.master_for(
+        pubsub.sentinel_master, health_check_interval=10, retry=Retry(NoBackoff(), 0), **given, **options
+    )
+    return master

@@ -70,13 +70,14 @@ class Sync:
 
     name: str  # names.SYNC_PREFIX + the buckets' hash
 
+    # {name} is a hash tag: a Redis Cluster keeps both in one slot, as the transactions over them need.
     @property
     def tasks(self) -> str:
-        return f"{self.name}:tasks"
+        return f"{{{self.name}}}:tasks"
 
     @property
     def summary(self) -> str:
-        return f"{self.name}:summary"
+        return f"{{{self.name}}}:summary"
 
 
 def open_tasks(client: redis.Redis, sync: Sync) -> tuple[int, int]:

@@ -9,6 +9,7 @@ import fakeredis
 import pytest
 import redis
 
+from s3s3 import names
 from s3s3.listen.delivery import ListDelivery, Message, StreamDelivery, publish
 from tests.helpers import (
     FlakyRedis,
@@ -30,16 +31,16 @@ def test_given_a_list_element_moved_as_the_connection_broke_when_the_listener_re
     client.rpush("q", b"working", b"stranded", b"next")
     working = delivery.receive(0.01)
     assert working is not None and working.data == b"working"
-    client.lmove("q", "q:processing:one", "LEFT", "RIGHT")  # Redis did it; the listener never heard
+    client.lmove("q", names.processing_list("q", "one"), "LEFT", "RIGHT")  # Redis did it; the listener never heard
 
     # When the listener reconnects
     delivery.connect()
 
     # Then the stranded element is back at the head of the queue; the one in work stays taken
     assert client.lrange("q", 0, -1) == [b"stranded", b"next"]
-    assert client.lrange("q:processing:one", 0, -1) == [b"working"]
+    assert client.lrange(names.processing_list("q", "one"), 0, -1) == [b"working"]
     delivery.ack(working)
-    assert client.llen("q:processing:one") == 0
+    assert client.llen(names.processing_list("q", "one")) == 0
 
 
 def test_given_an_ack_that_failed_while_redis_was_away_when_the_listener_reconnects_then_it_is_acknowledged() -> None:
@@ -64,7 +65,8 @@ def test_given_an_ack_that_failed_while_redis_was_away_when_the_listener_reconne
 
     # Then both are acknowledged: nothing pending, nothing in the processing list, and nothing kept alive
     assert fake.xpending("s", "g")["pending"] == 0
-    assert fake.llen("q:processing:one") == 0 and fake.llen("q:processing:c1") == 0 and fake.llen("q") == 0
+    assert fake.llen(names.processing_list("q", "one")) == 0 and fake.llen(names.processing_list("q", "c1")) == 0
+    assert fake.llen("q") == 0
     assert stream.inflight == set()
 
 
