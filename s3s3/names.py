@@ -20,6 +20,7 @@ SYNC_GROUP = "s3s3bucket"  # the consumer group of --work processes on a sync's 
 LOCK_PREFIX = "s3s3:lock:"  # + source and destinations: held by the running bucket sync
 LEDGER_PREFIX = "s3s3:ledger:"  # + destination: hash key -> what s3s3 copied there
 FACTS_PREFIX = "s3s3:facts:"  # + hash of a store's URL: what s3s3 learnt of that store (s3s3.store.facts)
+RATE_PREFIX = "s3s3:rate:"  # + hash of a store's URL: its shared request rate and throttled answers (s3s3.state.rates)
 COPYING_PREFIX = "s3s3:copying:"  # + hash of destination and key: copies of it running now (s3s3.overlap)
 
 

@@ -25,7 +25,9 @@ from s3s3.listen.delivery import ListDelivery, describe, make_delivery, publish
 from s3s3.retry import RetryPolicy
 from s3s3.state import connect_redis
 from s3s3.state.overlap import Overlaps
-from s3s3.store import Store, open_store
+from s3s3.state.rates import SharedLimit
+from s3s3.store import Store, open_store, store_name
+from s3s3.store.throttle import Pace
 from s3s3.sync import fleet
 from s3s3.sync.bucket import duplicate_bucket
 from s3s3.sync.fleet import Sync
@@ -55,9 +57,12 @@ class _Buckets:
         self.dests = [open_store(d, pool_size=pool * 2) for d in self.config.dests]
 
     def share_facts(self, client: redis.Redis) -> None:
-        """What the stores teach s3s3 is kept in this Redis, for every listener and later sync."""
+        """What the stores teach s3s3, and each store's request rate, are kept in this Redis for every process."""
         for store in (self.source, *self.dests):
             store.facts.share(client)
+            if store.endpoint.max_requests_per_second:
+                pace = Pace(store.endpoint.max_requests_per_second)
+                store.throttle.use(SharedLimit(client, store_name(store.endpoint), pace))
 
     @property
     def retry(self) -> RetryPolicy:
@@ -85,7 +90,7 @@ class ListenClient(_Buckets):
             workers=self.workers or pubsub.workers,
             retry=self.retry,
             limits=self.limits,
-            metrics=Metrics(),
+            metrics=Metrics(stores=[self.source, *self.dests]),
             label=describe(pubsub),
             where=pubsub.safe_url,
             stuck_seconds=self.config.metrics.max_copy_seconds,

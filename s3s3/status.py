@@ -15,7 +15,8 @@ from s3s3.copy import dest_key, identical
 from s3s3.errors import StoreError
 from s3s3.listen import backlog
 from s3s3.retry import describe
-from s3s3.store import META_ETAG, ObjectInfo, Store, open_store
+from s3s3.state import rates
+from s3s3.store import META_ETAG, ObjectInfo, Store, open_store, store_name
 
 
 def overview(config: Config, client: redis.Redis, *, as_json: bool = False) -> None:
@@ -23,8 +24,10 @@ def overview(config: Config, client: redis.Redis, *, as_json: bool = False) -> N
     now = time.time()
     found = backlog.read(client, config.pubsub)
     last = {endpoint.label: found.last_copied.get(endpoint.label) for endpoint in config.dests}
+    limited = [rates.read(client, store) for store in _limited_stores(config)]
     if as_json:
         doc = found.as_dict() | {"target": config.pubsub.target, "last_copied": last, "now": now}
+        doc["request_rates"] = {r.store: {"rate": r.rate, "most": r.most, "throttled": r.throttled} for r in limited}
         print(json.dumps(doc, indent=2, sort_keys=True))
         return
     pubsub = config.pubsub
@@ -44,6 +47,15 @@ def overview(config: Config, client: redis.Redis, *, as_json: bool = False) -> N
     for label, when in last.items():
         seen = "never" if when is None else f"{_stamp(when)} ({_age(now - when)} ago)"
         print(f"last copy:       {label}: {seen}")
+    for reading in limited:
+        rate = "none lately" if reading.rate is None else f"{reading.rate:.1f}/s of {reading.most:g}/s"
+        print(f"request rate:    {reading.store}: {rate}, {reading.throttled} throttled answer(s) (SlowDown, 503, 429)")
+
+
+def _limited_stores(config: Config) -> list[str]:
+    """The stores (by URL) with a max_requests_per_second, each once."""
+    found = [store_name(e) for e in (config.source, *config.dests) if e.max_requests_per_second]
+    return list(dict.fromkeys(found))
 
 
 def sync_overview(summary: dict[str, Any] | None, tasks: str, *, as_json: bool = False) -> None:

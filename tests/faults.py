@@ -7,8 +7,9 @@ or sends the store's answer cut half-way through its body and then closes the
 connection cleanly (`fin`, a FIN) or resets it (`rst`), at most
 `max_faults_per_path` times for one object, if set. An outage fails every
 request for a while. Requests whose path holds a "doomed" marker always get
-503. Requests matching `hold` wait at a gate until the test opens it. It
-counts what it did and how many PUTs of one path ran at once.
+503. Above `max_rate` requests a second it answers SlowDown. Requests
+matching `hold` wait at a gate until the test opens it. It counts what it
+did and how many PUTs of one path ran at once.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import socket
 import struct
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -53,6 +54,8 @@ class FaultProxy:
         self.hold: Callable[[str, str], bool] | None = None  # (method, path) -> wait at the gate
         self.only: Callable[[str, str, str], bool] | None = None  # (method, path, query) -> may be faulted
         self.outage_fault = "reset"  # what every request gets during an outage
+        self.max_rate = 0.0  # above this many requests in the last second, answer SlowDown (0: no cap), as stores do
+        self._recent: deque[float] = deque()  # when the requests of the last second were let through
         self._outage_until = 0.0
         self.gate = threading.Event()
         self.counts: Counter[str] = Counter()  # fault or "forwarded" -> requests
@@ -102,6 +105,8 @@ class FaultProxy:
         with self._lock:
             if time.monotonic() < self._outage_until:
                 return self.outage_fault
+            if self.max_rate and self._over_rate():
+                return "slowdown"
             if any(marker in path for marker in self.doomed):
                 return "doomed"
             if self.only is not None and not self.only(method, path, query):
@@ -111,6 +116,16 @@ class FaultProxy:
                 self._faulted[path] += 1
                 return self._random.choice(self.faults)
             return "forward"
+
+    def _over_rate(self) -> bool:
+        """True when max_rate requests were let through in the last second; else count this one in."""
+        now = time.monotonic()
+        while self._recent and self._recent[0] <= now - 1.0:
+            self._recent.popleft()
+        if len(self._recent) >= self.max_rate:
+            return True
+        self._recent.append(now)
+        return False
 
     def faulted(self) -> set[str]:
         """The paths that were given at least one random fault."""

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from s3s3.outcome import Action, Outcome
+from s3s3.store import Store, store_name
 
 if TYPE_CHECKING:
     from s3s3.listen.backlog import Watcher
@@ -22,9 +23,11 @@ _SECONDS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 90
 class Metrics:
     """The listener's counters, in a registry of their own (so several listeners can share a process)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stores: Sequence[Store] = ()) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        if any(store.throttle.rate is not None for store in stores):
+            r.register(_ThrottleCollector(stores))
         self.events_received = Counter("s3s3_events_received", "Announcements received.", registry=r)
         self.events_rejected = Counter("s3s3_events_rejected", "Announcements rejected as bad input.", registry=r)
         self.copies = Counter(
@@ -63,6 +66,27 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _ThrottleCollector(Collector):
+    """Each store's request rate in force and the throttled answers this process saw (max_requests_per_second)."""
+
+    def __init__(self, stores: Sequence[Store]) -> None:
+        self.stores = {store_name(s.endpoint): [t for t in stores if store_name(t.endpoint) == store_name(s.endpoint)]
+                       for s in stores}  # fmt: skip
+
+    def collect(self) -> Iterator[Metric]:
+        rate = GaugeMetricFamily("s3s3_request_rate_limit", "Requests per second a store may be sent now, the "
+                                 "fleet together (lowered by throttling).", labels=["store"])  # fmt: skip
+        throttled = CounterMetricFamily("s3s3_requests_throttled", "Answers from a store that it is asked too fast "
+                                        "(SlowDown, 503, 429).", labels=["store"])  # fmt: skip
+        for name, stores in self.stores.items():
+            limits = [s.throttle.rate for s in stores if s.throttle.rate is not None]
+            if limits:
+                rate.add_metric([name], min(limits))
+            throttled.add_metric([name], sum(s.throttle.throttled for s in stores))
+        yield rate
+        yield throttled
 
 
 class _BacklogCollector(Collector):

@@ -24,6 +24,7 @@ from s3s3.retry import transient_answer
 if TYPE_CHECKING:
     from s3s3.config import Endpoint
     from s3s3.store.facts import Facts
+    from s3s3.store.throttle import Throttle
 
 Buffer = bytes | bytearray | memoryview
 # The standard headers a copy carries over, by their HTTP names.
@@ -150,6 +151,7 @@ class Store(Protocol):
 
     endpoint: Endpoint
     facts: Facts  # what s3s3 has learnt about this store (s3s3.store.facts)
+    throttle: Throttle  # how fast it may be asked (s3s3.store.throttle)
 
     @property
     def label(self) -> str:

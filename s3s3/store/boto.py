@@ -33,6 +33,7 @@ from s3s3.store.base import (
     store_error,
     strip_etag,
 )
+from s3s3.store.throttle import Throttle
 
 if TYPE_CHECKING:
     from boto3.session import Session
@@ -160,9 +161,12 @@ class BotoStore:
 
     transport = Transport.BOTO3
 
-    def __init__(self, endpoint: Endpoint, facts: Facts, *, pool_size: int = 10) -> None:
+    def __init__(
+        self, endpoint: Endpoint, facts: Facts, *, pool_size: int = 10, throttle: Throttle | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.facts = facts
+        self.throttle = throttle or Throttle()  # every attempt botocore sends waits its turn (s3s3.store.throttle)
         self._make = functools.partial(create_client, endpoint, pool_size=pool_size)
         self._client: S3Client | None = None
         self._lock = threading.Lock()
@@ -177,7 +181,19 @@ class BotoStore:
         with self._lock:
             if self._client is None:
                 self._client = self._make()
+                events = self._client.meta.events
+                events.register("before-send.s3", self._turn)  # each attempt, botocore's own retries included
+                events.register("response-received.s3", self._answered)
             return self._client
+
+    def _turn(self, **_: Any) -> None:
+        self.throttle.before()  # returns None: botocore sends the request itself
+
+    def _answered(self, response_dict: dict[str, Any] | None = None, parsed_response: Any = None, **_: Any) -> None:
+        status = response_dict["status_code"] if response_dict else 0
+        if status >= 400:
+            error = parsed_response.get("Error", {}) if isinstance(parsed_response, dict) else {}
+            self.throttle.answered(status, str(error.get("Code", "")))
 
     def __repr__(self) -> str:
         return f"BotoStore({self.label!r})"

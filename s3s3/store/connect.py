@@ -17,6 +17,7 @@ from s3s3.store.base import Store, Transport
 from s3s3.store.boto import BotoStore, boundary_error, create_client, session_credentials, verify
 from s3s3.store.facts import Facts, store_name
 from s3s3.store.http import HttpStore
+from s3s3.store.throttle import Throttle
 from s3s3.store.wire import Keys, Wire
 
 _PROBE = "s3s3-wire-probe"
@@ -30,19 +31,20 @@ def transport_for(endpoint: Endpoint) -> Transport:
 def open_store(endpoint: Endpoint, *, pool_size: int = 10, redis_client: redis.Redis | None = None) -> Store:
     """The Store for `endpoint`; what it learns is kept in `redis_client`'s Redis, where one is given."""
     facts = Facts(store_name(endpoint), redis_client)
+    throttle = Throttle.of(endpoint.max_requests_per_second)
     if transport_for(endpoint) is Transport.BOTO3:
-        return BotoStore(endpoint, facts, pool_size=pool_size)
-    return HttpStore(endpoint, _wire(endpoint), facts)
+        return BotoStore(endpoint, facts, pool_size=pool_size, throttle=throttle)
+    return HttpStore(endpoint, _wire(endpoint, throttle), facts)
 
 
-def _wire(endpoint: Endpoint) -> Wire:
+def _wire(endpoint: Endpoint, throttle: Throttle) -> Wire:
     region = endpoint.region or "us-east-1"
     keys = Keys(endpoint.access_key, endpoint.secret_key or "", None) if endpoint.access_key else None
     if keys and endpoint.endpoint_url and endpoint.addressing_style != "virtual":
         # botocore addresses a configured endpoint path-style unless told "virtual" (botocore/args.py):
         # no need to build a boto3 client, most of boto3's start-up, to learn that.
         base = f"{endpoint.endpoint_url.rstrip('/')}/{endpoint.bucket}/"
-        return Wire(base, region, keys, verify=verify(endpoint))
+        return Wire(base, region, keys, verify=verify(endpoint), throttle=throttle)
     # AWS itself, virtual-hosted addressing, or the credential chain: botocore says where and who,
     # once, through a presigned URL of its own client.
     try:
@@ -55,4 +57,5 @@ def _wire(endpoint: Endpoint) -> Wire:
     if credentials is None:
         raise StoreError(f"[{endpoint.name}]: no credentials: give keys, a profile, or set up the AWS credential chain",
                          operation="Connect", code="NoCredentials")  # fmt: skip
-    return Wire(url[: url.index(_PROBE)], client.meta.region_name, credentials, verify=verify(endpoint))
+    return Wire(url[: url.index(_PROBE)], client.meta.region_name, credentials, verify=verify(endpoint),
+                throttle=throttle)

@@ -51,6 +51,7 @@ class HttpStore:
         self.endpoint = endpoint
         self.wire = wire
         self.facts = facts
+        self.throttle = wire.throttle  # every request the wire sends waits its turn (s3s3.store.throttle)
 
     @property
     def label(self) -> str:

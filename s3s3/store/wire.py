@@ -28,6 +28,7 @@ from s3s3.errors import StoreError
 from s3s3.retry import backoff, transient_failure
 from s3s3.store import sigv4
 from s3s3.store.base import Buffer, store_error
+from s3s3.store.throttle import Throttle
 
 # botocore's standard mode: up to 1 s before the second try, doubling, capped at 20 s.
 REQUEST_BACKOFF = 1.0
@@ -74,7 +75,10 @@ class Answer(NamedTuple):
 class Wire:
     """Signed requests to one bucket (`base`, its URL ending in "/") over per-thread keep-alive connections."""
 
-    def __init__(self, base: str, region: str, credentials: Credentials, *, verify: bool | str = True) -> None:
+    def __init__(
+        self, base: str, region: str, credentials: Credentials, *, verify: bool | str = True,
+        throttle: Throttle | None = None,
+    ) -> None:
         parts = urlsplit(base)
         self.netloc = parts.netloc
         self.host = parts.hostname or ""
@@ -84,6 +88,7 @@ class Wire:
         self.region = region
         self.credentials = credentials  # botocore credentials (refreshable) or Keys
         self.ssl_context = _ssl_context(verify) if parts.scheme == "https" else None
+        self.throttle = throttle or Throttle()  # every request waits its turn; throttled answers slow it down
         self._local = threading.local()
         self._open: set[http.client.HTTPConnection] = set()  # every thread's, closed with the Wire
 
@@ -115,6 +120,7 @@ class Wire:
         attempt = 0
         while True:
             attempt += 1
+            self.throttle.before()
             try:
                 response = self._exchange(method, path, body, signed)
                 data = b"" if stream and response.status < 300 else response.read()
@@ -135,6 +141,7 @@ class Wire:
             if response.status < 300:
                 return Answer(response, data)
             error = answer_error(operation, response.status, data, response.reason)
+            self.throttle.answered(error.status, error.code)
             if attempt >= tries or not error.transient:
                 raise error
             time.sleep(backoff(attempt, REQUEST_BACKOFF, REQUEST_BACKOFF_CAP))
