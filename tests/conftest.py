@@ -24,7 +24,7 @@ from tests.processes import Proc, spawner
 from tests.servers.base import Server
 from tests.servers.ceph import start_ceph
 from tests.servers.moto import start_moto
-from tests.servers.redis import RedisServer
+from tests.servers.redis import ClusterNodes, RedisServer, SentinelGroup
 from tests.servers.swift import start_swift
 
 
@@ -33,6 +33,26 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisServer(str(tmp_path_factory.mktemp("redis"))).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def sentinel_group(tmp_path: Path) -> Iterator[SentinelGroup]:
+    """A master, its replica and three Sentinels of this test's own (to SIGKILL the master of)."""
+    group = SentinelGroup(str(tmp_path / "sentinel"))
+    try:
+        yield group.start()
+    finally:
+        group.stop()
+
+
+@pytest.fixture
+def cluster_nodes(tmp_path: Path) -> Iterator[ClusterNodes]:
+    """A Redis Cluster of three masters with a replica each, of this test's own (to fail a master over)."""
+    nodes = ClusterNodes(str(tmp_path / "cluster"), replicas=1)
+    try:
+        yield nodes.start()
+    finally:
+        nodes.stop()
 
 
 @pytest.fixture(scope="session")

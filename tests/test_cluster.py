@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -16,56 +14,21 @@ import redis
 from s3s3.config import Config
 from s3s3.services import BucketClient, ListenClient
 from tests.helpers import new_bucket, wait_until
-from tests.servers.base import Server, free_port, stop_process, wait_for_port
+from tests.servers.base import Server
+from tests.servers.redis import ClusterNodes
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 BIN = Path(sys.executable).parent
 
 
-def cluster_port() -> int:
-    """A free port whose cluster bus port (10000 higher) is free too, as Redis Cluster needs."""
-    while True:
-        port = free_port()
-        if port <= 55535:
-            with socket.socket() as bus:
-                try:
-                    bus.bind(("127.0.0.1", port + 10000))
-                except OSError:
-                    continue
-            return port
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Three redis-server nodes on loopback, made one cluster; yields a URL of one of them."""
-    if shutil.which("redis-cli") is None:
-        pytest.fail("redis-cli is not installed: `make test` installs redis-server, which brings it")
-    procs, ports = [], []
-    for _ in range(3):
-        port, workdir = cluster_port(), tmp_path_factory.mktemp("cluster")
-        procs.append(subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-             "--cluster-config-file", str(workdir / "nodes.conf"), "--save", "", "--appendonly", "no",
-             "--dir", str(workdir)],
-            stdout=subprocess.DEVNULL, start_new_session=True,
-        ))  # fmt: skip
-        ports.append(port)
+    nodes = ClusterNodes(str(tmp_path_factory.mktemp("cluster")))
     try:
-        for port, proc in zip(ports, procs, strict=True):
-            wait_for_port(port, timeout=10, proc=proc)
-        subprocess.run(
-            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports), "--cluster-replicas", "0",
-             "--cluster-yes"],
-            check=True, capture_output=True, timeout=30,
-        )  # fmt: skip
-        node = redis.Redis(port=ports[0])
-        state = lambda: node.execute_command("CLUSTER", "INFO", NEVER_DECODE=True)  # noqa: E731
-        wait_until(lambda: b"cluster_state:ok" in state(), timeout=20)
-        node.close()
-        yield f"redis://127.0.0.1:{ports[0]}/0"
+        yield nodes.start().url
     finally:
-        for proc in procs:
-            stop_process(proc)
+        nodes.stop()
 
 
 def arrived(server: Server, bucket: str, keys: list[str]) -> Callable[[], bool]:
@@ -76,14 +39,15 @@ def arrived(server: Server, bucket: str, keys: list[str]) -> Callable[[], bool]:
     return check
 
 
-@pytest.mark.parametrize("mode", ["stream", "pubsub"])
+@pytest.mark.parametrize("mode", ["stream", "list", "pubsub"])
 def test_the_listener_reads_announcements_from_a_redis_cluster(
     cluster: str, s3_source: Server, s3_dest: Server, make_config: Callable[..., Config], mode: str
 ) -> None:
     # Given a listener on a Redis Cluster
     src, dst = new_bucket(s3_source), new_bucket(s3_dest)
     config = make_config((s3_source, src), [(s3_dest, dst)], redis_url=cluster,
-                         pubsub_extra={"cluster": "true", "mode": mode, "stream": f"s3s3:events:{src}"})  # fmt: skip
+                         pubsub_extra={"cluster": "true", "mode": mode, "stream": f"s3s3:events:{src}",
+                                       "list": f"s3s3:queue:{src}"})  # fmt: skip
     keys = [f"k/{i}" for i in range(20)]
     for key in keys:
         s3_source.client().put_object(Bucket=src, Key=key, Body=key.encode())
@@ -139,3 +103,27 @@ def test_the_bucket_sync_takes_its_lock_and_keeps_its_ledger_on_a_redis_cluster(
         node.close()
     again = BucketClient(config).duplicate_bucket()
     assert (again.copied, again.skipped) == (0, 1)
+
+
+def test_a_split_sync_is_worked_on_a_redis_cluster_its_tasks_and_totals_in_one_slot(
+    cluster: str, s3_source: Server, s3_dest: Server, make_config: Callable[..., Config]
+) -> None:
+    # Given 30 keys at the source, and a sync split in three on a Redis Cluster
+    src, dst = new_bucket(s3_source), new_bucket(s3_dest)
+    keys = [f"k/{i:02d}" for i in range(30)]
+    for key in keys:
+        s3_source.client().put_object(Bucket=src, Key=key, Body=key.encode())
+    config = make_config((s3_source, src), [(s3_dest, dst)], redis_url=cluster, pubsub_extra={"cluster": "true"})
+    command = [BIN / "s3s3bucket", "--config", config.path]
+    split = subprocess.run([*command, "--split", "3"], capture_output=True, text=True, timeout=60)
+    assert split.returncode == 0, split.stderr
+
+    # When a --work process does the ranges
+    work = subprocess.run([*command, "--work"], capture_output=True, text=True, timeout=90)
+
+    # Then every range is done (the transactions over the task stream and the totals worked) and every key landed
+    assert work.returncode == 0, work.stderr
+    wait_until(arrived(s3_dest, dst, keys), timeout=10)
+    status = subprocess.run([BIN / "s3s3", "status", "--sync", "--config", config.path], capture_output=True,
+                            text=True, timeout=30)  # fmt: skip
+    assert "state:     finished" in status.stdout, status.stdout + status.stderr

@@ -96,6 +96,7 @@ class PubSub:
     max_attempts: int = 0  # 0: no bound but max_retry_seconds
     max_retry_seconds: float = 300.0
     cluster: bool = False
+    cluster_nodes: tuple[tuple[str, int], ...] = ()  # nodes besides url's to find the cluster from
     sentinels: tuple[tuple[str, int], ...] = ()  # (host, port) of each Sentinel; url then names no host
     sentinel_master: str = "mymaster"
     sentinel_password: str | None = field(default=None, repr=False)
@@ -105,10 +106,10 @@ class PubSub:
 
     @property
     def safe_url(self) -> str:
-        """How logs and errors name the Redis: its URL with any password as ***, or the sentinels and master."""
-        if self.sentinels:
-            hosts = ", ".join(f"{host}:{port}" for host, port in self.sentinels)
-            return f"master {self.sentinel_master!r} of sentinels {hosts}"
+        """How logs and errors name the Redis: its URL with any password as ***, or the Sentinels and master."""
+        if self.sentinels:  # as kombu and limits write a Sentinel-found master, without the password
+            hosts = ",".join(f"{host}:{port}" for host, port in self.sentinels)
+            return f"redis+sentinel://{hosts}/{self.sentinel_master}"
         return redact_url(self.url)
 
     @property
@@ -402,6 +403,8 @@ def _pubsub(r: _Reader) -> dict[str, Any]:
         r.problem("pubsub", "redis", "redis is the only transport; it cannot be turned off")
     if values["sentinels"] and values["cluster"]:
         r.problem("pubsub", "sentinels", "give sentinels or cluster = true, not both")
+    if values["cluster_nodes"] and not values["cluster"]:
+        r.problem("pubsub", "cluster_nodes", "needs cluster = true")
     if values["wait_replicas"] and values["mode"] is Mode.PUBSUB:
         r.problem("pubsub", "wait_replicas", "needs mode = stream or list (pubsub keeps nothing to replicate)")
     return _fields(values, (Section.PUBSUB,))

@@ -358,6 +358,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(_P, "redis", Type.BOOL, True, "the original's flag: Redis is the only transport", field=None),
     Option(_P, "sns", Type.BOOL, False, "the original's flag: SNS is not supported", field=None),
     Option(_P, "cluster", Type.BOOL, False, "the Redis server is a Redis Cluster"),
+    Option(_P, "cluster_nodes", Type.STRING, (), "with cluster: more nodes (host:port, ...) to start from when url's "
+           "is down", allowed="host:port, host:port, ...", parse=_host_ports),
     Option(_P, "sentinels", Type.STRING, (), "Redis Sentinels (host:port, ...) to ask for the master; url then gives "
            "only the credentials and database", allowed="host:port, host:port, ...", parse=_host_ports),
     Option(_P, "sentinel_master", Type.STRING, "mymaster", "the name the sentinels know the master by", quotes=True),

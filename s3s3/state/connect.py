@@ -6,6 +6,7 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode
 from redis.connection import SSLConnection, parse_url
 from redis.retry import Retry
 from redis.sentinel import Sentinel
@@ -26,8 +27,12 @@ def connect_redis(pubsub: PubSub, **options: Any) -> redis.Redis:
     if pubsub.sentinels:
         return _master(pubsub, options)
     if pubsub.cluster:
-        # redis-py's cluster client finds the other nodes from the one in the URL.
-        return redis.RedisCluster.from_url(pubsub.url, **options)  # type: ignore[return-value]
+        # redis-py's cluster client finds the other nodes from the first of these that answers.
+        nodes = [ClusterNode(host, port) for host, port in pubsub.cluster_nodes]  # type: ignore[no-untyped-call]
+        # No retries of its own either: a failover shows (/healthz), and s3s3's loops wait it out.
+        return redis.RedisCluster.from_url(  # type: ignore[return-value]
+            pubsub.url, startup_nodes=nodes, retry=Retry(NoBackoff(), 0), **options
+        )
     return redis.Redis.from_url(pubsub.url, health_check_interval=10, retry=Retry(NoBackoff(), 0), **options)
 
 

@@ -26,10 +26,13 @@ import redis
 
 from s3s3 import names
 from s3s3.errors import S3S3Error
+from s3s3.retry import backoff
 from s3s3.sync.ranges import KeyRange
 
 logger = logging.getLogger(__name__)
 
+REDIS_AWAY = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError)  # waited out, never fatal
+BACKOFF_START, BACKOFF_CAP = 0.5, 30.0  # seconds before asking Redis again, doubling to the cap
 TOTALS = ("checked", "copied", "skipped", "missing", "failed", "deleted", "bytes")
 
 
@@ -139,13 +142,20 @@ def work(
     interrupted: the task stays pending, for another worker to finish).
     Waits while other workers hold tasks, to take over any whose worker dies.
     """
-    worked = Worked()
+    worked, failures = Worked(), 0
     while not stop.is_set():
-        entry = _claim(client, sync, consumer, claim_idle) or _next(client, sync, consumer)
+        try:
+            entry = _claim(client, sync, consumer, claim_idle) or _next(client, sync, consumer)
+            if entry is None:
+                waiting, working = open_tasks(client, sync)
+                if not waiting and not working:
+                    return worked
+        except REDIS_AWAY as e:  # a failover, say: the tasks are still there once Redis is back
+            failures += 1
+            _wait_for_redis(e, failures, stop)
+            continue
+        failures = 0
         if entry is None:
-            waiting, working = open_tasks(client, sync)
-            if not waiting and not working:
-                return worked
             stop.wait(min(1.0, claim_idle / 4))  # others work: take over if one of them dies
             continue
         entry_id, task = entry
@@ -154,18 +164,41 @@ def work(
             totals = run(task)
         if totals is None:
             return worked
+        if totals.get("failed") or totals.get("errors"):
+            worked.ok = False
+        if _finish(client, sync, entry_id, totals, stop):
+            worked.ranges += 1
+    return worked
+
+
+def _finish(client: redis.Redis, sync: Sync, entry_id: bytes, totals: dict[str, int], stop: threading.Event) -> bool:
+    """Add a task's totals and acknowledge it, in one transaction, trying again while Redis is away.
+
+    False when stopped first: the task stays pending, and another worker does it again (harmless).
+    """
+    failures = 0
+    while not stop.is_set():
         pipe = client.pipeline(transaction=True)
         for name in TOTALS:
             pipe.hincrby(sync.summary, name, totals.get(name, 0))
         pipe.hincrby(sync.summary, "ranges_done", 1)
         if totals.get("failed") or totals.get("errors"):
             pipe.hincrby(sync.summary, "ranges_failed", 1)
-            worked.ok = False
         pipe.hset(sync.summary, "updated", repr(time.time()))
         pipe.xack(sync.tasks, names.SYNC_GROUP, entry_id)
-        pipe.execute()
-        worked.ranges += 1
-    return worked
+        try:
+            pipe.execute()
+            return True
+        except REDIS_AWAY as e:
+            failures += 1
+            _wait_for_redis(e, failures, stop)
+    return False
+
+
+def _wait_for_redis(error: BaseException, failures: int, stop: threading.Event) -> None:
+    wait = backoff(failures, BACKOFF_START, BACKOFF_CAP)
+    logger.error("Cannot reach Redis (%s); retrying in %.1fs", error, wait)
+    stop.wait(wait)
 
 
 def _next(client: redis.Redis, sync: Sync, consumer: str) -> tuple[bytes, Task] | None:
