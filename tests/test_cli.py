@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -419,6 +420,23 @@ def test_publish_to_a_dead_redis_exits_1_without_showing_its_password(
         f"s3s3: error: cannot publish to redis://:***@127.0.0.1:{port}/0: "
         f"Error 111 connecting to 127.0.0.1:{port}. Connection refused.\n"
     )
+
+
+def test_publish_exits_1_when_no_replica_holds_the_announcement_in_time(
+    tmp_path: Path, s3_source: Server, s3_dest: Server, redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a Redis without replicas, and wait_replicas = 1
+    path = write_config(
+        tmp_path / "s3s3.ini", (s3_source, "src"), (s3_dest, "dst"),
+        f"[pubsub]\nurl = {redis_server.url}\nmode = stream\nstream = s-{uuid.uuid4().hex}\nwait_replicas = 1\n",
+    )  # fmt: skip
+
+    # When a key is published
+    code = main(["publish", "-c", str(path), "k"])
+
+    # Then it is not reported published: the master holds it, but a failover now would lose it
+    assert code == 1
+    assert capsys.readouterr().err == "s3s3: error: 'k' is not replicated: 0 of 1 replica(s) acknowledged within 3s\n"
 
 
 def test_echo_ini_template_prints_the_shipped_template_which_loads_once_filled_in(tmp_path: Path) -> None:

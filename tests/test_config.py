@@ -407,6 +407,36 @@ def test_redis_password_with_a_user_is_redacted_too(tmp_path: Path) -> None:
     assert PASSWORD not in repr(config)
 
 
+def test_sentinels_are_read_as_host_port_pairs_and_neither_password_is_ever_shown(tmp_path: Path) -> None:
+    # Given a master found through two Sentinels, with a password for the master and one for the Sentinels
+    config = load(tmp_path, MINIMAL + f"[pubsub]\nurl = redis://:{PASSWORD}@/3\nsentinels = 10.0.0.1:26379, "
+                  f"[::1]:26380\nsentinel_master = backups\nsentinel_password = {PASSWORD}x\nmode = stream\n"
+                  "wait_replicas = 1\n")
+
+    # Then they are kept for connecting, and logs name the Sentinels and the master without either password
+    pubsub = config.pubsub
+    assert pubsub.sentinels == (("10.0.0.1", 26379), ("::1", 26380)) and pubsub.sentinel_master == "backups"
+    assert pubsub.wait_replicas == 1 and pubsub.sentinel_password == PASSWORD + "x"
+    assert pubsub.safe_url == "redis+sentinel://10.0.0.1:26379,::1:26380/backups"
+    assert PASSWORD not in repr(config) and PASSWORD not in str(config)
+
+
+@pytest.mark.parametrize(("extra", "problem"), [
+    ("sentinels = 10.0.0.1", "sentinels: '10.0.0.1' is not host:port (give host:port, host:port, ...)"),
+    ("sentinels = 10.0.0.1:26379\ncluster = true", "sentinels: give sentinels or cluster = true, not both"),
+    ("cluster_nodes = 10.0.0.1:7000", "cluster_nodes: needs cluster = true"),
+    ("wait_replicas = 1", "wait_replicas: needs mode = stream or list (pubsub keeps nothing to replicate)"),
+])  # fmt: skip
+def test_sentinel_cluster_and_wait_replicas_mistakes_are_named(tmp_path: Path, extra: str, problem: str) -> None:
+    message = load_error(tmp_path, MINIMAL + f"[pubsub]\n{extra}\n")
+    assert message == f"{tmp_path / 's3s3.ini'}: [pubsub] {problem}"
+
+
+def test_max_requests_per_second_is_an_endpoint_option_off_by_default(tmp_path: Path) -> None:
+    config = load(tmp_path, MINIMAL.replace("[source]\n", "[source]\nmax_requests_per_second = 3500\n"))
+    assert config.source.max_requests_per_second == 3500 and config.dests[0].max_requests_per_second == 0
+
+
 def test_secret_key_is_not_in_the_repr_of_an_endpoint_or_the_config(tmp_path: Path) -> None:
     # Given the filled-in original template, whose two secrets are the sentinel
     config = load(tmp_path, fill_in(ORIGINAL_TEMPLATE))

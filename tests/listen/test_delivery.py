@@ -100,3 +100,34 @@ def test_a_stream_listener_keeps_its_in_flight_entries_fresh_by_itself_and_they_
     assert client.xpending(stream, "g")["pending"] == 0
     b.close()
     client.close()
+
+
+def test_a_stream_listener_whose_group_is_gone_makes_it_again_and_reads_on() -> None:
+    # Given a stream listener, and a failover to a replica the group never reached (the group destroyed)
+    client = fakeredis.FakeRedis()
+    delivery = StreamDelivery(client, "s", "g", "c1")
+    delivery.connect()
+    client.xgroup_destroy("s", "g")
+    client.xadd("s", {names.STREAM_FIELD: b"k"})
+
+    # When it reads
+    assert delivery.receive(0.01) is None
+
+    # Then the group is back, from the stream's start, and the entry is delivered
+    message = delivery.receive(0.01)
+    assert message is not None and message.data == b"k"
+    delivery.close()
+
+
+def test_a_list_listener_recovers_what_its_processing_list_held_under_the_name_without_a_hash_tag() -> None:
+    # Given what an older s3s3 left in the processing list's former name
+    client = fakeredis.FakeRedis()
+    client.rpush(names.former_processing_list("q", "one"), b"left")
+    client.rpush("q", b"next")
+
+    # When the listener starts
+    ListDelivery(client, "q", "one").connect()
+
+    # Then it is back at the head of the queue, and the processing list has the hash tag
+    assert client.lrange("q", 0, -1) == [b"left", b"next"]
+    assert names.processing_list("q", "one") == "{q}:processing:one"

@@ -162,3 +162,23 @@ def test_given_s3s3_webhook_when_it_gets_a_notification_it_cannot_use_then_nothi
     client = redis.Redis.from_url(server.url)
     assert client.exists(config.pubsub.stream) == 0
     client.close()
+
+
+def test_the_webhook_answers_503_when_no_replica_holds_a_notification_in_time(
+    s3_source: Server, s3_dest: Server, redis_server: RedisServer, tmp_path: Path, spawn: Callable[..., Proc]
+) -> None:
+    # Given s3s3 webhook on a Redis without replicas, with wait_replicas = 1
+    src, dst = new_bucket(s3_source), new_bucket(s3_dest)
+    port = free_port()
+    config = write_config(tmp_path, (s3_source, src), [(s3_dest, dst, {})],
+                          stream_pubsub(redis_server.url, wait_replicas=1), webhook={"port": port})  # fmt: skip
+    webhook = spawn("s3s3", "webhook", "--config", config.path)
+    webhook.wait_for(r"INFO s3s3\.listen\.webhook: Webhook listening on .+")
+
+    # When a store posts a notification
+    status, text = post(f"http://127.0.0.1:{port}/", wrapped("minio", src, ["k"]))
+
+    # Then it is told to send it again, and why
+    assert (status, text) == (503, "Redis did not replicate it in time; send it again later\n")
+    webhook.wait_for(r"ERROR s3s3\.listen\.webhook: Webhook could not have a notification replicated: "
+                     r"0 of 1 replica\(s\) acknowledged within 3s")  # fmt: skip
