@@ -60,6 +60,7 @@ class FaultProxy:
         self.gate = threading.Event()
         self.counts: Counter[str] = Counter()  # fault or "forwarded" -> requests
         self.requests: list[tuple[str, str, int]] = []  # (method, decoded path, status or 0 if dropped)
+        self.timeline: list[tuple[float, str]] = []  # (monotonic time, fault or "forwarded") of each request
         self.puts_at_once: Counter[str] = Counter()  # path -> most PUTs of it in flight together
         self._puts: Counter[str] = Counter()
         self._random = random.Random(seed)
@@ -136,6 +137,7 @@ class FaultProxy:
         with self._lock:
             self.counts[what] += 1
             self.requests.append((method, path, status))
+            self.timeline.append((time.monotonic(), what))
 
     def put_started(self, path: str) -> None:
         with self._lock:

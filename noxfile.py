@@ -1,0 +1,28 @@
+"""The unit tests on every Python s3s3 supports: `nox` (CI runs it; `make test` runs the whole suite on one).
+
+The unit tests are those not marked slow or compat: they start no s3s3
+process, and take about a minute. Interpreters are found on PATH, and in
+pyenv's versions folder where pyenv keeps them.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import nox
+
+PYTHONS = ["3.11", "3.12", "3.13"]  # setup.cfg's python_requires and classifiers say the same
+nox.options.sessions = ["units"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+for _bin in sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[1-3].*/bin"))):
+    os.environ["PATH"] = _bin + os.pathsep + os.environ.get("PATH", "")
+
+
+@nox.session(python=PYTHONS)
+def units(session: nox.Session) -> None:
+    """The tests not marked slow or compat, on one Python."""
+    session.install("-q", "-e", ".[test]")
+    session.run("python", "-m", "pytest", "-m", "not slow and not compat", "-q", *session.posargs)
