@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -32,19 +33,21 @@ def process(client: redis.Redis, store: str, most: float, waits: list[float]) ->
 
 
 def test_turns_are_spaced_across_every_process_that_uses_the_store(client: redis.Redis) -> None:
-    # Given two processes limited to 20 requests a second to one store
-    store, waits = f"http://store-{uuid.uuid4().hex}", [0.0]
-    one, two = process(client, store, 20, waits), process(client, store, 20, waits)
+    # Given two processes limited to 20 requests a second to one store, each noting when its turns fall
+    store, starts = f"http://store-{uuid.uuid4().hex}", []
+    one, two = SharedLimit(client, store, Pace(20)), SharedLimit(client, store, Pace(20))
+    for limit in (one, two):
+        limit.sleep = lambda seconds: starts.append(time.monotonic() + seconds)
 
     # When they take 20 turns between them, back to back
+    first = time.monotonic()
     for _ in range(10):
         one.wait()
         two.wait()
 
-    # Then the turns are a twentieth of a second apart, whichever process took them
-    assert len(waits) == 20
-    gaps = [later - earlier for earlier, later in zip(waits, waits[1:], strict=False)]
-    assert all(gap == pytest.approx(0.05, abs=0.01) for gap in gaps)
+    # Then, after the first, each turn falls a twentieth of a second after the one before, whichever process took it
+    assert len(starts) == 19
+    assert all(at - first == pytest.approx(n * 0.05, abs=0.02) for n, at in enumerate(starts, 1))
 
 
 def test_a_throttled_answer_seen_by_one_process_slows_every_process(client: redis.Redis) -> None:
