@@ -14,6 +14,8 @@ import pytest
 import redis
 
 from s3s3 import names
+from s3s3.state.rates import SharedLimit
+from s3s3.store.throttle import Pace
 from tests.helpers import (
     new_bucket,
     write_config,
@@ -127,3 +129,24 @@ def test_given_a_stream_backlog_when_s3s3_status_is_run_without_a_key_then_it_pr
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.startswith("s3s3: error: cannot read the backlog from redis://127.0.0.1:")
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_status_shows_each_limited_store_s_shared_rate_and_the_throttled_answers(
+    s3_source: Server, s3_dest: Server, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    # Given a destination limited to 50 requests a second, whose fleet lowered the rate after a SlowDown
+    src, dst = new_bucket(s3_source), new_bucket(s3_dest)
+    config = write_config(tmp_path, (s3_source, src), [(s3_dest, dst, {"max_requests_per_second": 50})],
+                          {"url": redis_server.url, "mode": "stream", "stream": f"s-{src}"})  # fmt: skip
+    limit = SharedLimit(redis.Redis.from_url(redis_server.url), s3_dest.endpoint_url, Pace(50))
+    limit.wait()
+    limit.throttled()
+
+    # When s3s3 status is run
+    done = subprocess.run([str(BIN / "s3s3"), "status", "--config", str(config.path)], capture_output=True,
+                          text=True, timeout=30)  # fmt: skip
+
+    # Then it names the store, the rate in force against the configured one, and the throttled answers
+    line = next(line for line in done.stdout.splitlines() if line.startswith("request rate:"))
+    assert re.fullmatch(rf"request rate:    {re.escape(s3_dest.endpoint_url)}: 3\d\.\d/s of 50/s, 1 throttled "
+                        r"answer\(s\) \(SlowDown, 503, 429\)", line), line  # fmt: skip

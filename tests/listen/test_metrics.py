@@ -25,7 +25,9 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from s3s3 import names
-from s3s3.config import Config
+from s3s3.config import Config, endpoint_from_options
+from s3s3.listen.metrics import Metrics
+from s3s3.store import open_store
 from tests.helpers import new_bucket, wait_until
 from tests.servers.base import Server, free_port
 from tests.servers.redis import RedisServer
@@ -263,3 +265,24 @@ def test_given_a_listener_with_metrics_when_redis_goes_away_and_comes_back_then_
         urllib.request.urlopen(f"http://127.0.0.1:{listening.port}/nothing", timeout=5)
     assert answer.value.code == 404
     answer.value.close()
+
+
+def test_metrics_show_a_limited_store_s_rate_in_force_and_the_throttled_answers_this_process_saw() -> None:
+    # Given a listener's metrics over a source without a limit and a destination limited to 20 requests a second
+    source = open_store(endpoint_from_options("source", {"bucket_name": "a", "endpoint_url": "http://127.0.0.1:1",
+                                                          "aws_access_key_id": "k", "aws_secret_access_key": "s"}))
+    dest = open_store(endpoint_from_options("dest1", {"bucket_name": "b", "endpoint_url": "http://127.0.0.1:2",
+                                                      "aws_access_key_id": "k", "aws_secret_access_key": "s",
+                                                      "max_requests_per_second": "20"}))  # fmt: skip
+    metrics = Metrics(stores=[source, dest])
+
+    # When the destination answers SlowDown once
+    dest.throttle.answered(503, "SlowDown")
+
+    # Then /metrics shows its lowered rate and the throttled answer, and nothing for the unlimited source's rate
+    families = {f.name: f for f in text_string_to_metric_families(metrics.render().decode())}
+    rates = {s.labels["store"]: s.value for s in families["s3s3_request_rate_limit"].samples}
+    throttled = {s.labels["store"]: s.value for s in families["s3s3_requests_throttled"].samples
+                 if s.name.endswith("_total")}  # fmt: skip
+    assert rates == {"http://127.0.0.1:2": pytest.approx(14)}
+    assert throttled == {"http://127.0.0.1:1": 0, "http://127.0.0.1:2": 1}
