@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from s3s3.state import rates
 from s3s3.state.rates import SharedLimit
@@ -68,7 +70,7 @@ def test_a_throttled_answer_seen_by_one_process_slows_every_process(client: redi
 
 def test_without_redis_a_process_limits_itself_and_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
     # Given a limit whose Redis cannot be reached
-    away = redis.Redis(port=1, socket_connect_timeout=0.5)
+    away = redis.Redis(port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))  # as connect_redis makes
     waits: list[float] = []
     limit = process(away, "http://store", 10, waits)
 
