@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # Exit codes of every command.
 EXIT_OK = 0  # everything asked for was done
-EXIT_FAILED = 1  # some objects failed to copy (they are listed)
+EXIT_FAILED = 1  # some of it failed: objects not copied, endpoints unreachable (each is listed)
 EXIT_USAGE = 2  # bad configuration or command line: nothing was done
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import configparser
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from supervisor.datatypes import RestartUnconditionally
 from supervisor.options import ServerOptions
 
 from s3s3 import __version__
-from s3s3.cli import main
+from s3s3.cli import main, script_parser
 from s3s3.config import Config
 from tests.helpers import endpoint_section, new_bucket
 from tests.servers.base import Server, free_port
@@ -28,6 +29,8 @@ pytestmark = pytest.mark.timeout(60)
 BIN = Path(sys.executable).parent
 SCRIPTS = ("s3s3", "s3s3listen", "s3s3bucket", "echo_s3s3_ini_template", "echo_s3s3_supervisord_conf")
 SUBCOMMANDS = ("listen", "bucket", "publish", "check-config")
+ALL_SUBCOMMANDS = (*SUBCOMMANDS, "doctor", "failed", "retry-failed", "status", "webhook")
+ROOT = Path(__file__).resolve().parent.parent
 SECRET = "SENTINEL-secret-9f8e7d"  # must never be printed
 PASSWORD = "SENTINEL-redis-pw-4c3b2a"  # likewise, inside a Redis URL
 NOT_FOUND = "no configuration file found (looked at --config, $S3S3_CONFIG, ./s3s3.ini, /usr/local/etc/s3s3.ini)"
@@ -87,11 +90,51 @@ def test_every_console_script_answers_help_and_version_with_exit_0() -> None:
         if flag == "--version":
             assert out == f"s3s3 {__version__}\n"
         else:
-            assert out.startswith("usage: "), (script, out)
+            assert out.startswith(f"usage: {script} "), (script, out)
             assert "[source]" not in out and "[program:" not in out
 
 
-@pytest.mark.parametrize("subcommand", SUBCOMMANDS)
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_console_script_shows_its_own_name_in_its_usage_and_its_errors(
+    script: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the parser a console script reads its arguments with
+    parser = script_parser(script)
+
+    # When it is given an option nobody has
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args(["--no-such-option"])
+
+    # Then its usage line and its error name the script itself, not `s3s3 listen`
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: {script} [-h]"), err
+    assert f"\n{script}: error: unrecognized arguments: --no-such-option\n" in err
+
+
+@pytest.mark.parametrize("command", [*ALL_SUBCOMMANDS, *SCRIPTS[1:]])
+def test_every_command_help_says_what_it_does_its_exit_codes_and_its_docs_page(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When a subcommand (or a console script of its own) is asked for --help
+    with pytest.raises(SystemExit) as exited:
+        if command in ALL_SUBCOMMANDS:
+            main([command, "--help"])
+        else:
+            script_parser(command).parse_args(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+
+    # Then a description of a few lines comes after the usage, then its exit codes and the page to read
+    description = out.split("\n\n")[1]
+    assert len(description.split()) >= 10 and not description.startswith(("options:", "positional")), out
+    codes = re.search(r"\nexit codes:\n((?:  \d  .+\n)+)\ndocumentation: (docs/\S+\.md)\n$", out)
+    assert codes, out
+    assert {int(line.split()[0]) for line in codes[1].splitlines()} >= {0, 2}
+    assert (ROOT / codes[2]).is_file()
+
+
+@pytest.mark.parametrize("subcommand", ALL_SUBCOMMANDS)
 def test_every_subcommand_answers_help_and_version_with_exit_0(
     subcommand: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
