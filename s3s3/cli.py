@@ -20,7 +20,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -73,7 +73,7 @@ ABOUT = {
         "Read the announcements on the configured channel, stream or list ([pubsub] mode) and copy each "
         "announced key from the source to every destination, until SIGTERM or SIGINT; then finish the copies "
         "in flight. Stream and list modes acknowledge an announcement only once every destination holds the "
-        "object.",
+        "object. In list mode each listener needs a --consumer name of its own.",
         ((EXIT_OK, "stopped by SIGTERM or SIGINT, every copy in flight finished"),
          (EXIT_FAILED, "stopped by a second signal, without finishing the copies in flight"), _CONFIG_WRONG),
         "docs/listener.md",
@@ -264,6 +264,8 @@ def _work(args: argparse.Namespace, client: BucketClient, options: SyncOptions, 
 
 def cmd_listen(args: argparse.Namespace) -> int:
     config = _load(args)
+    if args.consumer is not None:
+        config = replace(config, pubsub=replace(config.pubsub, consumer=args.consumer))
     return ListenClient(config, workers=args.workers, limits=_limits(args, config)).listen()
 
 
@@ -474,6 +476,9 @@ def _parser() -> argparse.ArgumentParser:
     listen.add_argument("--bwlimit", type=_rate, metavar="RATE",
                         help="bytes per second sent, all copies together: 20MiB, 500KiB, 0 for none "
                         "(default: [pubsub] bwlimit)")
+    listen.add_argument("--consumer", type=_name, metavar="NAME",
+                        help="this listener's name in the stream's group, or its processing list's in list mode: "
+                        "distinct per listener, the same across its restarts (default: [pubsub] consumer)")
     listen.set_defaults(command=cmd_listen)
 
     bucket = _subcommand(sub, "bucket", common)
@@ -589,6 +594,12 @@ def _age(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not an age (examples: 3600, 90s, 30m, 24h, 7d)")
     return value * _AGE_UNITS[unit.lower()]
+
+
+def _name(text: str) -> str:
+    if not text.strip() or text != text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a name (no blanks around it, not empty)")
+    return text
 
 
 def _positive(text: str) -> int:

@@ -333,7 +333,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(_P, "group", Type.STRING, names.DEFAULT_GROUP, "stream mode: the consumer group every listener joins",
            quotes=True),
     Option(_P, "consumer", Type.STRING, None, "this listener's name (default: host:pid in stream mode, the host "
-           "name in list mode)", quotes=True),
+           "name in list mode; s3s3listen --consumer wins)", quotes=True),
     Option(_P, "claim_idle", Type.INT, 60, "stream mode: seconds before another listener takes over a stuck entry",
            low=1, high=86400),
     Option(_P, "list", Type.STRING, names.DEFAULT_LIST, "list mode: the list producers RPUSH to", quotes=True),
