@@ -67,6 +67,7 @@ class About:
 
 
 _CONFIG_WRONG = (EXIT_USAGE, "bad configuration or command line (each problem is listed): nothing done")
+_SERVICE_WRONG = (EXIT_USAGE, "bad configuration or command line, or a Redis older than 6.2: nothing done")
 ABOUT = {
     "listen": About(
         "copy each key announced on Redis",
@@ -75,7 +76,7 @@ ABOUT = {
         "in flight. Stream and list modes acknowledge an announcement only once every destination holds the "
         "object. In list mode each listener needs a --consumer name of its own.",
         ((EXIT_OK, "stopped by SIGTERM or SIGINT, every copy in flight finished"),
-         (EXIT_FAILED, "stopped by a second signal, without finishing the copies in flight"), _CONFIG_WRONG),
+         (EXIT_FAILED, "stopped by a second signal, without finishing the copies in flight"), _SERVICE_WRONG),
         "docs/listener.md",
     ),
     "bucket": About(
@@ -85,7 +86,7 @@ ABOUT = {
         "listener missed: run it from cron or a timer, beside the listeners; a lock in Redis keeps two syncs "
         "of the same buckets apart.",
         ((EXIT_OK, "every key checked is at every destination (or another sync holds the lock)"),
-         (EXIT_FAILED, "some keys failed (each is listed), or a store could not be listed"), _CONFIG_WRONG),
+         (EXIT_FAILED, "some keys failed (each is listed), or a store could not be listed"), _SERVICE_WRONG),
         "docs/bucket-sync.md",
     ),
     "publish": About(

@@ -33,6 +33,7 @@ from s3s3.logs import log_outcome
 from s3s3.outcome import Action, Outcome
 from s3s3.retry import DEFAULT_RETRY, RetryPolicy, backoff, describe
 from s3s3.state import deadletter, ledger
+from s3s3.state.version import require_redis
 from s3s3.store import Store
 
 # The name operators filter the listener's lines on (documented), the package's rather than the module's.
@@ -86,6 +87,7 @@ class Listener:
         stuck_seconds: float = 900.0,
         guard: Guard | None = None,
         ledger_days: int = 0,
+        check_redis: bool = False,
     ) -> None:
         self.source = source
         self.dests = list(dests)
@@ -103,6 +105,7 @@ class Listener:
         self.connected = threading.Event()
         self.stuck_seconds = stuck_seconds  # a copy in flight longer than this makes /healthz say 503
         self.guard = guard
+        self.check_redis = check_redis  # ask the server's version once it answers (fakeredis has no INFO)
         self._slots = threading.BoundedSemaphore(workers)
         self._keys: dict[str, _KeyState] = {}
         self._working: dict[int, _Pending] = {}  # id -> message being worked, for the oldest copy's age
@@ -159,7 +162,7 @@ class Listener:
         failures = 0
         while not self.stopping.is_set():
             try:
-                self.delivery.connect()
+                self._connect()
             except REDIS_ERRORS as e:
                 failures += 1
                 self._wait_to_reconnect(e, failures)
@@ -174,6 +177,13 @@ class Listener:
                 self.metrics.reconnects.inc()
                 logger.error("Lost the Redis connection at %s: %s", self.redis_safe_url, e)
                 self.delivery.close()
+
+    def _connect(self) -> None:
+        """Connect the delivery; the first time Redis answers, stop (RequirementError) if it is too old."""
+        if self.check_redis:
+            require_redis(self.client, self.redis_safe_url)
+            self.check_redis = False
+        self.delivery.connect()
 
     def _read(self, pool: ThreadPoolExecutor) -> None:
         while not self.stopping.is_set():
