@@ -28,7 +28,16 @@ from redis.exceptions import RedisError
 from s3s3 import __version__, logs, names
 from s3s3.config import LOG_FORMATS, LOG_LEVELS, Config, Endpoint, Mode, load, parse_size
 from s3s3.copy.limits import Limits, keep_big_buffers_off_the_heap
-from s3s3.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ListingOrderError, LockHeld, S3S3Error, StoreError
+from s3s3.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_UNHEARD,
+    EXIT_USAGE,
+    ListingOrderError,
+    LockHeld,
+    S3S3Error,
+    StoreError,
+)
 from s3s3.listen.delivery import describe, publish
 from s3s3.retry import describe as one_line
 from s3s3.services import BucketClient, ListenClient
@@ -92,8 +101,11 @@ ABOUT = {
     "publish": About(
         "announce keys on the configured channel",
         "Announce each KEY on the configured channel, stream or list, as a producer does, for the listeners "
-        "to copy.",
-        ((EXIT_OK, "every key was announced"), (EXIT_FAILED, "Redis could not be reached"), _CONFIG_WRONG),
+        "to copy. Streams and lists keep a key until a listener takes it; in pubsub mode a key no listener is "
+        "subscribed to is lost: it says so, and exits 3.",
+        ((EXIT_OK, "every key was announced (in pubsub mode: received by a listener)"),
+         (EXIT_FAILED, "Redis could not be reached"), _CONFIG_WRONG,
+         (EXIT_UNHEARD, "pubsub mode: a key was received by no listener, so it is lost (each is named)")),
         "docs/announcing.md",
     ),
     "check-config": About(
@@ -331,18 +343,25 @@ def bucket_once(args: argparse.Namespace, client: BucketClient, stop: threading.
 def cmd_publish(args: argparse.Namespace) -> int:
     config = _load(args)
     pubsub = config.pubsub
+    unheard = False
     try:
         client = connect_redis(pubsub)
         for key in args.keys:
             reached = publish(client, pubsub.mode, pubsub.target, key.encode("utf-8"))
-            if pubsub.mode is Mode.PUBSUB:
-                print(f"published {key!r} on {pubsub.target!r} to {reached} listener(s)")
-            else:
+            if pubsub.mode is not Mode.PUBSUB:
                 print(f"published {key!r} on {pubsub.mode} {pubsub.target!r}")
+                continue
+            print(f"published {key!r} on {pubsub.target!r} to {reached} listener(s)")
+            # A Redis Cluster counts the subscribers of the node it was sent to only: 0 says nothing there.
+            if not reached and not pubsub.cluster:
+                unheard = True
+                print(f"s3s3: warning: {key!r} was received by no one, so it is lost: start a listener, or use "
+                      "[pubsub] mode = stream or list, which keep keys until a listener takes them",
+                      file=sys.stderr)  # fmt: skip
     except RedisError as e:
         print(f"s3s3: error: cannot publish to {pubsub.safe_url}: {e}", file=sys.stderr)
         return EXIT_FAILED
-    return EXIT_OK
+    return EXIT_UNHEARD if unheard else EXIT_OK
 
 
 def cmd_failed(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 EXIT_OK = 0  # everything asked for was done
 EXIT_FAILED = 1  # some of it failed: objects not copied, endpoints unreachable (each is listed)
 EXIT_USAGE = 2  # bad configuration or command line, or a Redis too old: nothing was done
+EXIT_UNHEARD = 3  # published to no one: in pubsub mode no listener received a key, so it is lost
 
 
 class S3S3Error(Exception):

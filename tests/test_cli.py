@@ -444,6 +444,50 @@ def test_publish_sends_each_key_as_its_utf8_bytes_to_subscribers(
     ]
 
 
+def test_publish_in_pubsub_mode_with_no_listener_warns_that_the_key_is_lost_and_exits_3(
+    tmp_path: Path, s3_source: Server, s3_dest: Server, redis_server: RedisServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    # Given pubsub mode and nobody subscribed to the channel
+    channel = f"ch-{tmp_path.name}"
+    path = write_config(tmp_path / "s3s3.ini", (s3_source, "src"), (s3_dest, "dst"),
+                        f"[pubsub]\nurl = {redis_server.url}\nchannel = {channel}\n")  # fmt: skip
+
+    # When a key is published
+    code = main(["publish", "-c", str(path), "lost/key.txt"])
+
+    # Then it says the key reached no one and is lost, on stderr, and exits 3
+    assert code == 3
+    assert capsys.readouterr() == (
+        f"published 'lost/key.txt' on {channel!r} to 0 listener(s)\n",
+        "s3s3: warning: 'lost/key.txt' was received by no one, so it is lost: start a listener, or use [pubsub] "
+        "mode = stream or list, which keep keys until a listener takes them\n",
+    )
+
+
+@pytest.mark.parametrize("mode", ["stream", "list"])
+def test_publish_in_stream_or_list_mode_with_no_listener_keeps_the_key_and_exits_0(
+    mode: str, tmp_path: Path, s3_source: Server, s3_dest: Server, redis_server: RedisServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    # Given a stream or a list nobody reads
+    target = f"{mode}-{tmp_path.name}"
+    path = write_config(tmp_path / "s3s3.ini", (s3_source, "src"), (s3_dest, "dst"),
+                        f"[pubsub]\nurl = {redis_server.url}\nmode = {mode}\n{mode} = {target}\n")  # fmt: skip
+
+    # When a key is published
+    code = main(["publish", "-c", str(path), "kept/key.txt"])
+
+    # Then Redis keeps it for the listener to come, and the command says so without a warning
+    assert code == 0
+    assert capsys.readouterr() == (f"published 'kept/key.txt' on {mode} {target!r}\n", "")
+    client = redis.Redis.from_url(redis_server.url)
+    kept = client.xlen(target) if mode == "stream" else client.llen(target)
+    client.delete(target)
+    client.close()
+    assert kept == 1
+
+
 def test_publish_to_a_dead_redis_exits_1_without_showing_its_password(
     tmp_path: Path, s3_source: Server, s3_dest: Server, capsys: pytest.CaptureFixture[str]
 ) -> None:
