@@ -49,6 +49,8 @@ from s3s3.sync.options import SyncOptions
 from s3s3.sync.progress import Progress
 
 Command = Callable[[argparse.Namespace], int]
+logger = logging.getLogger(__name__)
+CHECK_TIMEOUT = 5.0  # seconds check-config, status KEY and doctor wait for a connection, by default
 
 # The console scripts that run one subcommand under a name of their own.
 SCRIPTS = {"s3s3listen": "listen", "s3s3bucket": "bucket"}
@@ -414,7 +416,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if args.json:
             print("s3s3: error: --json goes with status alone, not with a KEY", file=sys.stderr)
             return EXIT_USAGE
-        return EXIT_OK if status.show(config, args.key) else EXIT_FAILED
+        return EXIT_OK if status.show(config, args.key, check_timeout=args.connect_timeout) else EXIT_FAILED
     try:
         status.overview(config, connect_redis(config.pubsub), as_json=args.json)
     except RedisError as e:
@@ -446,10 +448,11 @@ def cmd_webhook(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args)
-    print(f"{config.path}: configuration is valid")
-    results = [_check_endpoint(ep) for ep in (config.source, *config.dests)]
+    print(f"{config.path}: configuration is valid", flush=True)
+    results = [_check_endpoint(ep, args.connect_timeout) for ep in (config.source, *config.dests)]
     try:
-        connect_redis(config.pubsub).ping()
+        logger.debug("Connecting to Redis at %s", config.pubsub.safe_url)
+        connect_redis(config.pubsub, socket_connect_timeout=args.connect_timeout).ping()
         print(f"[pubsub] {config.pubsub.safe_url}: ok")
         results.append(True)
     except RedisError as e:
@@ -461,17 +464,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from s3s3 import doctor
 
-    return doctor.run(_load(args), args.sections)
+    return doctor.run(_load(args), args.sections, check_timeout=args.connect_timeout)
 
 
-def _check_endpoint(endpoint: Endpoint) -> bool:
+def _check_endpoint(endpoint: Endpoint, check_timeout: float) -> bool:
     where = endpoint.endpoint_url or "AWS"
+    logger.debug("Connecting to [%s] at %s to list a page of bucket %r", endpoint.name, where, endpoint.bucket)
     try:
-        open_store(endpoint).list_page(endpoint.prefix)
+        open_store(endpoint, check_timeout=check_timeout).list_page(endpoint.prefix)
     except StoreError as e:
-        print(f"[{endpoint.name}] bucket {endpoint.bucket!r} at {where}: {one_line(e)}")
+        print(f"[{endpoint.name}] bucket {endpoint.bucket!r} at {where}: {one_line(e)}", flush=True)
         return False
-    print(f"[{endpoint.name}] bucket {endpoint.bucket!r} at {where}: ok")
+    print(f"[{endpoint.name}] bucket {endpoint.bucket!r} at {where}: ok", flush=True)
     return True
 
 
@@ -540,10 +544,15 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("keys", nargs="+", metavar="KEY")
     publish.set_defaults(command=cmd_publish)
 
-    check = _subcommand(sub, "check-config", common)
+    checking = argparse.ArgumentParser(add_help=False)
+    checking.add_argument("--connect-timeout", type=_seconds, default=CHECK_TIMEOUT, metavar="SECONDS",
+                          help=f"give up on an endpoint that has not accepted a connection after SECONDS "
+                          f"(default {CHECK_TIMEOUT:g}); each request is tried once")
+
+    check = _subcommand(sub, "check-config", common, checking)
     check.set_defaults(command=cmd_check_config)
 
-    doctor = _subcommand(sub, "doctor", common)
+    doctor = _subcommand(sub, "doctor", common, checking)
     doctor.add_argument("sections", nargs="*", metavar="SECTION", help="sections to probe (default: all)")
     doctor.set_defaults(command=cmd_doctor)
 
@@ -554,7 +563,7 @@ def _parser() -> argparse.ArgumentParser:
     retry = _subcommand(sub, "retry-failed", common)
     retry.set_defaults(command=cmd_retry_failed)
 
-    show = _subcommand(sub, "status", common)
+    show = _subcommand(sub, "status", common, checking)
     show.add_argument("key", metavar="KEY", nargs="?", help="show this key at the source and every destination")
     show.add_argument("--json", action="store_true", help="print it as JSON")
     show.add_argument("--sync", action="store_true", help="the last s3s3bucket --split sync: ranges done and totals")
@@ -566,9 +575,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _subcommand(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, common: argparse.ArgumentParser
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, *parents: argparse.ArgumentParser
 ) -> argparse.ArgumentParser:
-    return sub.add_parser(name, parents=[common], help=ABOUT[name].summary, **ABOUT[name].keywords())
+    return sub.add_parser(name, parents=list(parents), help=ABOUT[name].summary, **ABOUT[name].keywords())
 
 
 def script_parser(script: str = "s3s3") -> argparse.ArgumentParser:
@@ -620,6 +629,16 @@ def _name(text: str) -> str:
     if not text.strip() or text != text.strip():
         raise argparse.ArgumentTypeError(f"{text!r} is not a name (no blanks around it, not empty)")
     return text
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds in (0, 3600]")
+    return value
 
 
 def _positive(text: str) -> int:

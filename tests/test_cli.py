@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import configparser
+import contextlib
 import logging
 import os
 import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from s3s3 import __version__
 from s3s3.cli import main, script_parser
 from s3s3.config import Config
 from tests.helpers import endpoint_section, new_bucket
-from tests.servers.base import Server, free_port
+from tests.servers.base import Server, free_port, silent_port
 from tests.servers.redis import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -391,6 +393,130 @@ def test_check_config_reports_a_dead_redis_and_exits_1_without_showing_its_passw
     ]
     assert PASSWORD not in captured.out + captured.err
     assert code == 1
+
+
+DEADLINE = 8.0  # seconds a connection check may take on endpoints that never answer (about 5 s each, by default)
+
+
+def dead_endpoints_config(path: Path, port: int, redis_port: int) -> Path:
+    """Both endpoints (one on each transport: SigV4 lean, SigV2 boto3) and Redis on ports that do not answer."""
+    path.write_text(
+        f"[source]\nendpoint_url = http://127.0.0.1:{port}\nbucket_name = src\naws_access_key_id = AK\n"
+        f"aws_secret_access_key = {SECRET}\n"
+        f"[dest1]\nendpoint_url = http://127.0.0.1:{port}\nbucket_name = dst\naws_access_key_id = AK\n"
+        f"aws_secret_access_key = {SECRET}\nsignature_version = s3\n"
+        f"[pubsub]\nurl = redis://:{PASSWORD}@127.0.0.1:{redis_port}/0\n"
+    )
+    return path
+
+
+def test_check_config_gives_up_on_refused_endpoints_at_once_and_with_v_says_what_it_tries(
+    tmp_path: Path,
+) -> None:
+    # Given a configuration whose stores and Redis are on a port nothing listens on
+    port = free_port()
+    path = dead_endpoints_config(tmp_path / "s3s3.ini", port, port)
+
+    # When it is checked with -v
+    started = time.monotonic()
+    result = run("s3s3", "check-config", "-v", "-c", str(path))
+    took = time.monotonic() - started
+
+    # Then each line says what failed, without a retry (well within the deadline), and exits 1
+    assert took < DEADLINE, f"took {took:.1f}s"
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{path}: configuration is valid",
+        f"[source] bucket 'src' at http://127.0.0.1:{port}: ListObjectsV2 on 127.0.0.1:{port}: "
+        "ConnectionRefusedError: [Errno 111] Connection refused",
+        f"[dest1] bucket 'dst' at http://127.0.0.1:{port}: ListObjectsV2: Could not connect to the endpoint URL: "
+        f'"http://127.0.0.1:{port}/dst/?list-type=2&prefix=&start-after=&encoding-type=url"',
+        f"[pubsub] redis://:***@127.0.0.1:{port}/0: Error 111 connecting to 127.0.0.1:{port}. Connection refused.",
+    ]
+    # And with -v it said what it tried as it went: which endpoint, at which URL
+    tried = [line.split(" ", 2)[2] for line in result.stderr.splitlines()]
+    assert tried == [
+        f"DEBUG s3s3.cli: Connecting to [source] at http://127.0.0.1:{port} to list a page of bucket 'src'",
+        f"DEBUG s3s3.cli: Connecting to [dest1] at http://127.0.0.1:{port} to list a page of bucket 'dst'",
+        f"DEBUG s3s3.cli: Connecting to Redis at redis://:***@127.0.0.1:{port}/0",
+    ]
+    assert SECRET not in result.stdout + result.stderr and PASSWORD not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_check_config_gives_up_on_an_endpoint_that_never_answers_after_the_connect_timeout(
+    tmp_path: Path, s3_dest: Server, redis_server: RedisServer
+) -> None:
+    # Given a source whose port takes connections and never answers them (as a firewall that drops them)
+    with silent_port() as port:
+        dest = new_bucket(s3_dest)
+        path = tmp_path / "s3s3.ini"
+        path.write_text(
+            f"[source]\nendpoint_url = http://127.0.0.1:{port}\nbucket_name = src\naws_access_key_id = AK\n"
+            f"aws_secret_access_key = {SECRET}\n" + endpoint_section("dest1", s3_dest, dest)
+            + f"[pubsub]\nurl = {redis_server.url}\n"
+        )
+
+        # When it is checked, with the default connect timeout
+        started = time.monotonic()
+        result = run("s3s3", "check-config", "-c", str(path))
+        took = time.monotonic() - started
+
+    # Then the source is given up on after about 5 s, and the others are still checked
+    assert took < DEADLINE, f"took {took:.1f}s"
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[1:] == [
+        f"[source] bucket 'src' at http://127.0.0.1:{port}: ListObjectsV2 on 127.0.0.1:{port}: "
+        "TimeoutError: timed out",
+        f"[dest1] bucket {dest!r} at {s3_dest.endpoint_url}: ok",
+        f"[pubsub] {redis_server.url}: ok",
+    ]
+
+
+def test_status_of_a_key_gives_up_on_a_refused_store_at_once_and_with_v_says_where_it_reads(tmp_path: Path) -> None:
+    port = free_port()
+    path = dead_endpoints_config(tmp_path / "s3s3.ini", port, port)
+
+    started = time.monotonic()
+    result = run("s3s3", "status", "-v", "-c", str(path), "some/key")
+    took = time.monotonic() - started
+
+    assert took < DEADLINE, f"took {took:.1f}s"
+    assert result.returncode == 1
+    assert result.stdout == (f"source:src: 'some/key': cannot read: HeadObject on 127.0.0.1:{port}: "
+                             "ConnectionRefusedError: [Errno 111] Connection refused\n")  # fmt: skip
+    assert [line.split(" ", 2)[2] for line in result.stderr.splitlines()] == [
+        f"DEBUG s3s3.status: Reading 'some/key' at [source] bucket 'src' at http://127.0.0.1:{port}"
+    ]
+
+
+@pytest.mark.parametrize("silent", [False, True], ids=["refused", "never-answers"])
+def test_doctor_says_an_endpoint_it_cannot_connect_to_is_unreachable_not_that_no_signature_works(
+    silent: bool, tmp_path: Path
+) -> None:
+    # Given a source on a port that refuses connections, or takes them and never answers
+    with contextlib.ExitStack() as stack:
+        port = stack.enter_context(silent_port()) if silent else free_port()
+        path = dead_endpoints_config(tmp_path / "s3s3.ini", port, free_port())
+
+        # When doctor probes it, with -v
+        started = time.monotonic()
+        result = run("s3s3", "doctor", "-v", "-c", str(path), "source")
+        took = time.monotonic() - started
+
+    # Then it gives up within the deadline, says unreachable with the error, and probes nothing more
+    assert took < DEADLINE, f"took {took:.1f}s"
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"[source] bucket 'src' at http://127.0.0.1:{port}"
+    error = "Connect timeout on endpoint URL" if silent else "Could not connect to the endpoint URL"
+    assert re.fullmatch(rf'  connection  unreachable: {error}: "http://127\.0\.0\.1:{port}/src\?.+"', lines[1])
+    assert lines[2:] == ["  usable: no"]
+    assert "signature" not in result.stdout
+    assert result.stderr.splitlines()[0].endswith(
+        f"DEBUG s3s3.doctor: Probing [source] bucket 'src' at http://127.0.0.1:{port}, under s3s3-doctor-"
+        + lines[1].split("prefix=s3s3-doctor-")[1][:12] + "/"
+    )
 
 
 def test_check_config_with_a_password_the_redis_does_not_want_never_shows_it(
