@@ -33,6 +33,7 @@ from s3s3.errors import (
     EXIT_OK,
     EXIT_UNHEARD,
     EXIT_USAGE,
+    ConfigError,
     ListingOrderError,
     LockHeld,
     S3S3Error,
@@ -153,10 +154,10 @@ ABOUT = {
         "docs/monitoring.md",
     ),
     "webhook": About(
-        "receive S3 event notifications over HTTP",
+        "receive S3 event notifications over HTTP(S)",
         "Receive S3 event notifications over HTTP (Ceph RGW, MinIO, AWS through SNS) and append each to the "
         "configured stream or list, answering 200 only once Redis holds it, so that the store sends again "
-        "what was not taken. Runs until SIGTERM or SIGINT.",
+        "what was not taken. Speaks HTTPS with [webhook] tls_cert and tls_key. Runs until SIGTERM or SIGINT.",
         ((EXIT_OK, "stopped by SIGTERM or SIGINT"), _CONFIG_WRONG),
         "docs/announcing.md",
     ),
@@ -426,19 +427,25 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_webhook(args: argparse.Namespace) -> int:
-    from s3s3.listen.webhook import WebhookServer
+    from s3s3.listen.webhook import WebhookServer, tls_context
 
     config = _load(args)
     pubsub, hook = config.pubsub, config.webhook
-    server = WebhookServer(
-        (hook.bind, hook.port), connect_redis(pubsub), pubsub.mode, pubsub.target, config.source.bucket, hook.token
-    )
+    tls = None
+    if hook.tls_cert and hook.tls_key:
+        try:
+            tls = tls_context(hook.tls_cert, hook.tls_key)
+        except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+            raise ConfigError(f"{config.path}: [webhook] tls_cert: with tls_key, not a PEM certificate and its "
+                              f"unencrypted key: {e}") from e  # fmt: skip
+    server = WebhookServer((hook.bind, hook.port), connect_redis(pubsub), pubsub.mode, pubsub.target,
+                           config.source.bucket, hook.token, tls=tls)  # fmt: skip
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     server.start()
     logging.getLogger("s3s3.listen.webhook").info(
-        "Webhook listening on http://%s:%d, handing notifications to %s", *server.server_address[:2],
+        "Webhook listening on %s://%s:%d, handing notifications to %s", server.scheme, *server.server_address[:2],
         describe(pubsub),
     )
     stop.wait()

@@ -361,6 +361,10 @@ OPTIONS: tuple[Option, ...] = (
     Option(Section.WEBHOOK, "port", Type.INT, 8340, "the port it listens on", low=1, high=65535),
     Option(Section.WEBHOOK, "token", Type.STRING, None, "the token a sender must show (default: none asked)",
            quotes=True, secret=True),
+    Option(Section.WEBHOOK, "tls_cert", Type.PATH, None, "serve HTTPS with this certificate chain (PEM; with "
+           "tls_key; default: plain HTTP)"),
+    Option(Section.WEBHOOK, "tls_key", Type.PATH, None, "the certificate's private key (PEM, unencrypted; with "
+           "tls_cert)"),
 )  # fmt: skip
 ENDPOINT_OPTIONS = frozenset(o.name for o in OPTIONS if o.section in (_E, _D))
 DESTINATION_OPTIONS = tuple(o.name for o in OPTIONS if o.section is _D)
