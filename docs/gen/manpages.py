@@ -23,7 +23,7 @@ def pages(found: list[Command]) -> dict[str, str]:
 def page(command: Command) -> str:
     """One command's man page."""
     out = [f'.\\" {NOTICE}', f'.TH {command.page.upper()} 1 "" "s3s3 {__version__}" "s3s3 manual"']
-    out += [".SH NAME", f"{_flag(command.page)} \\- {_text(_phrase(command.summary))}"]
+    out += [".SH NAME", f"{roff_flag(command.page)} \\- {roff_text(_phrase(command.summary))}"]
     out += [".SH SYNOPSIS", _synopsis(command)]
     out += [".SH DESCRIPTION", *_description(command)]
     if command.subcommands:
@@ -31,12 +31,12 @@ def page(command: Command) -> str:
     out += [".SH OPTIONS"]
     if command.kind != "s3s3":
         out += _options(options(command.parser, common=False))
-        out += [_text(" and ".join(group) + " exclude each other.") for group in exclusive(command.parser)]
+        out += [roff_text(" and ".join(group) + " exclude each other.") for group in exclusive(command.parser)]
         out += [".PP", "Every s3s3 command also takes these:"]
     out += _options(options(command.parser, common=True))
     out += _files_and_exit_codes(command.about.exits if command.about else exit_codes())
-    see = [f"{_bold(name)}(1)" for name in MAN_PAGES if name != command.page]
-    docs = (f"{_text(docs_title(command.about))} ({_italic(command.about.docs)}) and the rest of"
+    see = [f"{roff_bold(name)}(1)" for name in MAN_PAGES if name != command.page] + [f"{roff_bold('s3s3.ini')}(5)"]
+    docs = (f"{roff_text(docs_title(command.about))} ({roff_italic(command.about.docs)}) and the rest of"
             if command.about else "The")  # fmt: skip
     out += [".SH SEE ALSO", ",\n".join(see), ".PP", f"{docs} the documentation in the docs/ folder of the s3s3 "
             "repository."]  # fmt: skip
@@ -46,16 +46,17 @@ def page(command: Command) -> str:
 def _synopsis(command: Command) -> str:
     words = usage(command).split(" ")
     if " " in command.name:
-        return f"{_bold(command.name.split()[0])} {_bold(command.name.split()[1])} {_text(' '.join(words[2:]))}"
-    return f"{_bold(command.name)} {_text(' '.join(words[1:]))}"
+        group, name = command.name.split()
+        return f"{roff_bold(group)} {roff_bold(name)} {roff_text(' '.join(words[2:]))}"
+    return f"{roff_bold(command.name)} {roff_text(' '.join(words[1:]))}"
 
 
 def _description(command: Command) -> list[str]:
-    out = [_text(_sentence(command.summary))]
+    out = [roff_text(_sentence(command.summary))]
     for text in descriptions(command):
-        out += [".PP", _text(" ".join(text.split()))]
+        out += [".PP", roff_text(" ".join(text.split()))]
     if command.also:
-        out += [".PP", "The same as " + " and ".join(_bold(name) for name in command.also) + "."]
+        out += [".PP", "The same as " + " and ".join(roff_bold(name) for name in command.also) + "."]
     return out
 
 
@@ -63,20 +64,20 @@ def _commands(command: Command) -> list[str]:
     out = [".SH COMMANDS"]
     for sub in command.subcommands:
         name = sub.also[0] if sub.also else sub.name  # s3s3listen is `s3s3 listen` here
-        out += [".TP", _bold(name) + " " + _text(" ".join(usage(sub).split()[len(sub.name.split()):]))]
+        out += [".TP", roff_bold(name) + " " + roff_text(" ".join(usage(sub).split()[len(sub.name.split()):]))]
         if sub.page in MAN_PAGES:
-            out.append(_text(_sentence(sub.summary)) + f" See {_bold(sub.page)}(1).")
+            out.append(roff_text(_sentence(sub.summary)) + f" See {roff_bold(sub.page)}(1).")
             continue
-        out.append(_text(_sentence(sub.summary)))
+        out.append(roff_text(_sentence(sub.summary)))
         for option in options(sub.parser, common=False):
-            out += [".RS", ".TP", _option_head(option), _text(option.help), ".RE"]
+            out += [".RS", ".TP", _option_head(option), roff_text(option.help), ".RE"]
     return out
 
 
 def _options(found: list[Option]) -> list[str]:
     out: list[str] = []
     for option in found:
-        out += [".TP", _option_head(option), _text(option.help)]
+        out += [".TP", _option_head(option), roff_text(option.help)]
     return out
 
 
@@ -84,18 +85,19 @@ def _option_head(option: Option) -> str:
     heads = []
     for flag in option.flags.split(", "):
         name, _, argument = flag.partition(" ")
-        heads.append(f"{_bold(name)} {_italic(argument)}" if argument else _bold(name))
+        heads.append(f"{roff_bold(name)} {roff_italic(argument)}" if argument else roff_bold(name))
     return ", ".join(heads)
 
 
 def _files_and_exit_codes(exits: list[tuple[int, str]] | tuple[tuple[int, str], ...]) -> list[str]:
     out = [".SH FILES"]
     for path in config.DEFAULT_PATHS:
-        out += [".TP", _italic(path), "the configuration, when neither --config nor $S3S3_CONFIG names one"]
-    out += [".SH ENVIRONMENT", ".TP", _bold(config.CONFIG_ENV), "the configuration file, when --config is not given"]
+        out += [".TP", roff_italic(path), "the configuration, when neither --config nor $S3S3_CONFIG names one"]
+    out += [".SH ENVIRONMENT", ".TP", roff_bold(config.CONFIG_ENV),
+            "the configuration file, when --config is not given"]  # fmt: skip
     out += [".SH EXIT STATUS"]
     for code, meaning in exits:
-        out += [".TP", _bold(str(code)), _text(meaning)]
+        out += [".TP", roff_bold(str(code)), roff_text(meaning)]
     return out
 
 
@@ -110,19 +112,19 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".") if text else text
 
 
-def _text(text: str) -> str:
+def roff_text(text: str) -> str:
     """Plain text safe for roff: backslashes escaped, no line starting a request."""
     text = text.replace("\\", "\\e")
     return "\n".join("\\&" + line if line.startswith((".", "'")) else line for line in text.splitlines())
 
 
-def _flag(text: str) -> str:
-    return _text(text).replace("-", "\\-")
+def roff_flag(text: str) -> str:
+    return roff_text(text).replace("-", "\\-")
 
 
-def _bold(text: str) -> str:
-    return f"\\fB{_flag(text)}\\fR"
+def roff_bold(text: str) -> str:
+    return f"\\fB{roff_flag(text)}\\fR"
 
 
-def _italic(text: str) -> str:
-    return f"\\fI{_flag(text)}\\fR"
+def roff_italic(text: str) -> str:
+    return f"\\fI{roff_flag(text)}\\fR"
