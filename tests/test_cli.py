@@ -682,3 +682,11 @@ def test_echo_supervisord_conf_prints_a_program_supervisord_accepts(tmp_path: Pa
     raw.read_string("[supervisord]\n" + result.stdout)
     assert raw.get("program:s3s3listen", "autorestart") == "true"
     assert raw.get("program:s3s3listen", "stopsignal") == "TERM"
+
+
+@pytest.mark.parametrize("shipped", ["s3s3/data/s3s3.ini.dist", "s3s3/data/supervisord.conf"])
+def test_the_shipped_templates_point_at_docs_pages_that_exist_not_at_the_readme(shipped: str) -> None:
+    text = (ROOT / shipped).read_text()
+    pages = re.findall(r"\bdocs/[\w/.-]+\.md\b", text)
+    assert pages and "README" not in text
+    assert [page for page in pages if not (ROOT / page).is_file()] == []
