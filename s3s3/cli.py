@@ -86,7 +86,7 @@ ABOUT = {
         "Read the announcements on the configured channel, stream or list ([pubsub] mode) and copy each "
         "announced key from the source to every destination, until SIGTERM or SIGINT; then finish the copies "
         "in flight. Stream and list modes acknowledge an announcement only once every destination holds the "
-        "object. In list mode each listener needs a --consumer name of its own.",
+        "object. Several listeners in list mode need a --consumer name each.",
         ((EXIT_OK, "stopped by SIGTERM or SIGINT, every copy in flight finished"),
          (EXIT_FAILED, "stopped by a second signal, without finishing the copies in flight"), _SERVICE_WRONG),
         "docs/listener.md",
