@@ -39,6 +39,7 @@ from s3s3.outcome import Action, Outcome
 from s3s3.retry import DEFAULT_RETRY, RetryPolicy, backoff, describe
 from s3s3.state import deadletter, ledger
 from s3s3.state.overlap import Overlaps, Ticket
+from s3s3.state.version import require_redis
 from s3s3.store import Store
 
 # The name operators filter the listener's lines on (documented), the package's rather than the module's.
@@ -124,6 +125,7 @@ class Listener:
         stuck_seconds: float = 900.0,
         guard: Overlaps | None = None,
         ledger_days: int = 0,
+        check_redis: bool = False,
     ) -> None:
         self.source = source
         self.dests = list(dests)
@@ -142,6 +144,7 @@ class Listener:
         self.stuck_seconds = stuck_seconds  # a copy in flight longer than this makes /healthz say 503
         self.guard = guard  # registers each batch's copies; where there is none, each copy proves itself alone
         self.settler = Settler(delivery, guard, self._again)
+        self.check_redis = check_redis  # ask the server's version once it answers (fakeredis has no INFO)
         # A few read ahead of the workers, so they never wait for the reader; no more, so a listener whose
         # copies are slow does not hold announcements that another in its group would copy now.
         ahead = workers // 4
@@ -203,7 +206,7 @@ class Listener:
         failures = 0
         while not self.stopping.is_set():
             try:
-                self.delivery.connect()
+                self._connect()
             except REDIS_ERRORS as e:
                 failures += 1
                 self._wait_to_reconnect(e, failures)
@@ -218,6 +221,13 @@ class Listener:
                 self.metrics.reconnects.inc()
                 logger.error("Lost the Redis connection at %s: %s", self.redis_safe_url, e)
                 self.delivery.close()
+
+    def _connect(self) -> None:
+        """Connect the delivery; the first time Redis answers, stop (RequirementError) if it is too old."""
+        if self.check_redis:
+            require_redis(self.client, self.redis_safe_url)
+            self.check_redis = False
+        self.delivery.connect()
 
     def _read(self, pool: ThreadPoolExecutor) -> None:
         while not self.stopping.is_set():

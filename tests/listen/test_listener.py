@@ -767,3 +767,56 @@ def test_given_s3s3listen_running_when_s3s3_publish_announces_a_key_then_it_arri
     assert done.stdout == f"published 'docs/read me.md' on {config.pubsub.channel!r} to 1 listener(s)\n"
     wait_until(arrived(s3_dest, dst, "docs/read me.md"), timeout=15)
     assert_copied(s3_dest, dst, "docs/read me.md", md5, "text/markdown")
+
+
+@pytest.mark.slow
+def test_given_a_stranded_processing_list_when_s3s3listen_starts_with_its_consumer_name_then_it_recovers_and_copies_it(
+    s3_source: Server,
+    s3_dest: Server,
+    redis_server: RedisServer,
+    redis_client: redis.Redis,
+    make_config: Callable[..., Config],
+    spawn: Callable[..., Proc],
+) -> None:
+    # Given list mode, a consumer name in the file, and a key the run of `--consumer backup-7` took and never
+    # finished (a listener killed mid-copy leaves it in its processing list)
+    src, dst = new_bucket(s3_source), new_bucket(s3_dest)
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    config = make_config((s3_source, src), [(s3_dest, dst)], redis_url=redis_server.url,
+                         pubsub_extra={"mode": "list", "list": queue, "consumer": "from-the-file"})  # fmt: skip
+    md5 = put(s3_source, src, "stranded.txt", b"taken, never finished", ContentType="text/plain")
+    redis_client.rpush(f"{queue}:processing:backup-7", b"stranded.txt")
+
+    # When s3s3listen starts again under that name, given on its command line
+    listener = spawn("s3s3listen", "--config", config.path, "--consumer", "backup-7")
+
+    # Then (the command line winning over the file) it puts the key back on the queue and copies it
+    listener.wait_for(rf"WARNING s3s3\.listen\.delivery: Recovered 1 announcement\(s\) left in "
+                      rf"'{queue}:processing:backup-7' by a previous run")  # fmt: skip
+    wait_until(arrived(s3_dest, dst, "stranded.txt"), timeout=15)
+    assert_copied(s3_dest, dst, "stranded.txt", md5, "text/plain")
+    wait_until(lambda: redis_client.llen(f"{queue}:processing:backup-7") == 0, timeout=5)
+    assert not redis_client.exists(f"{queue}:processing:from-the-file")
+
+
+@pytest.mark.slow
+def test_given_s3s3listen_with_a_consumer_name_in_stream_mode_then_it_joins_the_group_under_that_name(
+    s3_source: Server,
+    s3_dest: Server,
+    redis_server: RedisServer,
+    redis_client: redis.Redis,
+    make_config: Callable[..., Config],
+    spawn: Callable[..., Proc],
+) -> None:
+    # Given stream mode
+    src, dst = new_bucket(s3_source), new_bucket(s3_dest)
+    stream = f"st-{uuid.uuid4().hex[:8]}"
+    config = make_config((s3_source, src), [(s3_dest, dst)], redis_url=redis_server.url,
+                         pubsub_extra={"mode": "stream", "stream": stream})  # fmt: skip
+
+    # When s3s3listen starts with --consumer
+    listener = spawn("s3s3listen", "--config", config.path, "--consumer", "backup-7")
+    listener.wait_for(r"INFO s3s3\.listen: Connected to \S+, reading stream .+")
+
+    # Then the group knows it by that name, not host:pid
+    assert [c["name"] for c in redis_client.xinfo_consumers(stream, "s3s3")] == [b"backup-7"]
