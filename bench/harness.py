@@ -120,20 +120,27 @@ def _vs_rclone_a(seconds: float | None, rows: list[dict[str, Any]]) -> str:
     return f", {seconds / rclone[0]:.2f}x rclone's time for A" if seconds and rclone and rclone[0] else ""
 
 
-def print_listener(result: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-    """The listener lines: burst drain time (beside rclone's time for A) and latency percentiles at a fixed rate."""
+def print_listener(results: list[dict[str, Any]], count: int, rows: list[dict[str, Any]]) -> None:
+    """The listener lines, each mode: the burst of A beside the bucket sync's and rclone's, CPU per key, latency."""
+    sync = [r for r in rows if (r["tool"], r["workload"], r["mode"]) == ("s3s3", "A", "copy") and not r["error"]]
+    sync_cpu = sync[0]["cpu_seconds"] / count * 1000 if sync and sync[0].get("cpu_seconds") else None
     print()
-    if result.get("error") and result.get("burst_seconds") is None:
-        print(f"s3s3listen  {result['error']}")
-        return
-    print(f"s3s3listen  burst of {result['burst_count']} keys copied in {_fmt(result['burst_seconds'], '.2f')} s "
-          f"({_fmt(result['burst_count'] / result['burst_seconds'], '.0f')} keys/s), "
-          f"peak RSS {_fmt(result['peak_rss_mib'], '.0f')} MiB{_vs_rclone_a(result['burst_seconds'], rows)}")
-    if result.get("error"):
-        print(f"s3s3listen  {listener.PACED_RATE:.0f}/s: {result['error']}")
-    else:
-        print(f"s3s3listen  {listener.PACED_COUNT} keys at {listener.PACED_RATE:.0f}/s: publish->listed latency "
-              f"p50 {_fmt(result['p50_ms'], '.0f')} ms, p99 {_fmt(result['p99_ms'], '.0f')} ms")
+    for result in results:
+        name = f"s3s3listen {result['mode']:<6}"
+        if result["burst_seconds"] is None:
+            print(f"{name}  {result['error']}")
+            continue
+        cpu = result["cpu_ms_per_key"]
+        versus = f" ({cpu / sync_cpu:.2f}x the bucket sync's {sync_cpu:.2f})" if cpu and sync_cpu else ""
+        print(f"{name}  burst of {count} keys copied in {result['burst_seconds']:.2f} s "
+              f"({count / result['burst_seconds']:.0f} keys/s){_vs_rclone_a(result['burst_seconds'], rows)}, "
+              f"CPU {result['burst_cpu_seconds']:.2f} s = {cpu:.2f} ms/key{versus}, "
+              f"peak RSS {result['peak_rss_mib']:.0f} MiB")
+        for p in result["paced"]:
+            print(f"{name}  {p['keys']} keys at {p['rate']:.0f}/s: announced->landed p50 {p['p50_ms']:.0f} ms, "
+                  f"p99 {p['p99_ms']:.0f} ms, p99.9 {p['p999_ms']:.0f} ms")
+        if result["error"]:
+            print(f"{name}  {result['error']}")
 
 
 def _version(cmd: list[str]) -> str:
@@ -207,11 +214,10 @@ def run(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
                         print(f"  {tool} {workload.name} {outcome.mode} #{attempt}: "
                               f"{row['error'] or format(row['seconds'], '.2f') + 's'}", flush=True)
             rows += [o.row() for t in args.tools for m in ("copy", "no-op") if (o := best.get((t, m))) is not None]
-        listen: dict[str, Any] | None = None
+        listen: list[dict[str, Any]] | None = None
         if "s3s3" in args.tools and "A" in args.workloads:
-            result = listener.run_listener(stores, WORKLOADS["A"], manifest, logdir, repeat=args.repeat)
-            listen = {"burst_seconds": result.burst_seconds, "burst_count": result.burst_count,
-                      "peak_rss_mib": result.peak_rss / 2**20, "error": result.error, **listener.summary(result)}
+            results = listener.run_listener(stores, WORKLOADS["A"], manifest, logdir, repeat=args.repeat)
+            listen = [listener.summary(result, WORKLOADS["A"].count) for result in results]
     finally:
         stores.stop()
     return {"environment": environment(), "rows": rows, "listener": listen}
@@ -232,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_table(results["rows"])
     if results["listener"] is not None:
-        print_listener(results["listener"], results["rows"])
+        print_listener(results["listener"], WORKLOADS["A"].count, results["rows"])
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     chart.plot(results["rows"], args.tools, args.workloads, os.path.join(args.out, "bench.png"))

@@ -17,15 +17,28 @@ import os
 import signal
 import socket
 import sys
+import textwrap
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 from redis.exceptions import RedisError
 
 from s3s3 import __version__, logs, names
 from s3s3.config import LOG_FORMATS, LOG_LEVELS, Config, Endpoint, Mode, load, parse_size
 from s3s3.copy.limits import Limits, keep_big_buffers_off_the_heap
-from s3s3.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ListingOrderError, LockHeld, S3S3Error, StoreError
+from s3s3.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_UNHEARD,
+    EXIT_USAGE,
+    ConfigError,
+    ListingOrderError,
+    LockHeld,
+    S3S3Error,
+    StoreError,
+)
 from s3s3.listen.delivery import describe, publish
 from s3s3.retry import describe as one_line
 from s3s3.services import BucketClient, ListenClient
@@ -37,12 +50,138 @@ from s3s3.sync.options import SyncOptions
 from s3s3.sync.progress import Progress
 
 Command = Callable[[argparse.Namespace], int]
+logger = logging.getLogger(__name__)
+CHECK_TIMEOUT = 5.0  # seconds check-config, status KEY and doctor wait for a connection, by default
+
+# The console scripts that run one subcommand under a name of their own.
+SCRIPTS = {"s3s3listen": "listen", "s3s3bucket": "bucket"}
+# The console scripts that print a shipped file (from s3s3/data/).
+ECHOES = {"echo_s3s3_ini_template": "s3s3.ini.dist", "echo_s3s3_supervisord_conf": "supervisord.conf"}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`s3s3 SUBCOMMAND ...`; returns the exit code."""
+@dataclass(frozen=True)
+class About:
+    """What a command's --help says besides its options (the reference pages say the same)."""
+
+    summary: str  # what it does, in the line `s3s3 --help` gives it
+    text: str  # what it does, in a few lines
+    exits: tuple[tuple[int, str], ...]  # each exit code it returns, and what that means for it
+    docs: str  # its page in the documentation, from the repository root
+
+    def keywords(self) -> dict[str, Any]:
+        """ArgumentParser's keywords for a --help that says what the command does, its exit codes and its page."""
+        codes = "\n".join(f"  {code}  {meaning}" for code, meaning in self.exits)
+        return {
+            "description": textwrap.fill(self.text, 79),
+            "epilog": f"exit codes:\n{codes}\n\ndocumentation: {self.docs}",
+            "formatter_class": argparse.RawDescriptionHelpFormatter,
+        }
+
+
+_CONFIG_WRONG = (EXIT_USAGE, "bad configuration or command line (each problem is listed): nothing done")
+_SERVICE_WRONG = (EXIT_USAGE, "bad configuration or command line, or a Redis older than 6.2: nothing done")
+ABOUT = {
+    "listen": About(
+        "copy each key announced on Redis",
+        "Read the announcements on the configured channel, stream or list ([pubsub] mode) and copy each "
+        "announced key from the source to every destination, until SIGTERM or SIGINT; then finish the copies "
+        "in flight. Stream and list modes acknowledge an announcement only once every destination holds the "
+        "object. Several listeners in list mode need a --consumer name each.",
+        ((EXIT_OK, "stopped by SIGTERM or SIGINT, every copy in flight finished"),
+         (EXIT_FAILED, "stopped by a second signal, without finishing the copies in flight"), _SERVICE_WRONG),
+        "docs/listener.md",
+    ),
+    "bucket": About(
+        "copy every missing or changed key",
+        "List the source and every destination side by side and copy each key that is missing or changed at "
+        "a destination (with --delete, delete what the source no longer has). Catches up whatever the "
+        "listener missed: run it from cron or a timer, beside the listeners; a lock in Redis keeps two syncs "
+        "of the same buckets apart.",
+        ((EXIT_OK, "every key checked is at every destination (or another sync holds the lock)"),
+         (EXIT_FAILED, "some keys failed (each is listed), or a store could not be listed"), _SERVICE_WRONG),
+        "docs/bucket-sync.md",
+    ),
+    "publish": About(
+        "announce keys on the configured channel",
+        "Announce each KEY on the configured channel, stream or list, as a producer does, for the listeners "
+        "to copy. Streams and lists keep a key until a listener takes it; in pubsub mode a key no listener is "
+        "subscribed to is lost: it says so, and exits 3.",
+        ((EXIT_OK, "every key was announced (in pubsub mode: received by a listener)"),
+         (EXIT_FAILED, "Redis could not be reached"), _CONFIG_WRONG,
+         (EXIT_UNHEARD, "pubsub mode: a key was received by no listener, so it is lost (each is named)")),
+        "docs/announcing.md",
+    ),
+    "check-config": About(
+        "validate the file and try every connection",
+        "Read the configuration and report every problem in it, one line each; then connect to each bucket "
+        "and to Redis, and say ok or what failed for each.",
+        ((EXIT_OK, "the file is valid and every connection works"),
+         (EXIT_FAILED, "a bucket or Redis could not be reached (each is listed)"), _CONFIG_WRONG),
+        "docs/configuration.md",
+    ),
+    "doctor": About(
+        "probe each endpoint's store and recommend options",
+        "Probe each endpoint's store (or the SECTIONs named) in a scratch prefix it deletes afterwards: "
+        "signature versions, addressing, checksums, Content-MD5, multipart ETags, listing, metadata, storage "
+        "class, tags, encryption and ACLs; then print the options that store needs.",
+        ((EXIT_OK, "every endpoint probed is usable"), (EXIT_FAILED, "an endpoint is not usable, or unreachable"),
+         _CONFIG_WRONG),
+        "docs/compatibility.md",
+    ),
+    "failed": About(
+        f"list the dead-letter stream {names.DEADLETTER!r}",
+        f"List the dead-letter stream {names.DEADLETTER!r}, oldest first: each key that still failed after its "
+        "retries (with its destination and error), and each announcement that could not be understood.",
+        ((EXIT_OK, "listed"), (EXIT_FAILED, "Redis could not be reached"), _CONFIG_WRONG),
+        "docs/announcing.md",
+    ),
+    "retry-failed": About(
+        "announce the dead-lettered keys again",
+        f"Announce each key of the dead-letter stream {names.DEADLETTER!r} again, once per key, and remove the "
+        "entries of the keys announced.",
+        ((EXIT_OK, "every failed key was announced again"),
+         (EXIT_FAILED, "some could not be announced, or Redis could not be reached"), _CONFIG_WRONG),
+        "docs/announcing.md",
+    ),
+    "status": About(
+        "the backlog, dead letters and last copies; or one KEY everywhere",
+        "Without KEY: the backlog (announcements waiting and pending), the dead letters and each "
+        "destination's last copy. With KEY: the key's size, ETag and MD5 at the source and every "
+        "destination, and whether each is in sync. With --sync: the last s3s3bucket --split sync's progress.",
+        ((EXIT_OK, "shown (with KEY: in sync everywhere)"),
+         (EXIT_FAILED, "with KEY: missing or different somewhere, or a store unreachable; else Redis unreachable"),
+         _CONFIG_WRONG),
+        "docs/monitoring.md",
+    ),
+    "webhook": About(
+        "receive S3 event notifications over HTTP(S)",
+        "Receive S3 event notifications over HTTP (Ceph RGW, MinIO, AWS through SNS) and append each to the "
+        "configured stream or list, answering 200 only once Redis holds it, so that the store sends again "
+        "what was not taken. Speaks HTTPS with [webhook] tls_cert and tls_key. Runs until SIGTERM or SIGINT.",
+        ((EXIT_OK, "stopped by SIGTERM or SIGINT"), _CONFIG_WRONG),
+        "docs/announcing.md",
+    ),
+    "echo_s3s3_ini_template": About(
+        "print the s3s3.ini template",
+        "Print the documented s3s3.ini template: every section, the common options with their defaults, and "
+        "placeholders such as {YOUR_S3_BUCKET} to fill in (a value still holding one is an error).",
+        ((EXIT_OK, "printed"), (EXIT_USAGE, "an argument it does not take")),
+        "docs/configuration.md",
+    ),
+    "echo_s3s3_supervisord_conf": About(
+        "print a supervisord program file for the listener",
+        "Print a supervisord program file for the listener, to save as /etc/supervisor/conf.d/s3s3.conf: the "
+        "listener is started again when it dies, and given 600 s to finish its copies when stopped.",
+        ((EXIT_OK, "printed"), (EXIT_USAGE, "an argument it does not take")),
+        "docs/deploy.md",
+    ),
+}  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None, *, script: str = "s3s3") -> int:
+    """`s3s3 SUBCOMMAND ...`, or the console script `script` (s3s3listen, s3s3bucket); returns the exit code."""
     keep_big_buffers_off_the_heap()
-    parser = _parser()
+    parser = script_parser(script)
     args = parser.parse_args(argv, argparse.Namespace(config=None, verbose=False, log_level=None, log_format=None))
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
@@ -61,15 +200,15 @@ def listen_main(argv: Sequence[str] | None = None) -> int:
     """The `s3s3listen` script."""
     if argv is None:
         gc.freeze()  # what the imports made lives as long as the process: no garbage collection pass need visit it
-    return main(["listen", *(sys.argv[1:] if argv is None else argv)])
+    return main(argv, script="s3s3listen")
 
 
 def bucket_main(argv: Sequence[str] | None = None) -> int:
     """The `s3s3bucket` script."""
     if argv is not None:
-        return main(["bucket", *argv])
+        return main(argv, script="s3s3bucket")
     gc.freeze()
-    code = main(["bucket", *sys.argv[1:]])
+    code = main(None, script="s3s3bucket")
     # Everything is done and written (ledger flushed, lock released, summary
     # printed): exit without tearing down the interpreter's objects one by one,
     # a tenth of a second of a run with nothing to do.
@@ -81,19 +220,19 @@ def bucket_main(argv: Sequence[str] | None = None) -> int:
 
 def ini_template_main(argv: Sequence[str] | None = None) -> int:
     """The `echo_s3s3_ini_template` script: print the documented configuration template."""
-    _echo_parser("echo_s3s3_ini_template", "Print the s3s3.ini template.").parse_args(argv)
-    from importlib import resources
-
-    sys.stdout.write(resources.files("s3s3.data").joinpath("s3s3.ini.dist").read_text())
-    return EXIT_OK
+    return _echo("echo_s3s3_ini_template", argv)
 
 
 def supervisord_conf_main(argv: Sequence[str] | None = None) -> int:
     """The `echo_s3s3_supervisord_conf` script: print a supervisord program file for the listener."""
-    _echo_parser("echo_s3s3_supervisord_conf", "Print a supervisord program file.").parse_args(argv)
+    return _echo("echo_s3s3_supervisord_conf", argv)
+
+
+def _echo(script: str, argv: Sequence[str] | None) -> int:
+    script_parser(script).parse_args(argv)
     from importlib import resources
 
-    sys.stdout.write(resources.files("s3s3.data").joinpath("supervisord.conf").read_text())
+    sys.stdout.write(resources.files("s3s3.data").joinpath(ECHOES[script]).read_text())
     return EXIT_OK
 
 
@@ -141,6 +280,8 @@ def _work(args: argparse.Namespace, client: BucketClient, options: SyncOptions, 
 
 def cmd_listen(args: argparse.Namespace) -> int:
     config = _load(args)
+    if args.consumer is not None:
+        config = replace(config, pubsub=replace(config.pubsub, consumer=args.consumer))
     return ListenClient(config, workers=args.workers, limits=_limits(args, config)).listen()
 
 
@@ -205,22 +346,29 @@ def bucket_once(args: argparse.Namespace, client: BucketClient, stop: threading.
 def cmd_publish(args: argparse.Namespace) -> int:
     config = _load(args)
     pubsub = config.pubsub
+    unheard = False
     try:
         client = connect_redis(pubsub)
         for key in args.keys:
             reached = publish(client, pubsub.mode, pubsub.target, key.encode("utf-8"), replicas=pubsub.wait_replicas)
-            if pubsub.mode is Mode.PUBSUB:
-                print(f"published {key!r} on {pubsub.target!r} to {reached} listener(s)")
-            else:
+            if pubsub.mode is not Mode.PUBSUB:
                 held = f", held by {pubsub.wait_replicas} replica(s)" if pubsub.wait_replicas else ""
                 print(f"published {key!r} on {pubsub.mode} {pubsub.target!r}{held}")
+                continue
+            print(f"published {key!r} on {pubsub.target!r} to {reached} listener(s)")
+            # A Redis Cluster counts the subscribers of the node it was sent to only: 0 says nothing there.
+            if not reached and not pubsub.cluster:
+                unheard = True
+                print(f"s3s3: warning: {key!r} was received by no one, so it is lost: start a listener, or use "
+                      "[pubsub] mode = stream or list, which keep keys until a listener takes them",
+                      file=sys.stderr)  # fmt: skip
     except RedisError as e:
         print(f"s3s3: error: cannot publish to {pubsub.safe_url}: {e}", file=sys.stderr)
         return EXIT_FAILED
     except S3S3Error as e:  # NotReplicated: on the master, but a failover now would lose it: not done
         print(f"s3s3: error: {key!r} is not replicated: {e}", file=sys.stderr)
         return EXIT_FAILED
-    return EXIT_OK
+    return EXIT_UNHEARD if unheard else EXIT_OK
 
 
 def cmd_failed(args: argparse.Namespace) -> int:
@@ -273,7 +421,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if args.json:
             print("s3s3: error: --json goes with status alone, not with a KEY", file=sys.stderr)
             return EXIT_USAGE
-        return EXIT_OK if status.show(config, args.key) else EXIT_FAILED
+        return EXIT_OK if status.show(config, args.key, check_timeout=args.connect_timeout) else EXIT_FAILED
     try:
         status.overview(config, connect_redis(config.pubsub), as_json=args.json)
     except RedisError as e:
@@ -283,20 +431,25 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_webhook(args: argparse.Namespace) -> int:
-    from s3s3.listen.webhook import WebhookServer
+    from s3s3.listen.webhook import WebhookServer, tls_context
 
     config = _load(args)
     pubsub, hook = config.pubsub, config.webhook
-    server = WebhookServer(
-        (hook.bind, hook.port), connect_redis(pubsub), pubsub.mode, pubsub.target, config.source.bucket, hook.token,
-        replicas=pubsub.wait_replicas,
-    )
+    tls = None
+    if hook.tls_cert and hook.tls_key:
+        try:
+            tls = tls_context(hook.tls_cert, hook.tls_key)
+        except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+            raise ConfigError(f"{config.path}: [webhook] tls_cert: with tls_key, not a PEM certificate and its "
+                              f"unencrypted key: {e}") from e  # fmt: skip
+    server = WebhookServer((hook.bind, hook.port), connect_redis(pubsub), pubsub.mode, pubsub.target,
+                           config.source.bucket, hook.token, tls=tls, replicas=pubsub.wait_replicas)  # fmt: skip
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     server.start()
     logging.getLogger("s3s3.listen.webhook").info(
-        "Webhook listening on http://%s:%d, handing notifications to %s", *server.server_address[:2],
+        "Webhook listening on %s://%s:%d, handing notifications to %s", server.scheme, *server.server_address[:2],
         describe(pubsub),
     )
     stop.wait()
@@ -306,10 +459,11 @@ def cmd_webhook(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args)
-    print(f"{config.path}: configuration is valid")
-    results = [_check_endpoint(ep) for ep in (config.source, *config.dests)]
+    print(f"{config.path}: configuration is valid", flush=True)
+    results = [_check_endpoint(ep, args.connect_timeout) for ep in (config.source, *config.dests)]
     try:
-        connect_redis(config.pubsub).ping()
+        logger.debug("Connecting to Redis at %s", config.pubsub.safe_url)
+        connect_redis(config.pubsub, socket_connect_timeout=args.connect_timeout).ping()
         print(f"[pubsub] {config.pubsub.safe_url}: ok")
         results.append(True)
     except RedisError as e:
@@ -321,17 +475,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from s3s3 import doctor
 
-    return doctor.run(_load(args), args.sections)
+    return doctor.run(_load(args), args.sections, check_timeout=args.connect_timeout)
 
 
-def _check_endpoint(endpoint: Endpoint) -> bool:
+def _check_endpoint(endpoint: Endpoint, check_timeout: float) -> bool:
     where = endpoint.endpoint_url or "AWS"
+    logger.debug("Connecting to [%s] at %s to list a page of bucket %r", endpoint.name, where, endpoint.bucket)
     try:
-        open_store(endpoint).list_page(endpoint.prefix)
+        open_store(endpoint, check_timeout=check_timeout).list_page(endpoint.prefix)
     except StoreError as e:
-        print(f"[{endpoint.name}] bucket {endpoint.bucket!r} at {where}: {one_line(e)}")
+        print(f"[{endpoint.name}] bucket {endpoint.bucket!r} at {where}: {one_line(e)}", flush=True)
         return False
-    print(f"[{endpoint.name}] bucket {endpoint.bucket!r} at {where}: ok")
+    print(f"[{endpoint.name}] bucket {endpoint.bucket!r} at {where}: ok", flush=True)
     return True
 
 
@@ -347,17 +502,21 @@ def _parser() -> argparse.ArgumentParser:
                         help="text lines or json lines (default: [logging] format, text)")
     common.add_argument("--version", action="version", version=f"s3s3 {__version__}")
 
-    parser = argparse.ArgumentParser(prog="s3s3", parents=[common], description="Replicate S3 objects.")
+    parser = argparse.ArgumentParser(prog="s3s3", parents=[common], description="Replicate S3 objects.",
+                                     epilog="Each command's --help gives its exit codes and its page in docs/.")
     sub = parser.add_subparsers(title="commands")
 
-    listen = sub.add_parser("listen", parents=[common], help="copy each key announced on Redis")
+    listen = _subcommand(sub, "listen", common)
     listen.add_argument("--workers", type=_positive, help="copies at once (default: [pubsub] workers)")
     listen.add_argument("--bwlimit", type=_rate, metavar="RATE",
                         help="bytes per second sent, all copies together: 20MiB, 500KiB, 0 for none "
                         "(default: [pubsub] bwlimit)")
+    listen.add_argument("--consumer", type=_name, metavar="NAME",
+                        help="this listener's name in the stream's group, or its processing list's in list mode: "
+                        "distinct per listener, the same across its restarts (default: [pubsub] consumer)")
     listen.set_defaults(command=cmd_listen)
 
-    bucket = sub.add_parser("bucket", parents=[common], help="copy every missing or changed key")
+    bucket = _subcommand(sub, "bucket", common)
     bucket.add_argument("--workers", type=_positive, help="copies at once (default: [pubsub] workers)")
     bucket.add_argument("--bwlimit", type=_rate, metavar="RATE",
                         help="bytes per second sent, all copies together: 20MiB, 500KiB, 0 for none "
@@ -392,42 +551,61 @@ def _parser() -> argparse.ArgumentParser:
     bucket.add_argument("--every", type=_positive, metavar="SECONDS", help="run again every SECONDS until stopped")
     bucket.set_defaults(command=cmd_bucket)
 
-    publish = sub.add_parser("publish", parents=[common], help="announce keys on the configured channel")
+    publish = _subcommand(sub, "publish", common)
     publish.add_argument("keys", nargs="+", metavar="KEY")
     publish.set_defaults(command=cmd_publish)
 
-    check = sub.add_parser("check-config", parents=[common], help="validate the file and try every connection")
+    checking = argparse.ArgumentParser(add_help=False)
+    checking.add_argument("--connect-timeout", type=_seconds, default=CHECK_TIMEOUT, metavar="SECONDS",
+                          help=f"give up on an endpoint that has not accepted a connection after SECONDS "
+                          f"(default {CHECK_TIMEOUT:g}); each request is tried once")
+
+    check = _subcommand(sub, "check-config", common, checking)
     check.set_defaults(command=cmd_check_config)
 
-    doctor = sub.add_parser("doctor", parents=[common], help="probe each endpoint's store and recommend options")
+    doctor = _subcommand(sub, "doctor", common, checking)
     doctor.add_argument("sections", nargs="*", metavar="SECTION", help="sections to probe (default: all)")
     doctor.set_defaults(command=cmd_doctor)
 
-    failed = sub.add_parser("failed", parents=[common], help=f"list the dead-letter stream {names.DEADLETTER!r}")
+    failed = _subcommand(sub, "failed", common)
     failed.add_argument("--limit", type=_positive, help="show at most this many (oldest first)")
     failed.set_defaults(command=cmd_failed)
 
-    retry = sub.add_parser("retry-failed", parents=[common], help="announce the dead-lettered keys again")
+    retry = _subcommand(sub, "retry-failed", common)
     retry.set_defaults(command=cmd_retry_failed)
 
-    show = sub.add_parser(
-        "status", parents=[common], help="the backlog, dead letters and last copies; or one KEY everywhere"
-    )
+    show = _subcommand(sub, "status", common, checking)
     show.add_argument("key", metavar="KEY", nargs="?", help="show this key at the source and every destination")
     show.add_argument("--json", action="store_true", help="print it as JSON")
     show.add_argument("--sync", action="store_true", help="the last s3s3bucket --split sync: ranges done and totals")
     show.set_defaults(command=cmd_status)
 
-    webhook = sub.add_parser("webhook", parents=[common], help="receive S3 event notifications over HTTP")
+    webhook = _subcommand(sub, "webhook", common)
     webhook.set_defaults(command=cmd_webhook)
     return parser
 
 
-def _echo_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    # The echo scripts take no arguments, but --help and --version must not print the file.
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--version", action="version", version=f"s3s3 {__version__}")
-    return parser
+def _subcommand(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, *parents: argparse.ArgumentParser
+) -> argparse.ArgumentParser:
+    return sub.add_parser(name, parents=list(parents), help=ABOUT[name].summary, **ABOUT[name].keywords())
+
+
+def script_parser(script: str = "s3s3") -> argparse.ArgumentParser:
+    """The parser of a console script, under its own name: s3s3's, a subcommand's (SCRIPTS), or an echo's."""
+    if script in ECHOES:
+        # The echo scripts take no arguments, but --help and --version must not print the file.
+        echo = argparse.ArgumentParser(prog=script, **ABOUT[script].keywords())
+        echo.add_argument("--version", action="version", version=f"s3s3 {__version__}")
+        return echo
+    parser = _parser()
+    if script == "s3s3":
+        return parser
+    subcommand = SCRIPTS[script]
+    [found] = (a.choices[subcommand] for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert isinstance(found, argparse.ArgumentParser)
+    found.prog = script  # `usage: s3s3listen ...`, and its errors under that name
+    return found
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -456,6 +634,22 @@ def _age(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not an age (examples: 3600, 90s, 30m, 24h, 7d)")
     return value * _AGE_UNITS[unit.lower()]
+
+
+def _name(text: str) -> str:
+    if not text.strip() or text != text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a name (no blanks around it, not empty)")
+    return text
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds in (0, 3600]")
+    return value
 
 
 def _positive(text: str) -> int:

@@ -8,7 +8,9 @@ SigV4, virtual-hosted addressing) and record the raw answers.
 Every probe writes under a scratch prefix `s3s3-doctor-<random>/` in the
 configured bucket and everything written there is deleted afterwards, also
 when a probe fails. Probes use clients that try each request once: a refusal
-(even a 500) is the answer being looked for, not a reason to retry.
+(even a 500) is the answer being looked for, not a reason to retry. A store
+that does not accept a connection within the check's timeout is reported
+unreachable, and probed no further.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ConnectionError as CannotConnect  # no connection (refused, timed out, TLS failed)
 
 from s3s3.config import MIN_PART, Config, Endpoint, MiB
 from s3s3.copy.plan import PROVEN_PUT_MAX
 from s3s3.errors import EXIT_FAILED, EXIT_OK, ConfigError
 from s3s3.store import b64_md5, multipart_etag, strip_etag
-from s3s3.store.boto import create_client
+from s3s3.store.boto import CONNECT_TIMEOUT, create_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -42,6 +45,7 @@ METADATA_SIZES = (256, 1024, 2048)  # metadata value sizes tried, in bytes
 LISTED_KEYS = 5  # keys written for the paging probe, listed two at a time
 PAGE_SIZE = 2
 S3_ERRORS = (BotoCoreError, ClientError)
+Clients = Callable[[Endpoint], "S3Client"]  # a probe's boto3 client for an endpoint: one try per request
 
 
 @dataclass
@@ -68,29 +72,39 @@ class Report:
         return "\n".join(out)
 
 
-def run(config: Config, sections: list[str]) -> int:
-    """Probe the endpoints named by `sections` (all when empty), print the reports; exit 0 if all are usable."""
+def run(config: Config, sections: list[str], *, check_timeout: float = CONNECT_TIMEOUT) -> int:
+    """Probe the endpoints named by `sections` (all when empty), print the reports; exit 0 if all are usable.
+
+    A store that has not accepted a connection after `check_timeout` seconds is unreachable.
+    """
     endpoints = _select(config, sections)
     usable = True
     for endpoint in endpoints:
-        report = probe(endpoint)
+        report = probe(endpoint, check_timeout=check_timeout)
         print(report.render(), flush=True)
         usable = usable and report.usable
     return EXIT_OK if usable else EXIT_FAILED
 
 
-def probe(endpoint: Endpoint) -> Report:
+def probe(endpoint: Endpoint, *, check_timeout: float = CONNECT_TIMEOUT) -> Report:
     """Run every probe against `endpoint` in a scratch prefix, cleaning up after itself."""
     report = Report(endpoint)
     scratch = f"s3s3-doctor-{uuid.uuid4().hex[:12]}/"
-    working = _probe_signatures(endpoint, scratch, report)
+    clients: Clients = functools.partial(create_client, max_attempts=0, connect_timeout=check_timeout)
+    logger.debug("Probing [%s] bucket %r at %s, under %s", endpoint.name, endpoint.bucket,
+                 endpoint.endpoint_url or "AWS", scratch)  # fmt: skip
+    unreachable = _unreachable(clients(endpoint), endpoint.bucket, scratch)
+    if unreachable:
+        report.add("connection", f"unreachable: {unreachable}")
+        return report
+    working = _probe_signatures(endpoint, scratch, report, clients)
     if working is None:
         report.add("verdict", "no signature version can read and write this bucket")
         return report
-    client = create_client(working, max_attempts=1)
+    client = clients(working)
     try:
-        _probe_addressing(working, scratch, report)
-        _probe_features(working, client, scratch, report)
+        _probe_addressing(working, scratch, report, clients)
+        _probe_features(working, client, scratch, report, clients)
     finally:
         _clean(client, working.bucket, scratch, report)
     return report
@@ -124,13 +138,25 @@ def _round_trip(client: S3Client, bucket: str, key: str) -> None:
     client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
-def _probe_signatures(endpoint: Endpoint, scratch: str, report: Report) -> Endpoint | None:
+def _unreachable(client: S3Client, bucket: str, scratch: str) -> str | None:
+    """Why the store cannot be connected to, as configured; None when it answers (whatever it answers)."""
+    try:
+        client.list_objects_v2(Bucket=bucket, Prefix=scratch, MaxKeys=1)
+    except CannotConnect as e:  # no connection, or no TLS one: nothing can be learnt of signatures
+        return _one_line(e)
+    except S3_ERRORS:
+        pass  # an answer, even a refusal: the probes below say what it means
+    return None
+
+
+def _probe_signatures(endpoint: Endpoint, scratch: str, report: Report, clients: Clients) -> Endpoint | None:
     """Try SigV4 and SigV2 (path style where virtual is not asked for); return the endpoint that works."""
     style = endpoint.addressing_style if endpoint.addressing_style == "virtual" else "path"
     works: list[str] = []
     for version in SIGNATURES:
         candidate = replace(endpoint, signature_version=version, addressing_style=style)
-        client = create_client(candidate, max_attempts=1)
+        client = clients(candidate)
+        logger.debug("Trying signature %s with %s addressing", version, style)
         problem = _attempt(functools.partial(_round_trip, client, endpoint.bucket, f"{scratch}sig-{version}"))
         report.add(f"signature {version}", "works" if problem is None else f"fails: {problem}")
         if problem is None:
@@ -142,14 +168,15 @@ def _probe_signatures(endpoint: Endpoint, scratch: str, report: Report) -> Endpo
     return replace(endpoint, signature_version=version, addressing_style=style)
 
 
-def _probe_addressing(endpoint: Endpoint, scratch: str, report: Report) -> None:
+def _probe_addressing(endpoint: Endpoint, scratch: str, report: Report, clients: Clients) -> None:
     results = {}
     for style in ("path", "virtual"):
         if style == "virtual" and _is_ip(endpoint.endpoint_url):
             report.add("addressing virtual", "not testable on an IP endpoint")
             continue
         candidate = replace(endpoint, addressing_style=style)
-        client = create_client(candidate, max_attempts=1)
+        client = clients(candidate)
+        logger.debug("Trying %s addressing", style)
         results[style] = _attempt(functools.partial(_round_trip, client, endpoint.bucket, f"{scratch}addr-{style}"))
         report.add(f"addressing {style}", "works" if results[style] is None else f"fails: {results[style]}")
     if results.get("path") is None:
@@ -158,9 +185,9 @@ def _probe_addressing(endpoint: Endpoint, scratch: str, report: Report) -> None:
         report.recommended["addressing_style"] = "virtual"
 
 
-def _probe_features(endpoint: Endpoint, client: S3Client, scratch: str, report: Report) -> None:
+def _probe_features(endpoint: Endpoint, client: S3Client, scratch: str, report: Report, clients: Clients) -> None:
     report.usable = True
-    _probe_checksums(endpoint, scratch, report)
+    _probe_checksums(endpoint, scratch, report, clients)
     _probe_content_md5(client, endpoint.bucket, scratch, report)
     _probe_multipart(client, endpoint.bucket, scratch, report)
     _probe_listing(client, endpoint, scratch, report)
@@ -169,9 +196,9 @@ def _probe_features(endpoint: Endpoint, client: S3Client, scratch: str, report: 
     _probe_backup_options(client, endpoint, scratch, report)
 
 
-def _probe_checksums(endpoint: Endpoint, scratch: str, report: Report) -> None:
+def _probe_checksums(endpoint: Endpoint, scratch: str, report: Report, clients: Clients) -> None:
     """boto3's defaults (CRC32, aws-chunked bodies) on a single PUT and a part."""
-    client = create_client(replace(endpoint, checksums=True), max_attempts=1)
+    client = clients(replace(endpoint, checksums=True))
     bucket, key = endpoint.bucket, f"{scratch}checksums"
     problem = _attempt(lambda: client.put_object(Bucket=bucket, Key=key, Body=b"checksummed"))
     if problem is None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 # Exit codes of every command.
 EXIT_OK = 0  # everything asked for was done
-EXIT_FAILED = 1  # some objects failed to copy (they are listed)
-EXIT_USAGE = 2  # bad configuration or command line: nothing was done
+EXIT_FAILED = 1  # some of it failed: objects not copied, endpoints unreachable (each is listed)
+EXIT_USAGE = 2  # bad configuration or command line, or a Redis too old: nothing was done
+EXIT_UNHEARD = 3  # published to no one: in pubsub mode no listener received a key, so it is lost
 
 
 class S3S3Error(Exception):
@@ -89,6 +90,10 @@ class BadMessage(S3S3Error):
 
 class LockHeld(S3S3Error):
     """Raised when another bucket sync holds the lock on the same buckets."""
+
+
+class RequirementError(S3S3Error):
+    """Raised when a server s3s3 needs is older than the version it needs (Redis before 6.2)."""
 
 
 class ListingOrderError(S3S3Error):

@@ -26,6 +26,7 @@ from s3s3.retry import RetryPolicy
 from s3s3.state import connect_redis
 from s3s3.state.overlap import Overlaps
 from s3s3.state.rates import SharedLimit
+from s3s3.state.version import require_redis
 from s3s3.store import Store, open_store, store_name
 from s3s3.store.throttle import Pace
 from s3s3.sync import fleet
@@ -50,6 +51,7 @@ class _Buckets:
     limits: Limits = DEFAULT  # the process's bandwidth, memory and stream budgets (the command line sets bwlimit)
     source: Store = field(init=False)
     dests: list[Store] = field(init=False)
+    redis_checked: bool = field(default=False, init=False)  # its version, once per client (it is too old: exit)
 
     def __post_init__(self) -> None:
         pool = self.workers or self.config.pubsub.workers
@@ -96,6 +98,7 @@ class ListenClient(_Buckets):
             stuck_seconds=self.config.metrics.max_copy_seconds,
             guard=Overlaps(client),
             ledger_days=pubsub.ledger_days,
+            check_redis=True,
         )
 
     def listen(self) -> int:
@@ -220,7 +223,10 @@ class BucketClient(_Buckets):
         return dests[0], [self.source]
 
     def _redis(self) -> redis.Redis | None:
-        """Redis for the lock, ledger and dead-letter stream; None (with a warning) when unreachable."""
+        """Redis for the lock, ledger and dead-letter stream; None (with a warning) when unreachable.
+
+        Raises RequirementError when it is older than s3s3 needs.
+        """
         client = connect_redis(self.config.pubsub)
         try:
             client.ping()
@@ -231,6 +237,9 @@ class BucketClient(_Buckets):
                 e,
             )
             return None
+        if not self.redis_checked:
+            require_redis(client, self.config.pubsub.safe_url)
+            self.redis_checked = True
         return client
 
     def _enqueuer(self, client: redis.Redis | None) -> Callable[[str], None]:

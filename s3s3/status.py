@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,8 @@ from s3s3.listen import backlog
 from s3s3.retry import describe
 from s3s3.state import rates
 from s3s3.store import META_ETAG, ObjectInfo, Store, open_store, store_name
+
+logger = logging.getLogger(__name__)
 
 
 def overview(config: Config, client: redis.Redis, *, as_json: bool = False) -> None:
@@ -96,10 +99,15 @@ def _stamp(when: float) -> str:
     return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def show(config: Config, key: str) -> bool:
-    """Print the key's size, ETag and MD5 everywhere; True when every destination is in sync."""
-    source = open_store(config.source)
+def show(config: Config, key: str, *, check_timeout: float | None = None) -> bool:
+    """Print the key's size, ETag and MD5 everywhere; True when every destination is in sync.
+
+    With `check_timeout`, a store that does not accept a connection within
+    that many seconds is given up on at once (each request is tried once).
+    """
+    source = open_store(config.source, check_timeout=check_timeout)
     try:
+        _trying(source, key)
         src = source.head(key)
     except StoreError as e:
         print(f"{source.label}: {key!r}: cannot read: {describe(e)}")
@@ -107,14 +115,21 @@ def show(config: Config, key: str) -> bool:
     print(f"{source.endpoint.label}: {_describe(src) if src else 'not there'}  (source)")
     in_sync = True
     for endpoint in config.dests:
-        dest = open_store(endpoint)
+        dest = open_store(endpoint, check_timeout=check_timeout)
         in_sync = _show_dest(source, dest, key, src) and in_sync
     return in_sync
+
+
+def _trying(store: Store, key: str) -> None:
+    endpoint = store.endpoint
+    logger.debug("Reading %r at [%s] bucket %r at %s", key, endpoint.name, endpoint.bucket,
+                 endpoint.endpoint_url or "AWS")  # fmt: skip
 
 
 def _show_dest(source: Store, dest: Store, key: str, src: ObjectInfo | None) -> bool:
     target = dest_key(source, dest, key)
     try:
+        _trying(dest, target)
         dst = dest.head(target)
     except StoreError as e:
         print(f"{dest.label}: {target!r}: cannot read: {describe(e)}")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import configparser
+import contextlib
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +21,10 @@ from supervisor.datatypes import RestartUnconditionally
 from supervisor.options import ServerOptions
 
 from s3s3 import __version__
-from s3s3.cli import main
+from s3s3.cli import main, script_parser
 from s3s3.config import Config
 from tests.helpers import endpoint_section, new_bucket
-from tests.servers.base import Server, free_port
+from tests.servers.base import Server, free_port, silent_port
 from tests.servers.redis import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -29,6 +32,8 @@ pytestmark = pytest.mark.timeout(60)
 BIN = Path(sys.executable).parent
 SCRIPTS = ("s3s3", "s3s3listen", "s3s3bucket", "echo_s3s3_ini_template", "echo_s3s3_supervisord_conf")
 SUBCOMMANDS = ("listen", "bucket", "publish", "check-config")
+ALL_SUBCOMMANDS = (*SUBCOMMANDS, "doctor", "failed", "retry-failed", "status", "webhook")
+ROOT = Path(__file__).resolve().parent.parent
 SECRET = "SENTINEL-secret-9f8e7d"  # must never be printed
 PASSWORD = "SENTINEL-redis-pw-4c3b2a"  # likewise, inside a Redis URL
 NOT_FOUND = "no configuration file found (looked at --config, $S3S3_CONFIG, ./s3s3.ini, /usr/local/etc/s3s3.ini)"
@@ -88,11 +93,51 @@ def test_every_console_script_answers_help_and_version_with_exit_0() -> None:
         if flag == "--version":
             assert out == f"s3s3 {__version__}\n"
         else:
-            assert out.startswith("usage: "), (script, out)
+            assert out.startswith(f"usage: {script} "), (script, out)
             assert "[source]" not in out and "[program:" not in out
 
 
-@pytest.mark.parametrize("subcommand", SUBCOMMANDS)
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_console_script_shows_its_own_name_in_its_usage_and_its_errors(
+    script: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the parser a console script reads its arguments with
+    parser = script_parser(script)
+
+    # When it is given an option nobody has
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args(["--no-such-option"])
+
+    # Then its usage line and its error name the script itself, not `s3s3 listen`
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: {script} [-h]"), err
+    assert f"\n{script}: error: unrecognized arguments: --no-such-option\n" in err
+
+
+@pytest.mark.parametrize("command", [*ALL_SUBCOMMANDS, *SCRIPTS[1:]])
+def test_every_command_help_says_what_it_does_its_exit_codes_and_its_docs_page(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When a subcommand (or a console script of its own) is asked for --help
+    with pytest.raises(SystemExit) as exited:
+        if command in ALL_SUBCOMMANDS:
+            main([command, "--help"])
+        else:
+            script_parser(command).parse_args(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+
+    # Then a description of a few lines comes after the usage, then its exit codes and the page to read
+    description = out.split("\n\n")[1]
+    assert len(description.split()) >= 10 and not description.startswith(("options:", "positional")), out
+    codes = re.search(r"\nexit codes:\n((?:  \d  .+\n)+)\ndocumentation: (docs/\S+\.md)\n$", out)
+    assert codes, out
+    assert {int(line.split()[0]) for line in codes[1].splitlines()} >= {0, 2}
+    assert (ROOT / codes[2]).is_file()
+
+
+@pytest.mark.parametrize("subcommand", ALL_SUBCOMMANDS)
 def test_every_subcommand_answers_help_and_version_with_exit_0(
     subcommand: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -351,6 +396,130 @@ def test_check_config_reports_a_dead_redis_and_exits_1_without_showing_its_passw
     assert code == 1
 
 
+DEADLINE = 8.0  # seconds a connection check may take on endpoints that never answer (about 5 s each, by default)
+
+
+def dead_endpoints_config(path: Path, port: int, redis_port: int) -> Path:
+    """Both endpoints (one on each transport: SigV4 lean, SigV2 boto3) and Redis on ports that do not answer."""
+    path.write_text(
+        f"[source]\nendpoint_url = http://127.0.0.1:{port}\nbucket_name = src\naws_access_key_id = AK\n"
+        f"aws_secret_access_key = {SECRET}\n"
+        f"[dest1]\nendpoint_url = http://127.0.0.1:{port}\nbucket_name = dst\naws_access_key_id = AK\n"
+        f"aws_secret_access_key = {SECRET}\nsignature_version = s3\n"
+        f"[pubsub]\nurl = redis://:{PASSWORD}@127.0.0.1:{redis_port}/0\n"
+    )
+    return path
+
+
+def test_check_config_gives_up_on_refused_endpoints_at_once_and_with_v_says_what_it_tries(
+    tmp_path: Path,
+) -> None:
+    # Given a configuration whose stores and Redis are on a port nothing listens on
+    port = free_port()
+    path = dead_endpoints_config(tmp_path / "s3s3.ini", port, port)
+
+    # When it is checked with -v
+    started = time.monotonic()
+    result = run("s3s3", "check-config", "-v", "-c", str(path))
+    took = time.monotonic() - started
+
+    # Then each line says what failed, without a retry (well within the deadline), and exits 1
+    assert took < DEADLINE, f"took {took:.1f}s"
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{path}: configuration is valid",
+        f"[source] bucket 'src' at http://127.0.0.1:{port}: ListObjectsV2 on 127.0.0.1:{port}: "
+        "ConnectionRefusedError: [Errno 111] Connection refused",
+        f"[dest1] bucket 'dst' at http://127.0.0.1:{port}: ListObjectsV2: Could not connect to the endpoint URL: "
+        f'"http://127.0.0.1:{port}/dst/?list-type=2&prefix=&start-after=&encoding-type=url"',
+        f"[pubsub] redis://:***@127.0.0.1:{port}/0: Error 111 connecting to 127.0.0.1:{port}. Connection refused.",
+    ]
+    # And with -v it said what it tried as it went: which endpoint, at which URL
+    tried = [line.split(" ", 2)[2] for line in result.stderr.splitlines()]
+    assert tried == [
+        f"DEBUG s3s3.cli: Connecting to [source] at http://127.0.0.1:{port} to list a page of bucket 'src'",
+        f"DEBUG s3s3.cli: Connecting to [dest1] at http://127.0.0.1:{port} to list a page of bucket 'dst'",
+        f"DEBUG s3s3.cli: Connecting to Redis at redis://:***@127.0.0.1:{port}/0",
+    ]
+    assert SECRET not in result.stdout + result.stderr and PASSWORD not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_check_config_gives_up_on_an_endpoint_that_never_answers_after_the_connect_timeout(
+    tmp_path: Path, s3_dest: Server, redis_server: RedisServer
+) -> None:
+    # Given a source whose port takes connections and never answers them (as a firewall that drops them)
+    with silent_port() as port:
+        dest = new_bucket(s3_dest)
+        path = tmp_path / "s3s3.ini"
+        path.write_text(
+            f"[source]\nendpoint_url = http://127.0.0.1:{port}\nbucket_name = src\naws_access_key_id = AK\n"
+            f"aws_secret_access_key = {SECRET}\n" + endpoint_section("dest1", s3_dest, dest)
+            + f"[pubsub]\nurl = {redis_server.url}\n"
+        )
+
+        # When it is checked, with the default connect timeout
+        started = time.monotonic()
+        result = run("s3s3", "check-config", "-c", str(path))
+        took = time.monotonic() - started
+
+    # Then the source is given up on after about 5 s, and the others are still checked
+    assert took < DEADLINE, f"took {took:.1f}s"
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[1:] == [
+        f"[source] bucket 'src' at http://127.0.0.1:{port}: ListObjectsV2 on 127.0.0.1:{port}: "
+        "TimeoutError: timed out",
+        f"[dest1] bucket {dest!r} at {s3_dest.endpoint_url}: ok",
+        f"[pubsub] {redis_server.url}: ok",
+    ]
+
+
+def test_status_of_a_key_gives_up_on_a_refused_store_at_once_and_with_v_says_where_it_reads(tmp_path: Path) -> None:
+    port = free_port()
+    path = dead_endpoints_config(tmp_path / "s3s3.ini", port, port)
+
+    started = time.monotonic()
+    result = run("s3s3", "status", "-v", "-c", str(path), "some/key")
+    took = time.monotonic() - started
+
+    assert took < DEADLINE, f"took {took:.1f}s"
+    assert result.returncode == 1
+    assert result.stdout == (f"source:src: 'some/key': cannot read: HeadObject on 127.0.0.1:{port}: "
+                             "ConnectionRefusedError: [Errno 111] Connection refused\n")  # fmt: skip
+    assert [line.split(" ", 2)[2] for line in result.stderr.splitlines()] == [
+        f"DEBUG s3s3.status: Reading 'some/key' at [source] bucket 'src' at http://127.0.0.1:{port}"
+    ]
+
+
+@pytest.mark.parametrize("silent", [False, True], ids=["refused", "never-answers"])
+def test_doctor_says_an_endpoint_it_cannot_connect_to_is_unreachable_not_that_no_signature_works(
+    silent: bool, tmp_path: Path
+) -> None:
+    # Given a source on a port that refuses connections, or takes them and never answers
+    with contextlib.ExitStack() as stack:
+        port = stack.enter_context(silent_port()) if silent else free_port()
+        path = dead_endpoints_config(tmp_path / "s3s3.ini", port, free_port())
+
+        # When doctor probes it, with -v
+        started = time.monotonic()
+        result = run("s3s3", "doctor", "-v", "-c", str(path), "source")
+        took = time.monotonic() - started
+
+    # Then it gives up within the deadline, says unreachable with the error, and probes nothing more
+    assert took < DEADLINE, f"took {took:.1f}s"
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"[source] bucket 'src' at http://127.0.0.1:{port}"
+    error = "Connect timeout on endpoint URL" if silent else "Could not connect to the endpoint URL"
+    assert re.fullmatch(rf'  connection  unreachable: {error}: "http://127\.0\.0\.1:{port}/src\?.+"', lines[1])
+    assert lines[2:] == ["  usable: no"]
+    assert "signature" not in result.stdout
+    assert result.stderr.splitlines()[0].endswith(
+        f"DEBUG s3s3.doctor: Probing [source] bucket 'src' at http://127.0.0.1:{port}, under s3s3-doctor-"
+        + lines[1].split("prefix=s3s3-doctor-")[1][:12] + "/"
+    )
+
+
 def test_check_config_with_a_password_the_redis_does_not_want_never_shows_it(
     tmp_path: Path, s3_source: Server, s3_dest: Server, redis_server: RedisServer,
     capsys: pytest.CaptureFixture[str],
@@ -400,6 +569,50 @@ def test_publish_sends_each_key_as_its_utf8_bytes_to_subscribers(
     assert capsys.readouterr().out.splitlines() == [
         f"published {key!r} on {channel!r} to 1 listener(s)" for key in keys
     ]
+
+
+def test_publish_in_pubsub_mode_with_no_listener_warns_that_the_key_is_lost_and_exits_3(
+    tmp_path: Path, s3_source: Server, s3_dest: Server, redis_server: RedisServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    # Given pubsub mode and nobody subscribed to the channel
+    channel = f"ch-{tmp_path.name}"
+    path = write_config(tmp_path / "s3s3.ini", (s3_source, "src"), (s3_dest, "dst"),
+                        f"[pubsub]\nurl = {redis_server.url}\nchannel = {channel}\n")  # fmt: skip
+
+    # When a key is published
+    code = main(["publish", "-c", str(path), "lost/key.txt"])
+
+    # Then it says the key reached no one and is lost, on stderr, and exits 3
+    assert code == 3
+    assert capsys.readouterr() == (
+        f"published 'lost/key.txt' on {channel!r} to 0 listener(s)\n",
+        "s3s3: warning: 'lost/key.txt' was received by no one, so it is lost: start a listener, or use [pubsub] "
+        "mode = stream or list, which keep keys until a listener takes them\n",
+    )
+
+
+@pytest.mark.parametrize("mode", ["stream", "list"])
+def test_publish_in_stream_or_list_mode_with_no_listener_keeps_the_key_and_exits_0(
+    mode: str, tmp_path: Path, s3_source: Server, s3_dest: Server, redis_server: RedisServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    # Given a stream or a list nobody reads
+    target = f"{mode}-{tmp_path.name}"
+    path = write_config(tmp_path / "s3s3.ini", (s3_source, "src"), (s3_dest, "dst"),
+                        f"[pubsub]\nurl = {redis_server.url}\nmode = {mode}\n{mode} = {target}\n")  # fmt: skip
+
+    # When a key is published
+    code = main(["publish", "-c", str(path), "kept/key.txt"])
+
+    # Then Redis keeps it for the listener to come, and the command says so without a warning
+    assert code == 0
+    assert capsys.readouterr() == (f"published 'kept/key.txt' on {mode} {target!r}\n", "")
+    client = redis.Redis.from_url(redis_server.url)
+    kept = client.xlen(target) if mode == "stream" else client.llen(target)
+    client.delete(target)
+    client.close()
+    assert kept == 1
 
 
 def test_publish_to_a_dead_redis_exits_1_without_showing_its_password(
@@ -487,3 +700,11 @@ def test_echo_supervisord_conf_prints_a_program_supervisord_accepts(tmp_path: Pa
     raw.read_string("[supervisord]\n" + result.stdout)
     assert raw.get("program:s3s3listen", "autorestart") == "true"
     assert raw.get("program:s3s3listen", "stopsignal") == "TERM"
+
+
+@pytest.mark.parametrize("shipped", ["s3s3/data/s3s3.ini.dist", "s3s3/data/supervisord.conf"])
+def test_the_shipped_templates_point_at_docs_pages_that_exist_not_at_the_readme(shipped: str) -> None:
+    text = (ROOT / shipped).read_text()
+    pages = re.findall(r"\bdocs/[\w/.-]+\.md\b", text)
+    assert pages and "README" not in text
+    assert [page for page in pages if not (ROOT / page).is_file()] == []

@@ -1025,3 +1025,33 @@ def test_check_config_prints_every_problem_on_a_line_of_its_own_and_exits_2(
         "s3s3: error: " + FOLDED.format(path=path, line=region_line, where="destination] region"),
     ]
     assert SECRET not in err
+
+
+def test_webhook_tls_certificate_and_key_are_read_as_paths(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\n")
+    key.write_text("-----BEGIN PRIVATE KEY-----\n")
+    config = load(tmp_path, MINIMAL + f"[webhook]\ntls_cert = {cert}\ntls_key = {key}\n")
+    assert (config.webhook.tls_cert, config.webhook.tls_key) == (str(cert), str(key))
+    assert load(tmp_path, MINIMAL + "[webhook]\nport = 8443\n").webhook.tls_cert is None
+
+
+@pytest.mark.parametrize(
+    ("lines", "problems"),
+    [
+        (["tls_cert = {cert}"], ["[webhook] tls_key: is required when the other is given (both or neither)"]),
+        (["tls_key = {cert}"], ["[webhook] tls_cert: is required when the other is given (both or neither)"]),
+        (["tls_cert = {missing}", "tls_key = {cert}"], ["[webhook] tls_cert: '{missing}' is not a file"]),
+        (["tls_cert = {cert}", "tls_key = {missing}", "port = 0"],
+         ["[webhook] tls_key: '{missing}' is not a file", "[webhook] port: 0 is out of range 1..65535"]),
+    ],
+)  # fmt: skip
+def test_webhook_tls_takes_both_files_or_neither_and_each_must_exist(
+    tmp_path: Path, lines: list[str], problems: list[str]
+) -> None:
+    cert, missing = tmp_path / "cert.pem", tmp_path / "nowhere" / "key.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\n")
+    names = {"cert": cert, "missing": missing}
+    text = MINIMAL + "[webhook]\n" + "".join(line.format(**names) + "\n" for line in lines)
+    path = tmp_path / "s3s3.ini"
+    assert load_error(tmp_path, text).splitlines() == [f"{path}: {p.format(**names)}" for p in problems]

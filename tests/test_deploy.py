@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import platform
 import re
 import shutil
 import signal
@@ -296,10 +297,25 @@ def test_given_the_shipped_numprocs_program_then_each_listener_joins_the_stream_
     # When supervisord starts
     supervisor.start()
 
-    # Then two listeners run, named by their process number, and each has joined the group
+    # Then two listeners run, each joined to the group under the consumer name its command line gives it:
+    # the host's, the program's and its process number
     names = ("s3s3listen:s3s3listen_00", "s3s3listen:s3s3listen_01")
     wait_until(lambda: all(supervisor.state(name) == "RUNNING" for name in names), timeout=30)
-    wait_until(lambda: client.exists(stream) and len(client.xinfo_consumers(stream, group)) == 2, timeout=20)
+    consumers = {f"{platform.node()}-s3s3listen-00".encode(), f"{platform.node()}-s3s3listen-01".encode()}
+
+    def joined() -> set[bytes]:
+        return {c["name"] for c in client.xinfo_consumers(stream, group)} if client.exists(stream) else set()
+
+    wait_until(lambda: joined() == consumers, timeout=20)
+
+    # When one of them is killed, and supervisord starts it again
+    first = supervisor.pid(names[1])
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: supervisor.pid(names[1]) not in (0, first), timeout=20)
+    wait_until(lambda: supervisor.log("s3s3listen_01").count("INFO s3s3.listen: Connected to") == 2, timeout=20)
+
+    # Then it comes back under the same name: the group still has those two consumers, no third
+    assert joined() == consumers
 
     # And the keys appended to the stream are all copied, each process writing its own log
     for key in md5s:
@@ -455,8 +471,9 @@ def test_the_listener_template_unit_runs_what_the_listener_unit_runs_one_instanc
     plain = unit_settings((DEPLOY / "systemd" / "s3s3listen.service").read_text())
     template = unit_settings((DEPLOY / "systemd" / TEMPLATE).read_text())
     assert "%i" in template["Unit"]["Description"] and "%i" in template["Service"]["SyslogIdentifier"]
-    # its ExecStart may add what names the instance (--consumer %i) to the listener's
-    assert template["Service"]["ExecStart"].startswith(plain["Service"]["ExecStart"])
+    # its ExecStart adds the consumer name, made of the host's and the instance's (distinct, and stable across
+    # the instance's restarts) to the listener's
+    assert template["Service"]["ExecStart"] == plain["Service"]["ExecStart"] + " --consumer %H-%i"
     different = {"SyslogIdentifier", "ExecStart"}
     assert {k: v for k, v in template["Service"].items() if k not in different} == {
         k: v for k, v in plain["Service"].items() if k not in different

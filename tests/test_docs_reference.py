@@ -1,8 +1,10 @@
-"""The generated reference (command pages, Redis keys, man pages, completion) is what the code makes now.
+"""The generated reference (command pages, the configuration reference, Redis keys, man pages, completion)
+is what the code makes now.
 
-Each file is regenerated in memory from s3s3/cli.py, setup.cfg and
-s3s3/names.py and compared with the committed one: a changed option fails
-here, naming the file, until `make reference` has been run.
+Each file is regenerated in memory from s3s3/cli.py, setup.cfg,
+s3s3/config/options.py and s3s3/names.py and compared with the committed
+one: a changed option fails here, naming the file, until `make reference`
+has been run.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import subprocess
 
 import pytest
 
-from docs.gen import ROOT, commands, generate, stale
+import s3s3.config
+from docs.gen import ROOT, commands, configuration, generate, stale
 from s3s3 import cli
+from s3s3.config import OPTIONS, Option, Section, Type
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +78,39 @@ def test_every_option_of_the_bucket_sync_is_in_its_man_page_and_its_completion(g
     assert all(flag.replace("-", "\\-") in man for flag in flags)
 
 
+def test_a_configuration_option_added_to_the_table_changes_the_reference_and_the_man_page(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given one more option in the table the configuration is read by
+    brand_new = Option(Section.PUBSUB, "brand_new", Type.INT, 7, "an option nobody documented", low=1, high=9)
+    monkeypatch.setattr(s3s3.config, "OPTIONS", (*OPTIONS, brand_new))
+
+    # When the reference is generated again
+    files = generate()
+
+    # Then the configuration reference and s3s3.ini(5) differ from the committed ones, and show it
+    changed = {name for name, text in files.items() if (ROOT / name).read_text(encoding="utf-8") != text}
+    assert changed == {configuration.PAGE, configuration.MAN_PAGE}
+    assert ("| `brand_new` | whole number | `7` | a whole number in 1..9 | an option nobody documented |"
+            in files[configuration.PAGE])  # fmt: skip
+    man = "\\fBbrand_new\\fR = \\fIwhole number\\fR\nan option nobody documented. A whole number in 1..9; default 7."
+    assert man in files[configuration.MAN_PAGE]
+
+
+def test_every_option_is_in_the_configuration_reference_under_its_section_and_in_the_man_page(
+    generated: dict[str, str],
+) -> None:
+    page, man = generated[configuration.PAGE], generated[configuration.MAN_PAGE]
+    sections = page.split("\n## ")
+    for option in OPTIONS:
+        anchor = configuration.SECTIONS[option.section][1]
+        [section] = [s for s in sections if s.split("\n", 1)[0].endswith(f"{{#{anchor}}}")]
+        assert f"\n| `{option.name}` | {option.type} | " in section, option.name
+        assert f"\\fB{option.name}\\fR = " in man, option.name
+
+
 @pytest.mark.skipif(shutil.which("groff") is None, reason="groff is not installed")
-@pytest.mark.parametrize("page", ["s3s3.1", "s3s3listen.1", "s3s3bucket.1"])
+@pytest.mark.parametrize("page", ["s3s3.1", "s3s3listen.1", "s3s3bucket.1", "s3s3.ini.5"])
 def test_the_man_pages_render_without_a_warning(page: str) -> None:
     rendered = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", str(ROOT / "deploy" / "man" / page)],
                               capture_output=True, text=True, timeout=30)  # fmt: skip

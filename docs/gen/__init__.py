@@ -1,4 +1,5 @@
-"""The reference that is generated, never edited: command pages, Redis keys, man pages, shell completion.
+"""The reference that is generated, never edited: command pages, the configuration reference, Redis keys,
+man pages, shell completion.
 
 `generate()` returns every generated file's text by its path from the
 repository root; `python -m docs.gen` (`make reference`) writes them, and
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from docs.gen import commands, completion, manpages, redis_keys
+import s3s3.config
+from docs.gen import commands, completion, configuration, manpages, redis_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 # Folders whose every file is generated: a file there that generate() no longer makes is stale.
@@ -24,6 +26,7 @@ def generate() -> dict[str, str]:
     files.update(commands.pages(found))
     files.update(manpages.pages(found))
     files.update(completion.scripts(found))
+    files.update(configuration.files(s3s3.config.OPTIONS))
     files["docs/reference/redis-keys.md"] = redis_keys.page(ROOT / "s3s3" / "names.py")
     return files
 

@@ -1,9 +1,11 @@
 """The commands, read from the argparse parser in s3s3/cli.py and the console scripts in setup.cfg; one page each.
 
 Nothing here restates an option: names, arguments and help text come from the
-parser, the scripts from setup.cfg, the `python -m` names from the modules
-that call them, exit codes from s3s3/errors.py and the configuration search
-path from s3s3/config.py. Usage lines are built here rather than by
+parser, the scripts from setup.cfg and each one's parser from
+`cli.script_parser`, what a command does, its exit codes and its page from
+`cli.ABOUT`, the `python -m` names from the modules that call them, the exit
+codes of them all from s3s3/errors.py and the configuration search path from
+s3s3/config.py. Usage lines are built here rather than by
 argparse's formatter, whose layout changes between Python versions.
 """
 
@@ -12,12 +14,9 @@ from __future__ import annotations
 import argparse
 import ast
 import configparser
-import importlib
-from collections.abc import Callable, Sequence
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from unittest import mock
 
 from s3s3 import cli, config
 
@@ -36,6 +35,7 @@ class Command:
     kind: str = "sub"  # "s3s3" (the group), "sub" (one of its subcommands) or "echo" (a script of its own)
     also: list[str] = field(default_factory=list)  # other ways to run the same thing
     subcommands: list[Command] = field(default_factory=list)  # s3s3's, for its own page
+    about: cli.About | None = None  # what its --help says besides its options: what it does, exit codes, page
 
 
 @dataclass(frozen=True)
@@ -47,37 +47,31 @@ class Option:
     positional: bool
 
 
-class _Captured(Exception):
-    def __init__(self, argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None) -> None:
-        super().__init__()
-        self.argv = list(argv or [])
-        self.parser = parser
-
-
 def cli_commands() -> list[Command]:
     """s3s3 (with its subcommands) and every console script, in the order the pages list them."""
-    top = cli._parser()
-    top.prog = "s3s3"
+    top = cli.script_parser("s3s3")
     subparsers = _subparsers(top)
-    by_script = _console_scripts()
     modules = _python_m_names()
     s3s3 = Command("s3s3", "s3s3", top, top.description or "", "s3s3", also=modules.get("main", []))
     scripts: dict[str, Command] = {}
     echoes: list[Command] = []
-    for script, (function_name, function) in by_script.items():
-        if function is cli.main:
+    for script, function_name in _console_scripts().items():
+        if script == "s3s3":
             continue
-        argv, echo = _what_it_runs(function)
-        if echo is not None:
-            echoes.append(Command(script, script, echo, echo.description or "", "echo"))
-        elif argv and argv[0] in subparsers.choices:
-            scripts[argv[0]] = Command(script, script, subparsers.choices[argv[0]], "",
-                                       also=[f"s3s3 {argv[0]}", *modules.get(function_name, [])])  # fmt: skip
+        parser = cli.script_parser(script)  # a KeyError: a console script s3s3/cli.py does not know
+        if script in cli.ECHOES:
+            about = cli.ABOUT[script]
+            echoes.append(Command(script, script, parser, about.summary, "echo", about=about))
+            continue
+        subcommand = cli.SCRIPTS[script]
+        scripts[subcommand] = Command(script, script, parser, "", also=[f"s3s3 {subcommand}",
+                                      *modules.get(function_name, [])])  # fmt: skip
     helps = {action.dest: action.help or "" for action in subparsers._choices_actions}
     for sub, parser in subparsers.choices.items():
         command = scripts.get(sub) or Command(f"s3s3-{sub}", f"s3s3 {sub}", parser, "")
         command.summary = helps.get(sub, "")
-        parser.prog = command.name
+        command.about = cli.ABOUT.get(sub)
+        command.parser.prog = command.name
         s3s3.subcommands.append(command)
     return [s3s3, *s3s3.subcommands, *echoes]
 
@@ -89,34 +83,15 @@ def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction[a
     raise LookupError("s3s3's parser has no subcommands")
 
 
-def _console_scripts() -> dict[str, tuple[str, Callable[..., Any]]]:
-    """setup.cfg's console scripts: name -> (function name, function)."""
+def _console_scripts() -> dict[str, str]:
+    """setup.cfg's console scripts: name -> the name of the function in s3s3.cli it runs."""
     setup = configparser.ConfigParser()
     setup.read(ROOT / "setup.cfg", encoding="utf-8")
-    found: dict[str, tuple[str, Callable[..., Any]]] = {}
+    found: dict[str, str] = {}
     for line in setup["options.entry_points"]["console_scripts"].strip().splitlines():
         script, target = (part.strip() for part in line.split("=", 1))
-        module, function = target.split(":")
-        found[script] = (function, getattr(importlib.import_module(module), function))
+        found[script] = target.split(":")[1]
     return found
-
-
-def _what_it_runs(function: Callable[..., Any]) -> tuple[list[str], argparse.ArgumentParser | None]:
-    """Call a console script's function with its work cut off: the s3s3 argv it runs, or the parser it builds."""
-    real_echo = cli._echo_parser
-
-    def stop_at_main(argv: Sequence[str] | None = None) -> int:
-        raise _Captured(argv=argv)
-
-    def stop_at_echo(prog: str, description: str) -> argparse.ArgumentParser:
-        raise _Captured(parser=real_echo(prog, description))
-
-    with mock.patch.object(cli, "main", stop_at_main), mock.patch.object(cli, "_echo_parser", stop_at_echo):
-        try:
-            function([])
-        except _Captured as captured:
-            return captured.argv, captured.parser
-    raise LookupError(f"{function.__name__} neither runs s3s3 nor builds a parser")
 
 
 def _python_m_names() -> dict[str, list[str]]:
@@ -138,7 +113,7 @@ def _python_m_names() -> dict[str, list[str]]:
 
 def common_dests() -> set[str]:
     """The options every s3s3 command takes (s3s3's own, repeated on each subcommand)."""
-    top = cli._parser()
+    top = cli.script_parser("s3s3")
     return {a.dest for a in top._actions if a.option_strings}
 
 
@@ -242,15 +217,34 @@ def page(command: Command) -> str:
     out += ["```text", usage(command), "```", ""]
     if command.also:
         out += ["The same as " + _join([f"`{name}`" for name in command.also]) + ".", ""]
-    for text in (command.parser.description, command.parser.epilog):
-        if text and text != command.summary:
-            out += [_sentence(text), ""]
+    out += [_sentence(text) + "\n" for text in descriptions(command)]
     if command.subcommands:
         out += _commands_table(command)
     out += _options_section(command)
     if command.kind == "s3s3":
         out += _common_section(command)
+    if command.about:
+        out += _about_section(command.about)
     return "\n".join(out).rstrip() + "\n"
+
+
+def descriptions(command: Command) -> list[str]:
+    """The paragraphs its --help shows above the options that its summary does not already say."""
+    # With an About, the epilog is its exit codes and page, which pages and man pages lay out themselves.
+    texts = [command.parser.description, None if command.about else command.parser.epilog]
+    return [text for text in texts if text and " ".join(text.split()) != " ".join(command.summary.split())]
+
+
+def docs_title(about: cli.About) -> str:
+    """The title of the command's page in the documentation (its first line, without the #)."""
+    return (ROOT / about.docs).read_text(encoding="utf-8").splitlines()[0].lstrip("# ").strip()
+
+
+def _about_section(about: cli.About) -> list[str]:
+    link = os.path.relpath(ROOT / about.docs, ROOT / "docs" / "reference" / "commands")
+    out = ["## Exit codes", "", "| code | meaning |", "|---|---|"]
+    out += [f"| {code} | {_cell(meaning)} |" for code, meaning in about.exits]
+    return [*out, "", f"More in [{docs_title(about)}]({link}).", ""]
 
 
 def _commands_table(command: Command) -> list[str]:
@@ -309,4 +303,7 @@ def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-__all__ = ["Command", "Option", "cli_commands", "exit_codes", "module_constants", "options", "pages", "usage"]
+__all__ = [
+    "Command", "Option", "cli_commands", "descriptions", "docs_title", "exit_codes", "module_constants", "options",
+    "pages", "usage",
+]  # fmt: skip

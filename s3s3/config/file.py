@@ -140,11 +140,13 @@ class Logging:
 
 @dataclass(frozen=True)
 class Webhook:
-    """`s3s3 webhook`: where it listens, and the token a sender must show."""
+    """`s3s3 webhook`: where it listens, the token a sender must show, and its TLS certificate (both or neither)."""
 
     bind: str = "127.0.0.1"
     port: int = 8340
     token: str | None = field(default=None, repr=False)
+    tls_cert: str | None = None  # a PEM certificate chain: serve HTTPS
+    tls_key: str | None = None  # its private key (PEM, unencrypted)
 
 
 @dataclass(frozen=True)
@@ -346,7 +348,7 @@ def _build(r: _Reader) -> Config:
     pubsub = PubSub(**_pubsub(r)) if "pubsub" in sections else PubSub()
     metrics = Metrics(**_plain(r, Section.METRICS)) if "metrics" in sections else Metrics()
     logging = Logging(**_plain(r, Section.LOGGING)) if "logging" in sections else Logging()
-    webhook = Webhook(**_plain(r, Section.WEBHOOK)) if "webhook" in sections else Webhook()
+    webhook = Webhook(**_webhook(r)) if "webhook" in sections else Webhook()
     if r.problems or source is None:
         raise ConfigError(*r.problems)
     return Config(r.path, source, dests, pubsub=pubsub, metrics=metrics, logging=logging, webhook=webhook)
@@ -408,6 +410,14 @@ def _pubsub(r: _Reader) -> dict[str, Any]:
     if values["wait_replicas"] and values["mode"] is Mode.PUBSUB:
         r.problem("pubsub", "wait_replicas", "needs mode = stream or list (pubsub keeps nothing to replicate)")
     return _fields(values, (Section.PUBSUB,))
+
+
+def _webhook(r: _Reader) -> dict[str, Any]:
+    values = r.read("webhook", (Section.WEBHOOK,))
+    cert, key = values["tls_cert"], values["tls_key"]
+    if r.ok("webhook", "tls_cert", "tls_key") and bool(cert) != bool(key):
+        r.problem("webhook", "tls_key" if cert else "tls_cert", "is required when the other is given (both or neither)")
+    return _fields(values, (Section.WEBHOOK,))
 
 
 def _plain(r: _Reader, kind: Section) -> dict[str, Any]:

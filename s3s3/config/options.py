@@ -346,7 +346,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(_P, "group", Type.STRING, names.DEFAULT_GROUP, "stream mode: the consumer group every listener joins",
            quotes=True),
     Option(_P, "consumer", Type.STRING, None, "this listener's name (default: host:pid in stream mode, the host "
-           "name in list mode)", quotes=True),
+           "name in list mode; s3s3listen --consumer wins)", quotes=True),
     Option(_P, "claim_idle", Type.INT, 60, "stream mode: seconds before another listener takes over a stuck entry",
            low=1, high=86400),
     Option(_P, "list", Type.STRING, names.DEFAULT_LIST, "list mode: the list producers RPUSH to", quotes=True),
@@ -383,6 +383,10 @@ OPTIONS: tuple[Option, ...] = (
     Option(Section.WEBHOOK, "port", Type.INT, 8340, "the port it listens on", low=1, high=65535),
     Option(Section.WEBHOOK, "token", Type.STRING, None, "the token a sender must show (default: none asked)",
            quotes=True, secret=True),
+    Option(Section.WEBHOOK, "tls_cert", Type.PATH, None, "serve HTTPS with this certificate chain (PEM; with "
+           "tls_key; default: plain HTTP)"),
+    Option(Section.WEBHOOK, "tls_key", Type.PATH, None, "the certificate's private key (PEM, unencrypted; with "
+           "tls_cert)"),
 )  # fmt: skip
 ENDPOINT_OPTIONS = frozenset(o.name for o in OPTIONS if o.section in (_E, _D))
 DESTINATION_OPTIONS = tuple(o.name for o in OPTIONS if o.section is _D)

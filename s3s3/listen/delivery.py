@@ -1,8 +1,10 @@
 """How announcements reach the listener: a pubsub channel, a stream, or a list.
 
-All three sit behind one small interface (`receive` a message with a timeout,
-`ack` it once every destination holds the object), so the listener's loop is
-the same whichever the configuration chooses:
+All three sit behind one small interface (`receive_many` what has arrived,
+waiting up to a timeout for the first; `ack` each once every destination
+holds the object), so the listener's loop is the same whichever the
+configuration chooses. Reads take what has arrived in one round trip, and
+announcements done together are acknowledged in one (`ack_many`):
 
 - pubsub: fire-and-forget; what is published while no listener is subscribed
   is lost, so a reconnect logs the gap and records it in Redis.
@@ -21,6 +23,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -53,10 +56,14 @@ class Delivery(Protocol):
 
     def connect(self) -> None: ...
 
-    def receive(self, timeout: float) -> Message | None: ...
+    def receive_many(self, timeout: float, count: int) -> list[Message]:
+        """Up to `count` messages: what has arrived, waiting up to `timeout` seconds for the first."""
 
     def ack(self, message: Message) -> None:
         """Done: every destination holds the message's keys, or their failures are kept."""
+
+    def ack_many(self, messages: Sequence[Message]) -> None:
+        """`ack` for each of `messages`, in one round trip."""
 
     def release(self, message: Message) -> None:
         """Not done, and no worker on it: let it be delivered again."""
@@ -93,17 +100,28 @@ class PubSubDelivery:
             self.lost_at = None
 
     def receive(self, timeout: float) -> Message | None:
+        return next(iter(self.receive_many(timeout, 1)), None)
+
+    def receive_many(self, timeout: float, count: int) -> list[Message]:
+        messages: list[Message] = []
         try:
-            message = self.pubsub.get_message(timeout=timeout)
+            # The first waits up to `timeout`; the rest only if they have arrived already.
+            while len(messages) < count:
+                message = self.pubsub.get_message(timeout=0.0 if messages else timeout)
+                if message is None:
+                    break
+                if message.get("type") in ("message", "pmessage"):
+                    messages.append(Message(message["data"]))
         except (redis.ConnectionError, redis.TimeoutError):
             self.lost_at = self.lost_at or time.time()
             raise
-        if message is None or message.get("type") not in ("message", "pmessage"):
-            return None
-        return Message(message["data"])
+        return messages
 
     def ack(self, message: Message) -> None:
         """Pubsub has nothing to acknowledge: a message is gone once read."""
+
+    def ack_many(self, messages: Sequence[Message]) -> None:
+        """Nor many."""
 
     def leave(self) -> None:
         """Nothing to leave: a pubsub subscription ends with its connection."""
@@ -179,8 +197,11 @@ class StreamDelivery:
         self.client.xgroup_createconsumer(self.stream, self.group, self.consumer)
 
     def receive(self, timeout: float) -> Message | None:
+        return next(iter(self.receive_many(timeout, 1)), None)
+
+    def receive_many(self, timeout: float, count: int) -> list[Message]:
         try:
-            return self._receive(timeout)
+            return self._receive_many(timeout, count)
         except redis.ResponseError as e:
             if "NOGROUP" not in str(e):
                 raise
@@ -189,35 +210,38 @@ class StreamDelivery:
         # and this one has are delivered again, and copied again (harmless); see redis/redis#5433.
         logger.warning("The group %r of %r is gone (a failover?): creating it again", self.group, self.stream)
         self._join()
-        return None
+        return []
 
-    def _receive(self, timeout: float) -> Message | None:
+    def _receive_many(self, timeout: float, count: int) -> list[Message]:
         if time.monotonic() >= self._next_claim:
             self._claim()
         with self._lock:
-            claimed = self._claimed.pop(0) if self._claimed else None
-        if claimed is not None:
-            return self._take(claimed)
+            claimed, self._claimed = self._claimed[:count], self._claimed[count:]
+        if claimed:
+            return [self._take(m) for m in claimed]
         reply = cast(
             "list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None",
-            self.client.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=1,
+            self.client.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count,
                                    block=max(1, int(timeout * 1000))),
         )  # fmt: skip
-        for _stream, entries in reply or ():
-            for entry_id, fields in entries:
-                return self._take(_stream_message(entry_id, fields))
-        return None
+        return [self._take(_stream_message(entry_id, fields)) for _stream, entries in reply or () for entry_id, fields
+                in entries]  # fmt: skip
 
     def ack(self, message: Message) -> None:
+        self.ack_many([message])
+
+    def ack_many(self, messages: Sequence[Message]) -> None:
         # The delivery guarantee: an entry is acknowledged only here, after
         # every destination holds the object (or its failure is dead-lettered).
+        receipts = [m.receipt for m in messages]
         try:
-            self.client.xack(self.stream, self.group, message.receipt)
+            self.client.xack(self.stream, self.group, *receipts)
         except redis.RedisError:
-            self._unacked.append(message.receipt)  # acknowledged on reconnect (connect)
+            self._unacked.extend(receipts)  # acknowledged on reconnect (connect)
             raise
         finally:
-            self.release(message)
+            for message in messages:
+                self.release(message)
 
     def release(self, message: Message) -> None:
         """Stop keeping the entry fresh: it turns idle, and a listener (maybe this one) claims it after claim_idle."""
@@ -344,27 +368,47 @@ class ListDelivery:
             logger.warning("Put back %d announcement(s) taken from %r as the connection broke", len(stranded), self.key)
 
     def receive(self, timeout: float) -> Message | None:
+        return next(iter(self.receive_many(timeout, 1)), None)
+
+    def receive_many(self, timeout: float, count: int) -> list[Message]:
         wait = cast(int, max(timeout, 0.01))  # a float: BLMOVE's timeout is a double since Redis 6
-        data = cast("bytes | None", self.client.blmove(self.key, self.processing, wait, "LEFT", "RIGHT"))
-        if data is None:
-            return None
+        first = cast("bytes | None", self.client.blmove(self.key, self.processing, wait, "LEFT", "RIGHT"))
+        if first is None:
+            return []
+        taken = [first]
+        if count > 1:  # whatever else waits, in one round trip
+            pipe = self.client.pipeline(transaction=False)
+            for _ in range(count - 1):
+                pipe.lmove(self.key, self.processing, "LEFT", "RIGHT")
+            taken += [data for data in pipe.execute() if data is not None]
         with self._lock:
-            self._taken[data] += 1
-        return Message(data, receipt=data)
+            self._taken.update(taken)
+        return [Message(data, receipt=data) for data in taken]
 
     def ack(self, message: Message) -> None:
+        self.ack_many([message])
+
+    def ack_many(self, messages: Sequence[Message]) -> None:
         # The delivery guarantee: removed from the processing list only once
         # every destination holds the object (or its failure is dead-lettered).
+        receipts = [m.receipt for m in messages]
         try:
-            self.client.lrem(self.processing, 1, message.receipt)
+            if len(receipts) == 1:
+                self.client.lrem(self.processing, 1, receipts[0])
+            else:
+                pipe = self.client.pipeline(transaction=False)
+                for receipt in receipts:
+                    pipe.lrem(self.processing, 1, _element(receipt))
+                pipe.execute()
         except redis.RedisError:
-            self._unacked.append(message.receipt)  # removed on reconnect (connect)
+            self._unacked.extend(receipts)  # removed on reconnect (connect)
             raise
         finally:
             with self._lock:
-                self._taken[message.receipt] -= 1
-                if self._taken[message.receipt] <= 0:
-                    del self._taken[message.receipt]
+                self._taken.subtract(receipts)
+                for receipt in receipts:
+                    if self._taken[receipt] <= 0:
+                        self._taken.pop(receipt, None)
 
     def release(self, message: Message) -> None:
         """Put the element back at the tail of the queue, to be taken again (by any listener)."""

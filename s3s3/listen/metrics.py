@@ -51,6 +51,8 @@ class Metrics:
             registry=r,
         )
         self.reconnects = Counter("s3s3_redis_reconnects", "Times the Redis connection was lost.", registry=r)
+        self._counted: dict[tuple[str, Action], Counter] = {}
+        self._copied: dict[str, tuple[Gauge, Counter, Histogram]] = {}
 
     def watch(self, watcher: Watcher) -> None:
         """Export the backlog `watcher` reads (in its own thread: a scrape never waits on Redis)."""
@@ -58,11 +60,18 @@ class Metrics:
 
     def outcome(self, outcome: Outcome) -> None:
         """Count one key's outcome at one destination."""
-        self.copies.labels(outcome.dest, outcome.action).inc()
+        # prometheus-client looks labelled children up under a lock on every call: each is looked up once.
+        key = (outcome.dest, outcome.action)
+        counted = self._counted.get(key) or self._counted.setdefault(key, self.copies.labels(*key))
+        counted.inc()
         if outcome.action is Action.COPIED:
-            self.last_copy.labels(outcome.dest).set_to_current_time()
-            self.bytes_copied.labels(outcome.dest).inc(outcome.size)
-            self.copy_seconds.labels(outcome.dest).observe(outcome.seconds)
+            copied = self._copied.get(outcome.dest) or self._copied.setdefault(outcome.dest, (
+                self.last_copy.labels(outcome.dest), self.bytes_copied.labels(outcome.dest),
+                self.copy_seconds.labels(outcome.dest),
+            ))  # fmt: skip
+            copied[0].set_to_current_time()
+            copied[1].inc(outcome.size)
+            copied[2].observe(outcome.seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,16 +1,19 @@
-"""`s3s3 webhook`: receive S3 event notifications over HTTP and hand them to Redis.
+"""`s3s3 webhook`: receive S3 event notifications over HTTP(S) and hand them to Redis.
 
 Ceph RGW (an HTTP push endpoint), MinIO (a webhook target) and AWS (SNS over
 HTTP) cannot write to Redis. This server takes their POSTs, checks each body
 parses as an announcement, appends it to the configured stream or list, and
 answers 200 only once Redis holds it: a store with persistent notifications
 re-sends whatever was not accepted. Bad input gets a 4xx naming the reason.
+Given a TLS context (`[webhook] tls_cert` and `tls_key`), it speaks HTTPS.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import ssl
+import sys
 import threading
 from base64 import b64decode
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +30,17 @@ from s3s3.listen.messages import is_json, parse
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024  # larger notification bodies are refused (413)
+HANDSHAKE_SECONDS = 10.0  # a TLS client that has not finished its handshake by then is dropped
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """A server's TLS context from a PEM certificate chain and its unencrypted key; ssl.SSLError or OSError if not."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # An encrypted key would have OpenSSL ask for its passphrase on the terminal, which a service has not got:
+    # an empty one makes it fail at once instead.
+    context.load_cert_chain(cert, key, password=lambda: b"")
+    return context
 
 
 class WebhookServer(ThreadingHTTPServer):
@@ -42,6 +56,7 @@ class WebhookServer(ThreadingHTTPServer):
         target: str,
         source_bucket: str,
         token: str | None = None,
+        tls: ssl.SSLContext | None = None,
         *,
         replicas: int = 0,
     ) -> None:
@@ -52,6 +67,23 @@ class WebhookServer(ThreadingHTTPServer):
         self.source_bucket = source_bucket
         self.token = token
         self.replicas = replicas  # [pubsub] wait_replicas: 200 only once this many replicas hold it
+        self.scheme = "https" if tls else "http"
+        if tls is not None:
+            # Each handshake is made by its request's thread (finish_request), not by the accepting
+            # one: a client slow to finish it must not keep the others waiting.
+            self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            request.settimeout(HANDSHAKE_SECONDS)
+            request.do_handshake()
+            request.settimeout(None)
+        super().finish_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that broke (a failed TLS handshake: plain HTTP, an unknown CA): one line, no traceback."""
+        error = sys.exc_info()[1]
+        logger.warning("Webhook dropped a connection from %s: %s", client_address[0], _one_line(error))
 
     def start(self) -> threading.Thread:
         """Serve in a background thread (for tests and for embedding); `shutdown()` stops it."""
@@ -124,6 +156,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
         """Request lines may carry the token in their query: they are never logged."""
+
+
+def _one_line(error: BaseException | None) -> str:
+    if isinstance(error, TimeoutError):
+        return f"no TLS handshake within {HANDSHAKE_SECONDS:g}s"
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _basic_password(encoded: str) -> str:

@@ -12,7 +12,8 @@ source moved on (s3s3.copy); one that ran alone costs two Redis round trips.
 The bucket sync registers a page of copies in one round trip before any
 starts and ends them in batches after they end (`begin_many`, `end_many`):
 each window then holds the copy's, so whatever overlapped the copy overlaps
-it, and two round trips serve hundreds of copies.
+it, and two round trips serve hundreds of copies. The listener does the same
+with each batch of announcements it reads (s3s3.listen.settle).
 
 Whatever Redis cannot say (unreachable, restarted, the hash expired) counts as
 an overlap: the answer is then "check", never "no need".
@@ -24,6 +25,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import redis
 
@@ -45,6 +47,10 @@ if not gen then return -1 end
 if redis.call('HINCRBY', KEYS[1], 'active', -1) <= 0 then redis.call('DEL', KEYS[1]) end
 return tonumber(gen)
 """
+_SCRIPTS = {"begin": _BEGIN, "end": _END}
+_SHAS = {op: hashlib.sha1(script.encode()).hexdigest() for op, script in _SCRIPTS.items()}
+
+Op = tuple[Literal["begin", "end"], str]  # what to do, to which registration hash
 
 
 @dataclass(frozen=True)
@@ -61,42 +67,31 @@ class Overlaps:
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self._begin = client.register_script(_BEGIN)
-        self._end = client.register_script(_END)
 
     def begin(self, dest: str, key: str) -> Ticket:
-        name = _name(dest, key)
-        try:
-            active, gen = self._begin(keys=[name], args=[TTL_MS])
-        except redis.RedisError as e:
-            logger.debug("Could not register the copy of %r at %s (it will check the source): %s", key, dest, e)
-            return Ticket(name, False, None)
-        return Ticket(name, int(active) == 1, int(gen))
+        (ticket,) = self.begin_many([(dest, key)])
+        return ticket
 
     def end(self, ticket: Ticket) -> bool:
         """Unregister; True when another copy of the key overlapped this one, or Redis cannot say."""
-        if ticket.gen is None:
-            return True
-        try:
-            gen = int(self._end(keys=[ticket.name]))
-        except redis.RedisError:
-            return True
-        return _overlapped(ticket, gen)
+        (overlapped,) = self.end_many([ticket])
+        return overlapped
 
-    def begin_many(self, dest: str, keys: Sequence[str]) -> list[Ticket]:
-        """`begin` for each of `keys` (distinct), in one round trip."""
-        names_ = [_name(dest, key) for key in keys]
+    def begin_many(self, copies: Sequence[tuple[str, str]]) -> list[Ticket]:
+        """`begin` for each (destination, key) of `copies` (distinct), in one round trip."""
+        names_ = [_name(dest, key) for dest, key in copies]
         if not names_:
             return []
         try:
-            pipe = self.client.pipeline(transaction=False)
-            for name in names_:
-                self._begin(keys=[name], args=[TTL_MS], client=pipe)
-            answers = pipe.execute()
+            answers = self._run([("begin", name) for name in names_])
         except redis.RedisError as e:
-            logger.debug("Could not register %d copies at %s (each will check the source): %s", len(names_), dest, e)
-            return [Ticket(name, False, None) for name in names_]
-        return [Ticket(name, int(active) == 1, int(gen)) for name, (active, gen) in zip(names_, answers, strict=True)]
+            answers = [e] * len(names_)
+        if any(isinstance(a, Exception) for a in answers):
+            logger.debug("Could not register some of %d copies (they will check the source)", len(names_))
+        return [
+            Ticket(name, False, None) if isinstance(a, Exception) else Ticket(name, int(a[0]) == 1, int(a[1]))
+            for name, a in zip(names_, answers, strict=True)
+        ]
 
     def end_many(self, tickets: Sequence[Ticket]) -> list[bool]:
         """`end` for each of `tickets`, in one round trip."""
@@ -104,13 +99,49 @@ class Overlaps:
         if not known:
             return [True] * len(tickets)
         try:
-            pipe = self.client.pipeline(transaction=False)
-            for ticket in known:
-                self._end(keys=[ticket.name], client=pipe)
-            gens = dict(zip((id(t) for t in known), (int(g) for g in pipe.execute()), strict=True))
+            answers = self._run([("end", t.name) for t in known])
         except redis.RedisError:
             return [True] * len(tickets)
-        return [t.gen is None or _overlapped(t, gens[id(t)]) for t in tickets]
+        gens = {id(t): a for t, a in zip(known, answers, strict=True)}
+        return [
+            t.gen is None or isinstance(gens[id(t)], Exception) or _overlapped(t, int(gens[id(t)])) for t in tickets
+        ]
+
+    def _run(self, ops: Sequence[Op]) -> list[Any]:
+        """Each op's answer (or the error Redis gave it), from one pipeline; scripts Redis lost are loaded again.
+
+        EVALSHA, not redis-py's Script objects: a pipeline holding those asks
+        SCRIPT EXISTS first, a second round trip every time.
+        """
+        answers = self._pipeline(ops)
+        lost = [i for i, a in enumerate(answers) if isinstance(a, redis.exceptions.NoScriptError)]
+        if lost:  # a Redis restarted, or flushed its scripts: load them, and send just those again
+            for script in _SCRIPTS.values():
+                self.client.script_load(script)
+            for i, answer in zip(lost, self._pipeline([ops[i] for i in lost]), strict=True):
+                answers[i] = answer
+        return answers
+
+    def _pipeline(self, ops: Sequence[Op]) -> list[Any]:
+        if len(ops) == 1:  # one copy alone: one command, without a pipeline's cost
+            return [self._one(*ops[0])]
+        pipe = self.client.pipeline(transaction=False)
+        for op, name in ops:
+            if op == "begin":
+                pipe.evalsha(_SHAS[op], 1, name, TTL_MS)
+            else:
+                pipe.evalsha(_SHAS[op], 1, name)
+        return list(pipe.execute(raise_on_error=False))
+
+
+    def _one(self, op: str, name: str) -> Any:
+        args = (name, TTL_MS) if op == "begin" else (name,)
+        try:
+            return self.client.evalsha(_SHAS[op], 1, *args)
+        except redis.exceptions.NoScriptError as e:
+            return e
+        except redis.ResponseError as e:  # what Redis answered to this one command, as a pipeline reports it
+            return e
 
 
 def _name(dest: str, key: str) -> str:

@@ -46,14 +46,19 @@ if TYPE_CHECKING:
 
 # HTTP header name -> the parameter boto3's PutObject (and GetObject's answer) uses for it.
 PARAMS = {header: header.replace("-", "") for header in CONTENT_HEADERS}
+CONNECT_TIMEOUT = 10.0  # seconds a connection is waited for (the copies'; connection checks give less)
 _SESSION_LOCK = threading.Lock()  # a botocore session makes one client at a time
 
 
-def create_client(endpoint: Endpoint, *, pool_size: int = 10, max_attempts: int = 4) -> S3Client:
+def create_client(
+    endpoint: Endpoint, *, pool_size: int = 10, max_attempts: int = 4, connect_timeout: float = CONNECT_TIMEOUT
+) -> S3Client:
     """A thread-safe boto3 S3 client for `endpoint`, with s3s3's store fixes registered.
 
-    `max_attempts` counts botocore's retries per request; probes use 1, where
-    an error is an answer to record rather than something to retry.
+    `max_attempts` is botocore's: the retries after a request's first try (it
+    is sent max_attempts + 1 times at most). Probes and connection checks use
+    0, where an error is an answer to record rather than something to retry,
+    and a short `connect_timeout`.
     """
     with _SESSION_LOCK:
         client = _session(endpoint.profile).client(
@@ -63,7 +68,8 @@ def create_client(endpoint: Endpoint, *, pool_size: int = 10, max_attempts: int 
             aws_secret_access_key=endpoint.secret_key,
             region_name=endpoint.region or "us-east-1",
             verify=verify(endpoint),
-            config=_boto_config(endpoint, pool_size=pool_size, max_attempts=max_attempts),
+            config=_boto_config(endpoint, pool_size=pool_size, max_attempts=max_attempts,
+                                connect_timeout=connect_timeout),
         )
     events = client.meta.events
     if endpoint.signature_version == "s3":
@@ -94,7 +100,7 @@ def verify(endpoint: Endpoint) -> bool | str:
     return endpoint.ca_bundle or endpoint.verify_ssl
 
 
-def _boto_config(endpoint: Endpoint, *, pool_size: int, max_attempts: int) -> BotoConfig:
+def _boto_config(endpoint: Endpoint, *, pool_size: int, max_attempts: int, connect_timeout: float) -> BotoConfig:
     from botocore.config import Config as BotoConfig
 
     checksums: Literal["when_supported", "when_required"] = "when_supported" if endpoint.checksums else "when_required"
@@ -107,7 +113,7 @@ def _boto_config(endpoint: Endpoint, *, pool_size: int, max_attempts: int) -> Bo
             "payload_signing_enabled": False,
         },
         retries={"mode": "standard", "max_attempts": max_attempts},
-        connect_timeout=10,
+        connect_timeout=connect_timeout,
         read_timeout=120,
         max_pool_connections=max(pool_size, 10),
         # boto3's default CRC32 checksums and aws-chunked trailers are rejected
@@ -162,12 +168,14 @@ class BotoStore:
     transport = Transport.BOTO3
 
     def __init__(
-        self, endpoint: Endpoint, facts: Facts, *, pool_size: int = 10, throttle: Throttle | None = None
-    ) -> None:
+        self, endpoint: Endpoint, facts: Facts, *, pool_size: int = 10, max_attempts: int = 4,
+        connect_timeout: float = CONNECT_TIMEOUT, throttle: Throttle | None = None,
+    ) -> None:  # fmt: skip
         self.endpoint = endpoint
         self.facts = facts
         self.throttle = throttle or Throttle()  # every attempt botocore sends waits its turn (s3s3.store.throttle)
-        self._make = functools.partial(create_client, endpoint, pool_size=pool_size)
+        self._make = functools.partial(create_client, endpoint, pool_size=pool_size, max_attempts=max_attempts,
+                                       connect_timeout=connect_timeout)  # fmt: skip
         self._client: S3Client | None = None
         self._lock = threading.Lock()
 

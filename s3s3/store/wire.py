@@ -35,7 +35,7 @@ REQUEST_BACKOFF = 1.0
 REQUEST_BACKOFF_CAP = 20.0
 MAX_TRIES = 5  # botocore's standard mode with max_attempts = 4
 READ_TIMEOUT = 120.0
-CONNECT_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 10.0  # the copies'; a connection check (check-config, status KEY) gives a shorter one
 
 
 class Keys(NamedTuple):
@@ -73,10 +73,22 @@ class Answer(NamedTuple):
 
 
 class Wire:
-    """Signed requests to one bucket (`base`, its URL ending in "/") over per-thread keep-alive connections."""
+    """Signed requests to one bucket (`base`, its URL ending in "/") over per-thread keep-alive connections.
+
+    `connect_timeout` bounds the wait for a connection, `tries` the tries of
+    a request (a connection check gives 1: it reports what it met at once),
+    `throttle` how fast the store may be asked (s3s3.store.throttle).
+    """
 
     def __init__(
-        self, base: str, region: str, credentials: Credentials, *, verify: bool | str = True,
+        self,
+        base: str,
+        region: str,
+        credentials: Credentials,
+        *,
+        verify: bool | str = True,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        tries: int = MAX_TRIES,
         throttle: Throttle | None = None,
     ) -> None:
         parts = urlsplit(base)
@@ -88,6 +100,8 @@ class Wire:
         self.region = region
         self.credentials = credentials  # botocore credentials (refreshable) or Keys
         self.ssl_context = _ssl_context(verify) if parts.scheme == "https" else None
+        self.connect_timeout = connect_timeout
+        self.tries = tries
         self.throttle = throttle or Throttle()  # every request waits its turn; throttled answers slow it down
         self._local = threading.local()
         self._open: set[http.client.HTTPConnection] = set()  # every thread's, closed with the Wire
@@ -116,7 +130,7 @@ class Wire:
             secret_key=keys.secret_key, token=keys.token, region=self.region,
         )  # fmt: skip
         path += f"?{query}" if query else ""
-        tries = MAX_TRIES if isinstance(body, bytes) else 1
+        tries = self.tries if isinstance(body, bytes) else 1
         attempt = 0
         while True:
             attempt += 1
@@ -163,10 +177,10 @@ class Wire:
         if connection is None:
             if self.ssl_context is not None:
                 connection = http.client.HTTPSConnection(
-                    self.host, self.port, timeout=CONNECT_TIMEOUT, context=self.ssl_context
+                    self.host, self.port, timeout=self.connect_timeout, context=self.ssl_context
                 )
             else:
-                connection = http.client.HTTPConnection(self.host, self.port, timeout=CONNECT_TIMEOUT)
+                connection = http.client.HTTPConnection(self.host, self.port, timeout=self.connect_timeout)
             connection.connect()
             assert connection.sock is not None
             connection.sock.settimeout(READ_TIMEOUT)

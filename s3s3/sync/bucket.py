@@ -200,7 +200,7 @@ class _Sync:
         copying = [src.key for src, _, verdict in decided if self.may_copy(verdict)]
         tickets: dict[str, Ticket] = {}
         if self.guard is not None and copying:
-            tickets = dict(zip(copying, self.guard.begin_many(dest.label, copying), strict=True))
+            tickets = dict(zip(copying, self.guard.begin_many([(dest.label, k) for k in copying]), strict=True))
         for src, dst, verdict in decided:
             self.dispatch(dest, src, dst, verdict, tickets.get(src.key))
 

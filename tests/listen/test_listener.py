@@ -318,8 +318,9 @@ class OneMessage:
 
     def connect(self) -> None: ...
 
-    def receive(self, timeout: float) -> Message | None:
-        return self.queue.pop(0) if self.queue else None
+    def receive_many(self, timeout: float, count: int) -> list[Message]:
+        taken, self.queue = self.queue[:count], self.queue[count:]
+        return taken
 
     def ack(self, message: Message) -> None:
         self.acked.append(message)
@@ -355,17 +356,17 @@ def test_given_a_failure_the_dead_letter_stream_cannot_take_then_the_message_is_
 
 
 def count_refusals(listener: Listener) -> list[int]:
-    """Count the times the reader is turned away for want of a free worker slot."""
+    """Count the times the reader is turned away for want of a free slot."""
     refused = [0]
     slots = listener._slots
-    acquire = slots.acquire
+    take = slots.take
 
-    def counting(*args: Any, **kwargs: Any) -> bool:
-        got = acquire(*args, **kwargs)
+    def counting(timeout: float) -> int:
+        got = take(timeout)
         refused[0] += not got
         return got
 
-    slots.acquire = counting  # type: ignore[method-assign]
+    slots.take = counting  # type: ignore[method-assign]
     return refused
 
 
@@ -376,16 +377,15 @@ def test_given_two_workers_busy_when_more_keys_are_announced_then_they_stay_unre
     read: list[bytes] = []
     copies.hold("a", "b", "c", "d", "e")
     run = start_listener(workers=2)
-    receive, calls = run.listener.delivery.receive, []
+    receive, calls = run.listener.delivery.receive_many, []
 
-    def recording(timeout: float) -> Message | None:
+    def recording(timeout: float, count: int) -> list[Message]:
         calls.append(timeout)
-        message = receive(timeout)
-        if message is not None:
-            read.append(message.data)
-        return message
+        messages = receive(timeout, count)
+        read.extend(m.data for m in messages)
+        return messages
 
-    monkeypatch.setattr(run.listener.delivery, "receive", recording)
+    monkeypatch.setattr(run.listener.delivery, "receive_many", recording)
     wait_until(lambda: calls, timeout=5)  # the loop reads through it from now on
     refused = count_refusals(run.listener)
 
@@ -395,7 +395,7 @@ def test_given_two_workers_busy_when_more_keys_are_announced_then_they_stay_unre
     turned_away = refused[0]
     wait_until(lambda: refused[0] >= turned_away + 3, timeout=5)
 
-    # Then only two were read: the reader waits at the gate and reads nothing more
+    # Then only two were read (two workers read none ahead): the reader waits at the gate and reads nothing more
     assert read == [b"a", b"b"]
     assert copies.started == ["a", "b"]
 
@@ -409,6 +409,42 @@ def test_given_two_workers_busy_when_more_keys_are_announced_then_they_stay_unre
     copies.release()
     wait_until(lambda: sorted(copies.finished) == ["a", "b", "c", "d", "e"], timeout=5)
     assert copies.most_at_once == 2
+    assert run.stop() == 0
+
+
+def test_eight_busy_workers_read_two_ahead_of_them_and_read_again_only_once_two_have_started(
+    copies: FakeCopies, start_listener: Callable[..., Running], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given eight workers whose copies wait to be released, and twelve keys announced
+    keys = [f"k{i:02d}" for i in range(12)]
+    copies.hold(*keys)
+    run = start_listener(workers=8)
+    run.listener.poll_seconds = 2.0  # past the poll a reader takes what is free: this test must not reach it
+    receive, reads, calls = run.listener.delivery.receive_many, [], []
+
+    def recording(timeout: float, count: int) -> list[Message]:
+        calls.append(count)
+        messages = receive(timeout, count)
+        if messages:
+            reads.append([m.data.decode() for m in messages])
+        return messages
+
+    monkeypatch.setattr(run.listener.delivery, "receive_many", recording)
+    wait_until(lambda: calls, timeout=5)  # the loop reads through it from now on
+    run.publish(*keys)
+    # Then eight copy, two wait for a worker, and the rest stay unread
+    wait_until(lambda: len(copies.started) == 8, timeout=5)
+    wait_until(lambda: sum(map(len, reads)) == 10, timeout=5)
+    # When one copy finishes, nothing more is read; when a second does, two more are read at once
+    copies.release(copies.started[0])
+    wait_until(lambda: len(copies.started) == 9, timeout=5)
+    assert sum(map(len, reads)) == 10
+    copies.release(copies.started[1])
+    wait_until(lambda: sum(map(len, reads)) == 12, timeout=5)
+    assert reads[-1] == ["k10", "k11"]
+    copies.release()
+    wait_until(lambda: sorted(copies.finished) == keys, timeout=5)
+    assert copies.most_at_once == 8
     assert run.stop() == 0
 
 
@@ -731,3 +767,56 @@ def test_given_s3s3listen_running_when_s3s3_publish_announces_a_key_then_it_arri
     assert done.stdout == f"published 'docs/read me.md' on {config.pubsub.channel!r} to 1 listener(s)\n"
     wait_until(arrived(s3_dest, dst, "docs/read me.md"), timeout=15)
     assert_copied(s3_dest, dst, "docs/read me.md", md5, "text/markdown")
+
+
+@pytest.mark.slow
+def test_given_a_stranded_processing_list_when_s3s3listen_starts_with_its_consumer_name_then_it_recovers_and_copies_it(
+    s3_source: Server,
+    s3_dest: Server,
+    redis_server: RedisServer,
+    redis_client: redis.Redis,
+    make_config: Callable[..., Config],
+    spawn: Callable[..., Proc],
+) -> None:
+    # Given list mode, a consumer name in the file, and a key the run of `--consumer backup-7` took and never
+    # finished (a listener killed mid-copy leaves it in its processing list)
+    src, dst = new_bucket(s3_source), new_bucket(s3_dest)
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    config = make_config((s3_source, src), [(s3_dest, dst)], redis_url=redis_server.url,
+                         pubsub_extra={"mode": "list", "list": queue, "consumer": "from-the-file"})  # fmt: skip
+    md5 = put(s3_source, src, "stranded.txt", b"taken, never finished", ContentType="text/plain")
+    redis_client.rpush(f"{queue}:processing:backup-7", b"stranded.txt")
+
+    # When s3s3listen starts again under that name, given on its command line
+    listener = spawn("s3s3listen", "--config", config.path, "--consumer", "backup-7")
+
+    # Then (the command line winning over the file) it puts the key back on the queue and copies it
+    listener.wait_for(rf"WARNING s3s3\.listen\.delivery: Recovered 1 announcement\(s\) left in "
+                      rf"'{queue}:processing:backup-7' by a previous run")  # fmt: skip
+    wait_until(arrived(s3_dest, dst, "stranded.txt"), timeout=15)
+    assert_copied(s3_dest, dst, "stranded.txt", md5, "text/plain")
+    wait_until(lambda: redis_client.llen(f"{queue}:processing:backup-7") == 0, timeout=5)
+    assert not redis_client.exists(f"{queue}:processing:from-the-file")
+
+
+@pytest.mark.slow
+def test_given_s3s3listen_with_a_consumer_name_in_stream_mode_then_it_joins_the_group_under_that_name(
+    s3_source: Server,
+    s3_dest: Server,
+    redis_server: RedisServer,
+    redis_client: redis.Redis,
+    make_config: Callable[..., Config],
+    spawn: Callable[..., Proc],
+) -> None:
+    # Given stream mode
+    src, dst = new_bucket(s3_source), new_bucket(s3_dest)
+    stream = f"st-{uuid.uuid4().hex[:8]}"
+    config = make_config((s3_source, src), [(s3_dest, dst)], redis_url=redis_server.url,
+                         pubsub_extra={"mode": "stream", "stream": stream})  # fmt: skip
+
+    # When s3s3listen starts with --consumer
+    listener = spawn("s3s3listen", "--config", config.path, "--consumer", "backup-7")
+    listener.wait_for(r"INFO s3s3\.listen: Connected to \S+, reading stream .+")
+
+    # Then the group knows it by that name, not host:pid
+    assert [c["name"] for c in redis_client.xinfo_consumers(stream, "s3s3")] == [b"backup-7"]

