@@ -12,6 +12,7 @@ the dead-letter stream, not on a log line alone.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import threading
@@ -39,6 +40,7 @@ from tests.helpers import (
     pending,
     put_objects,
     random_objects,
+    record,
     start_listener,
     stream_pubsub,
     via,
@@ -280,6 +282,46 @@ def test_two_listeners_copying_two_versions_of_a_key_leave_the_newest_even_when_
     wait_until(lambda: pending(client, config.pubsub.stream) == 0, timeout=30)
     assert got(s3_dest, dst, "k") == new
     assert a.find(r"INFO s3s3\.copy\.proof: Copying 'k' to dest1:\S+ again: another copy ran at the same time, .+")
+    assert client.xlen("s3s3:failed") == 0
+    client.close()
+
+
+def test_a_copy_that_lands_after_another_listener_propagated_the_key_s_delete_is_deleted_again(
+    s3_source: Server,
+    s3_dest: Server,
+    proxies: Callable[[Server], FaultProxy],
+    private_redis: Callable[..., RedisServer],
+    spawn: Callable[..., Proc],
+    tmp_path: Path,
+) -> None:
+    # Given a listener A with one worker whose PUT of "k" stalls at a destination with propagate_deletes
+    server = private_redis()
+    client = redis.Redis.from_url(server.url)
+    proxy = proxies(s3_dest)
+    src, dst = new_bucket(s3_source), new_bucket(s3_dest)
+    s3_source.client().put_object(Bucket=src, Key="k", Body=b"deleted soon " * 1000)
+    held = hold_first_put(proxy, "/k")
+    settings = stream_pubsub(server.url, workers=1, claim_idle=30)
+    config = write_config(tmp_path, (s3_source, src), [(via(s3_dest, proxy), dst, {"propagate_deletes": "true"})],
+                          settings)  # fmt: skip
+    a = start_listener(spawn, config)
+    announce(client, "stream", config.pubsub.stream, ["k"])
+    wait_until(held.is_set, timeout=20)
+
+    # When "k" is deleted at the source and listener B propagates the delete while A's PUT stalls
+    s3_source.client().delete_object(Bucket=src, Key="k")
+    b = start_listener(spawn, config)
+    announce(client, "stream", config.pubsub.stream, [json.dumps({"Records": [record("aws", src, "k",
+                                                                                     "ObjectRemoved:Delete")]})])
+    wait_until(lambda: b.find(r"INFO s3s3\.copy: Deleted 'k' at dest1:\S+ in \S+"), timeout=20)
+
+    # And A's stalled PUT lands after it
+    proxy.gate.set()
+
+    # Then A finds the key gone from the source and deletes it again: the destination does not keep it
+    wait_until(lambda: pending(client, config.pubsub.stream) == 0, timeout=30)
+    assert "k" not in listing(s3_dest, dst)
+    assert len(a.find(r"INFO s3s3\.copy: Deleted 'k' at dest1:\S+ in \S+")) == 1
     assert client.xlen("s3s3:failed") == 0
     client.close()
 

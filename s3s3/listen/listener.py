@@ -261,11 +261,14 @@ class Listener:
         """Register every copy the messages ask for, in one round trip, before any starts (s3s3.state.overlap)."""
         if self.guard is None:
             return
+        # A delete that propagates is registered too: a copy of the key it overlaps then finds the source
+        # without it, and deletes what it wrote (`_again`), instead of leaving a deleted key behind.
         wanted = [
             (pending, (event.key, dest.label))
             for pending, events in work
-            for event in {e.key: e for e in events if e.action == Change.PUT}.values()
+            for event in {e.key: e for e in events}.values()
             for dest in self.dests
+            if event.action == Change.PUT or dest.endpoint.propagate_deletes
         ]
         tickets = self.guard.begin_many([(label, key) for _, (key, label) in wanted])
         for (pending, copy), ticket in zip(wanted, tickets, strict=True):
@@ -375,6 +378,8 @@ class Listener:
     def _again(self, dest: Store, key: str, copied: str) -> bool:
         """A copy another overlapped: copy the key again if the source moved on from `copied`; False: not kept."""
         try:
+            if dest.endpoint.propagate_deletes and self.source.head(key) is None:  # deleted since: as announced
+                return self._record(dest, delete_key(self.source, dest, key))
             if newer_at_source(self.source, dest, key, copied) is None:
                 return True
         except Exception as e:
