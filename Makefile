@@ -6,7 +6,7 @@
 # make docs   - build the documentation site (mkdocs --strict) into build/site
 # make reference - regenerate the command pages, configuration reference, Redis keys page, man pages and completion
 # make bench  - s3s3 against rclone and a raw floor on two SeaweedFS servers
-# make soak   - chaos soak of the delivery guarantee, stream then list mode, with a Sentinel failover (~20 minutes; not part of make test)
+# make soak   - chaos soak of the delivery guarantee, stream then list mode, with a Sentinel failover (~8 minutes; not part of make test)
 
 PYTHON ?= python3
 VENV := .venv
