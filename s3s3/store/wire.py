@@ -28,6 +28,7 @@ from s3s3.errors import StoreError
 from s3s3.retry import backoff, transient_failure
 from s3s3.store import sigv4
 from s3s3.store.base import Buffer, store_error
+from s3s3.store.response import Response
 from s3s3.store.throttle import Throttle
 
 # botocore's standard mode: up to 1 s before the second try, doubling, capped at 20 s.
@@ -181,6 +182,7 @@ class Wire:
                 )
             else:
                 connection = http.client.HTTPConnection(self.host, self.port, timeout=self.connect_timeout)
+            connection.response_class = Response  # http.client's answers, their headers read without `email`
             connection.connect()
             assert connection.sock is not None
             connection.sock.settimeout(READ_TIMEOUT)

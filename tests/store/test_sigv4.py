@@ -6,6 +6,7 @@ import hashlib
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -94,6 +95,7 @@ def ours(r: dict[str, Any]) -> dict[str, str]:
     )  # fmt: skip
 
 
+@pytest.mark.timeout(600)  # 10,000 signatures twice: CPU-bound, and slow on a busy machine
 @settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requests())
 def test_signs_10000_generated_requests_with_the_same_headers_as_botocore(r: dict[str, Any]) -> None:
