@@ -26,6 +26,7 @@ import fakeredis
 import pytest
 import redis
 
+from s3s3 import names
 from s3s3.config import Config, Endpoint
 from s3s3.listen.delivery import Message, PubSubDelivery
 from s3s3.listen.listener import Listener
@@ -785,17 +786,18 @@ def test_given_a_stranded_processing_list_when_s3s3listen_starts_with_its_consum
     config = make_config((s3_source, src), [(s3_dest, dst)], redis_url=redis_server.url,
                          pubsub_extra={"mode": "list", "list": queue, "consumer": "from-the-file"})  # fmt: skip
     md5 = put(s3_source, src, "stranded.txt", b"taken, never finished", ContentType="text/plain")
-    redis_client.rpush(f"{queue}:processing:backup-7", b"stranded.txt")
+    processing = names.processing_list(queue, "backup-7")
+    redis_client.rpush(processing, b"stranded.txt")
 
     # When s3s3listen starts again under that name, given on its command line
     listener = spawn("s3s3listen", "--config", config.path, "--consumer", "backup-7")
 
     # Then (the command line winning over the file) it puts the key back on the queue and copies it
     listener.wait_for(rf"WARNING s3s3\.listen\.delivery: Recovered 1 announcement\(s\) left in "
-                      rf"'{queue}:processing:backup-7' by a previous run")  # fmt: skip
+                      rf"'\{{{queue}\}}:processing:backup-7' by a previous run")  # fmt: skip
     wait_until(arrived(s3_dest, dst, "stranded.txt"), timeout=15)
     assert_copied(s3_dest, dst, "stranded.txt", md5, "text/plain")
-    wait_until(lambda: redis_client.llen(f"{queue}:processing:backup-7") == 0, timeout=5)
+    wait_until(lambda: redis_client.llen(processing) == 0, timeout=5)
     assert not redis_client.exists(f"{queue}:processing:from-the-file")
 
 
