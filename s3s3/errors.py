@@ -4,8 +4,9 @@ from __future__ import annotations
 
 # Exit codes of every command.
 EXIT_OK = 0  # everything asked for was done
-EXIT_FAILED = 1  # some objects failed to copy (they are listed)
+EXIT_FAILED = 1  # some objects failed to copy (they are listed); an audit could not decide some keys
 EXIT_USAGE = 2  # bad configuration or command line: nothing was done
+EXIT_DIFFERS = 3  # `s3s3 audit`: a key differs, is missing, or is unproven at a destination (they are listed)
 
 
 class S3S3Error(Exception):
