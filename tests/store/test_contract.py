@@ -91,13 +91,13 @@ KEEPS_TAGS = {"moto": True, "ceph": True, "swift": False, "seaweedfs": True}
 # SeaweedFS creates a missing bucket on the first PUT into it (answering 200), where S3 answers NoSuchBucket.
 PUT_CREATES_BUCKET = {"moto": False, "ceph": False, "swift": False, "seaweedfs": True}
 # What each store does with a full-object checksum (x-amz-checksum-<algorithm>) sent with a PUT, for every
-# algorithm: moto 5.2 keeps it and answers it without checking the body against it; Ceph 16 and Swift 2.30
-# neither check nor keep one.
+# algorithm: moto 5.2 keeps it and answers it without checking the body against it; SeaweedFS 4.48 checks it
+# (BadDigest) and keeps it, as AWS does; Ceph 16 and Swift 2.30 neither check nor keep one.
 CHECKSUMS = {
     "moto": ChecksumSupport.KEPT,
     "ceph": ChecksumSupport.IGNORED,
     "swift": ChecksumSupport.IGNORED,
-    "seaweedfs": ChecksumSupport.IGNORED,
+    "seaweedfs": ChecksumSupport.CHECKED,
 }
 
 Opener = Callable[..., Store]
@@ -513,15 +513,35 @@ def test_a_body_unlike_its_content_md5_is_refused_where_the_store_checks_and_the
 
 
 def checksum_of(algorithm: str, data: bytes) -> Checksum:
-    """The full-object checksum of `data` (CRC32C and CRC64NVME stand in as truncated SHA-256s: no store here
-    checks them)."""
+    """The full-object checksum of `data`, as S3 computes it (CRC32C and CRC64NVME bit by bit: short bodies only)."""
     if algorithm == "crc32":
         digest = zlib.crc32(data).to_bytes(4, "big")
     elif algorithm in ("sha1", "sha256"):
         digest = hashlib.new(algorithm, data).digest()
     else:
-        digest = hashlib.sha256(data).digest()[: CHECKSUM_BYTES[algorithm]]
+        size = CHECKSUM_BYTES[algorithm]
+        digest = _crc(data, CRC_POLYNOMIALS[algorithm], size * 8).to_bytes(size, "big")
     return Checksum(algorithm, base64.b64encode(digest).decode())
+
+
+# The reflected polynomials of CRC-32C (Castagnoli) and CRC-64/NVME, both with all-ones init and final xor.
+CRC_POLYNOMIALS = {"crc32c": 0x82F63B78, "crc64nvme": 0x9A6C9329AC4BC9B5}
+
+
+def _crc(data: bytes, polynomial: int, bits: int) -> int:
+    mask = (1 << bits) - 1
+    crc = mask
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ polynomial if crc & 1 else crc >> 1
+    return crc ^ mask
+
+
+def test_the_crcs_the_contract_computes_are_the_standard_ones() -> None:
+    check = b"123456789"  # the catalogue's check values
+    assert checksum_of("crc32c", check).value == base64.b64encode(bytes.fromhex("e3069283")).decode()
+    assert checksum_of("crc64nvme", check).value == base64.b64encode(bytes.fromhex("ae8b14860a799888")).decode()
 
 
 @pytest.mark.parametrize("algorithm", list(CHECKSUM_BYTES))
@@ -547,6 +567,12 @@ def test_a_full_object_checksum_put_with_an_object_is_answered_back_where_the_st
     plain = store.head("summed")
     assert plain is not None and plain.checksum is None
     assert read_back(store, "summed")[0] == data
+    # And where the store checks it, other bytes are refused and nothing is stored
+    if CHECKSUMS[server_name] is ChecksumSupport.CHECKED:
+        with pytest.raises(BadDigest):
+            store.put("unlike", b"other bytes", length=11, md5=md5_hex(b"other bytes"), attrs=Attributes(),
+                      checksum=checksum)  # fmt: skip
+        assert store.head("unlike") is None
 
 
 @pytest.mark.parametrize("algorithm", list(CHECKSUM_BYTES))
