@@ -27,7 +27,7 @@ pytestmark = pytest.mark.timeout(60)
 
 BIN = Path(sys.executable).parent
 SCRIPTS = ("s3s3", "s3s3listen", "s3s3bucket", "echo_s3s3_ini_template", "echo_s3s3_supervisord_conf")
-SUBCOMMANDS = ("listen", "bucket", "publish", "check-config")
+SUBCOMMANDS = ("listen", "bucket", "audit", "publish", "check-config")
 SECRET = "SENTINEL-secret-9f8e7d"  # must never be printed
 PASSWORD = "SENTINEL-redis-pw-4c3b2a"  # likewise, inside a Redis URL
 NOT_FOUND = "no configuration file found (looked at --config, $S3S3_CONFIG, ./s3s3.ini, /usr/local/etc/s3s3.ini)"
