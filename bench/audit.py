@@ -90,7 +90,7 @@ def run_s3s3(stores: Stores, workdir: str, workload: Workload, label: str, *extr
     measured = measure(command, log_path=log)
     summaries = [line for line in Path(log).read_text().splitlines() if line.startswith("{")]
     counts = json.loads(summaries[-1])["requests"] if summaries else {}
-    return measured, " ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+    return measured, " ".join(f"{counts[kind]} {kind}" for kind in ("list", "head", "get") if counts.get(kind))
 
 
 def rclone_command(workload: Workload, *extra: str) -> list[str]:
