@@ -139,7 +139,8 @@ class Summary(Findings):
         asked = ", ".join(f"{n} {kind}" for kind, n in self.requests.items())
         text = f"audited {self.keys} keys: {verdicts}; evidence: {evidence}; requests: {asked}"
         if self.read_fraction:
-            text += f"; read back {self.read_fraction:.2%} of keys (seed {self.seed}), {self.bytes_read} bytes"
+            picked = f" (seed {self.seed})" if self.seed is not None else ""
+            text += f"; read back {self.read_fraction:.2%} of keys{picked}, {self.bytes_read} bytes"
         text += f"; {self.seconds:.1f}s; digest {self.digest}"
         return text + (" (interrupted)" if self.interrupted else "")
 
