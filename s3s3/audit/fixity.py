@@ -34,14 +34,15 @@ def picked(key: str, fraction: float, seed: int) -> bool:
 
 def read_md5(store: Store, key: str, bandwidth: Bandwidth) -> tuple[str, int]:
     """Read an object whole, no faster than `bandwidth` allows; return the MD5 of its bytes and their number."""
-    _, body = store.get(key)
+    info, body = store.get(key)
     digest = hashlib.md5()
+    view = memoryview(bytearray(min(READ_BLOCK, info.size) or 1))  # read into, not read: no block allocated
     size = 0
     try:
-        while block := body.read(READ_BLOCK):
-            bandwidth.take(len(block))
-            digest.update(block)
-            size += len(block)
+        while size < info.size and (n := body.readinto(view)):
+            bandwidth.take(n)
+            digest.update(view[:n])
+            size += n
     finally:
         body.close()
     return digest.hexdigest(), size
