@@ -1,4 +1,4 @@
-"""The command line: `s3s3 listen|bucket|publish|check-config`, and the original's scripts.
+"""The command line: `s3s3 listen|bucket|audit|publish|check-config|...`, and the original's scripts.
 
 `s3s3listen` and `s3s3bucket` are the same functions as `s3s3 listen` and
 `s3s3 bucket`. Each command loads the configuration, sets up logging, builds
@@ -21,7 +21,7 @@ import textwrap
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
@@ -29,6 +29,7 @@ from s3s3 import __version__, logs, names
 from s3s3.config import LOG_FORMATS, LOG_LEVELS, Config, Endpoint, Mode, load, parse_size
 from s3s3.copy.limits import Limits, keep_big_buffers_off_the_heap
 from s3s3.errors import (
+    EXIT_DIFFERS,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_UNHEARD,
@@ -41,13 +42,16 @@ from s3s3.errors import (
 )
 from s3s3.listen.delivery import describe, publish
 from s3s3.retry import describe as one_line
-from s3s3.services import BucketClient, ListenClient
+from s3s3.services import AuditClient, BucketClient, ListenClient
 from s3s3.state import connect_redis, deadletter
 from s3s3.store import open_store
 from s3s3.sync.diff import KeyFilter
 from s3s3.sync.fleet import SplitOpen
 from s3s3.sync.options import SyncOptions
 from s3s3.sync.progress import Progress
+
+if TYPE_CHECKING:
+    from s3s3.audit import AuditOptions
 
 Command = Callable[[argparse.Namespace], int]
 logger = logging.getLogger(__name__)
@@ -100,6 +104,16 @@ ABOUT = {
         ((EXIT_OK, "every key checked is at every destination (or another sync holds the lock)"),
          (EXIT_FAILED, "some keys failed (each is listed), or a store could not be listed"), _SERVICE_WRONG),
         "docs/bucket-sync.md",
+    ),
+    "audit": About(
+        "prove each key at each destination; copy nothing",
+        "Compare the source with each destination and say, key by key, how each copy is proven (a plain MD5 "
+        "ETag, s3s3's recorded MD5, part ETags, rclone's md5chksum, a full-object checksum, or bytes read "
+        "back); a JSON Lines report with a digest, rclone's check format, and a sample read back for fixity.",
+        ((EXIT_OK, "every key is equal at every destination (extra keys are reported, not failed)"),
+         (EXIT_FAILED, "some keys could not be audited (each is listed)"), _CONFIG_WRONG,
+         (EXIT_DIFFERS, "a key differs, is missing or is unproven at a destination (each is listed)")),
+        "docs/proving-a-backup.md",
     ),
     "publish": About(
         "announce keys on the configured channel",
@@ -343,6 +357,40 @@ def bucket_once(args: argparse.Namespace, client: BucketClient, stop: threading.
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from s3s3.audit import Report, write_textfile
+
+    config = _load(args)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    client = AuditClient(config, workers=args.workers, limits=_limits(args, config))
+    with Report(args.report, args.combined) as report:
+        summary = client.audit(report, _audit_options(args, client), dest_names=args.dest, shard=args.shard,
+                               stop=stop)  # fmt: skip
+    code = summary.exit_code(allow_unproven=args.allow_unproven)
+    if args.metrics_file:
+        write_textfile(args.metrics_file, summary, ok=code == EXIT_OK)
+    print(json.dumps(summary.as_dict(), sort_keys=True) if args.json else summary.line())
+    for error in summary.errors if not args.json else ():
+        print(f"error: {error}")
+    return code
+
+
+def _audit_options(args: argparse.Namespace, client: AuditClient) -> AuditOptions:
+    """What `s3s3 audit ARGS` looks at; the seed of a read-back is said, so that it can be given again."""
+    from s3s3.audit import AuditOptions
+    from s3s3.audit.fixity import new_seed
+
+    fraction = 1.0 if args.read_all else args.read_sample or 0.0
+    seed = args.seed if args.seed is not None else new_seed()
+    if 0.0 < fraction < 1.0:
+        logging.getLogger("s3s3.audit").info("Reading back %.2f%% of the keys on both sides, picked by seed %d "
+                                             "(--seed %d picks the same keys)", fraction * 100, seed, seed)  # fmt: skip
+    workers = args.workers or client.config.pubsub.workers
+    return AuditOptions(KeyFilter(prefix=args.prefix), fraction, seed, workers=workers, limits=client.limits)
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     config = _load(args)
     pubsub = config.pubsub
@@ -551,6 +599,28 @@ def _parser() -> argparse.ArgumentParser:
     bucket.add_argument("--every", type=_positive, metavar="SECONDS", help="run again every SECONDS until stopped")
     bucket.set_defaults(command=cmd_bucket)
 
+    audit = _subcommand(sub, "audit", common)
+    audit.add_argument("--dest", action="append", default=[], metavar="NAME", help="only this destination section")
+    audit.add_argument("--prefix", default="", help="only keys under this prefix (below the configured ones)")
+    audit.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N",
+                       help="only the I-th of N key ranges (0-based), as s3s3 bucket --shard")
+    audit.add_argument("--report", metavar="FILE", help="write a JSON line per key and destination, then the summary")
+    audit.add_argument("--combined", metavar="FILE",
+                       help="write rclone check --combined lines (= * + - !); {dest} in FILE: one file per destination")
+    reads = audit.add_mutually_exclusive_group()
+    reads.add_argument("--read-sample", type=_fraction, metavar="FRACTION",
+                       help="also read back this fraction of the keys on both sides and compare MD5s (0.01 or 1%%)")
+    reads.add_argument("--read-all", action="store_true", help="read back every key on both sides")
+    audit.add_argument("--seed", type=int, metavar="N", help="read back the keys the run with seed N picked")
+    audit.add_argument("--allow-unproven", action="store_true",
+                       help="exit 0 with keys whose sizes agree and nothing proves the bytes")
+    audit.add_argument("--workers", type=_positive, help="HEADs and reads at once (default: [pubsub] workers)")
+    audit.add_argument("--bwlimit", type=_rate, metavar="RATE",
+                       help="bytes per second read back: 20MiB, 500KiB, 0 for none (default: [pubsub] bwlimit)")
+    audit.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    audit.add_argument("--metrics-file", metavar="PATH", help="write the summary as a Prometheus textfile")
+    audit.set_defaults(command=cmd_audit)
+
     publish = _subcommand(sub, "publish", common)
     publish.add_argument("keys", nargs="+", metavar="KEY")
     publish.set_defaults(command=cmd_publish)
@@ -613,6 +683,17 @@ def _shard(text: str) -> tuple[int, int]:
     if not (index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)):
         raise argparse.ArgumentTypeError(f"{text!r} is not I/N with 0 <= I < N (e.g. 0/4)")
     return int(index), int(count)
+
+
+def _fraction(text: str) -> float:
+    number, percent = (text[:-1], True) if text.endswith("%") else (text, False)
+    try:
+        value = float(number) / (100 if percent else 1)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction of the keys above 0 and up to 1 (0.01, 1%)")
+    return value
 
 
 def _rate(text: str) -> int:

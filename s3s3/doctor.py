@@ -3,7 +3,9 @@
 It talks to each store through a boto3 client of its own, not through the
 store interface (s3s3.store): its probes try on purpose what s3s3 itself
 never sends (boto3's default checksums, a wrong Content-MD5, SigV2 against
-SigV4, virtual-hosted addressing) and record the raw answers.
+SigV4, virtual-hosted addressing) and record the raw answers. Full-object
+checksums are the exception: s3s3 sends them, so the probe the copies make
+(s3s3.store.probes.checksum_support) is asked, through the store interface.
 
 Every probe writes under a scratch prefix `s3s3-doctor-<random>/` in the
 configured bucket and everything written there is deleted afterwards, also
@@ -30,9 +32,10 @@ from botocore.exceptions import ConnectionError as CannotConnect  # no connectio
 
 from s3s3.config import MIN_PART, Config, Endpoint, MiB
 from s3s3.copy.plan import PROVEN_PUT_MAX
-from s3s3.errors import EXIT_FAILED, EXIT_OK, ConfigError
-from s3s3.store import b64_md5, multipart_etag, strip_etag
+from s3s3.errors import EXIT_FAILED, EXIT_OK, ConfigError, StoreError
+from s3s3.store import CHECKSUM_BYTES, b64_md5, multipart_etag, open_store, strip_etag
 from s3s3.store.boto import CONNECT_TIMEOUT, create_client
+from s3s3.store.probes import ChecksumSupport, checksum_support
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -194,6 +197,7 @@ def _probe_features(endpoint: Endpoint, client: S3Client, scratch: str, report: 
     _probe_metadata(client, endpoint.bucket, scratch, report)
     _probe_storage_class(client, endpoint, scratch, report)
     _probe_backup_options(client, endpoint, scratch, report)
+    _probe_full_object_checksums(endpoint, scratch, report)
 
 
 def _probe_checksums(endpoint: Endpoint, scratch: str, report: Report, clients: Clients) -> None:
@@ -343,6 +347,27 @@ def _probe_backup_options(client: S3Client, endpoint: Endpoint, scratch: str, re
     report.add("canned ACL", f"{acl} accepted" if problem is None else f"{acl} refused: {problem}")
     if problem is not None and endpoint.acl:
         report.recommended["acl"] = "(remove it: the store refuses it)"
+
+
+def _probe_full_object_checksums(endpoint: Endpoint, scratch: str, report: Report) -> None:
+    """What the store does with each full-object checksum (x-amz-checksum-<algorithm>) sent with a PUT."""
+    store = open_store(endpoint)
+    try:
+        found: dict[ChecksumSupport, list[str]] = {}
+        for algorithm in CHECKSUM_BYTES:
+            support = checksum_support(store, algorithm, key=f"{scratch}checksum-{algorithm}")
+            found.setdefault(support, []).append(algorithm)
+    except StoreError as e:
+        report.add("full-object checksums", f"fails: {_one_line(e)}")
+        return
+    finally:
+        store.close()
+    said = {
+        ChecksumSupport.CHECKED: "checked (a body unlike it is refused) and kept",
+        ChecksumSupport.KEPT: "kept, not checked",
+        ChecksumSupport.IGNORED: "ignored (copies to it send none; audits cannot compare them)",
+    }
+    report.add("full-object checksums", "; ".join(f"{said[s]}: {', '.join(found[s])}" for s in said if s in found))
 
 
 def _clean(client: S3Client, bucket: str, scratch: str, report: Report) -> None:

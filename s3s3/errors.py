@@ -4,9 +4,11 @@ from __future__ import annotations
 
 # Exit codes of every command.
 EXIT_OK = 0  # everything asked for was done
-EXIT_FAILED = 1  # some of it failed: objects not copied, endpoints unreachable (each is listed)
+EXIT_FAILED = 1  # some of it failed: objects not copied, endpoints unreachable, keys an audit could not decide
 EXIT_USAGE = 2  # bad configuration or command line, or a Redis too old: nothing was done
-EXIT_UNHEARD = 3  # published to no one: in pubsub mode no listener received a key, so it is lost
+# 3 says "not done as asked", per command:
+EXIT_UNHEARD = 3  # `s3s3 publish`: in pubsub mode no listener received a key, so it is lost
+EXIT_DIFFERS = 3  # `s3s3 audit`: a key differs, is missing, or is unproven at a destination (they are listed)
 
 
 class S3S3Error(Exception):

@@ -1,10 +1,12 @@
-"""The services, built from a Config: the listener (`ListenClient`) and the bucket sync (`BucketClient`).
+"""The services, built from a Config: the listener (`ListenClient`), the bucket sync (`BucketClient`), the audit
+(`AuditClient`).
 
 This is where the wings meet: the stores (s3s3.store) are opened, the Redis
 every service shares is connected (s3s3.state), the process's limits are
-handed to the copies, and the listener (s3s3.listen) or the bucket sync
-(s3s3.sync) is put together from them. Nothing below this module builds a
-service; the command line and the Python API start here.
+handed to the copies, and the listener (s3s3.listen), the bucket sync
+(s3s3.sync) or the audit (s3s3.audit) is put together from them. Nothing
+below this module builds a service; the command line and the Python API
+start here.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from s3s3.store import Store, open_store, store_name
 from s3s3.store.throttle import Pace
 from s3s3.sync import fleet
 from s3s3.sync.bucket import duplicate_bucket
+from s3s3.sync.diff import KeyFilter
 from s3s3.sync.fleet import Sync
 from s3s3.sync.lock import SyncLock, buckets_hash, lock_name
 from s3s3.sync.options import SyncOptions
@@ -39,9 +42,22 @@ from s3s3.sync.ranges import KeyRange, ranges, shared_split, split_points
 from s3s3.sync.summary import Summary
 
 if TYPE_CHECKING:
+    from s3s3.audit import AuditOptions, Report
+    from s3s3.audit import Summary as AuditSummary
     from s3s3.listen.listener import Listener
 
 logger = logging.getLogger(__name__)
+
+
+def shard_keys(client: redis.Redis | None, source: Store, keys: KeyFilter, shard: tuple[int, int]) -> KeyFilter:
+    """`keys` in the I-th (0-based) of N key ranges only (`shard` is (I, N)): the first shard's split points,
+    where Redis can share them."""
+    points = shared_split(client, source, source.endpoint.prefix + keys.prefix, shard[1])
+    span = ranges([keys.prefix + p for p in points])[min(shard[0], len(points))]
+    if shard[0] > len(points):  # fewer ranges than shards (a tiny bucket): this one has nothing
+        span = KeyRange(keys.prefix + "\U0010ffff", keys.prefix + "\U0010ffff")
+    logger.info("Shard %d/%d: keys in %s", shard[0], shard[1], span.describe())
+    return replace(keys, range=span)
 
 
 @dataclass
@@ -65,6 +81,33 @@ class _Buckets:
             if store.endpoint.max_requests_per_second:
                 pace = Pace(store.endpoint.max_requests_per_second)
                 store.throttle.use(SharedLimit(client, store_name(store.endpoint), pace))
+
+    def _redis(self, without: str = "syncing without the lock, the ledger and the dead-letter stream") -> (
+        redis.Redis | None
+    ):
+        """Redis for the lock, ledger, dead-letter stream and facts; None (with a warning: doing `without`) when
+        unreachable.
+
+        Raises RequirementError when it is older than s3s3 needs.
+        """
+        client = connect_redis(self.config.pubsub)
+        try:
+            client.ping()
+        except redis.RedisError as e:
+            logger.warning("Cannot reach Redis at %s (%s): %s", self.config.pubsub.safe_url, e, without)
+            return None
+        if not self.redis_checked:
+            require_redis(client, self.config.pubsub.safe_url)
+            self.redis_checked = True
+        return client
+
+    def _named(self, dest_names: Sequence[str]) -> list[Store]:
+        """The destinations named by --dest (every one when none is)."""
+        known = [d.endpoint.name for d in self.dests]
+        unknown = [n for n in dest_names if n not in known]
+        if unknown:
+            raise ConfigError(f"{self.config.path}: --dest {unknown[0]}: no such section (have {', '.join(known)})")
+        return [d for d in self.dests if not dest_names or d.endpoint.name in dest_names]
 
     @property
     def retry(self) -> RetryPolicy:
@@ -158,13 +201,7 @@ class BucketClient(_Buckets):
         if enqueue:
             options = replace(options, enqueue=self._enqueuer(client))
         if shard[1] > 1:
-            keys = options.keys
-            points = shared_split(client, source, source.endpoint.prefix + keys.prefix, shard[1])
-            span = ranges([keys.prefix + p for p in points])[min(shard[0], len(points))]
-            if shard[0] > len(points):  # fewer ranges than shards (a tiny bucket): this one has nothing
-                span = KeyRange(keys.prefix + "\U0010ffff", keys.prefix + "\U0010ffff")
-            logger.info("Shard %d/%d: keys in %s", shard[0], shard[1], span.describe())
-            options = replace(options, keys=replace(keys, range=span))
+            options = replace(options, keys=shard_keys(client, source, options.keys, shard))
         if client is not None:
             self.share_facts(client)
         if client is None or not locked:
@@ -209,11 +246,7 @@ class BucketClient(_Buckets):
         self, dest_names: Sequence[str], reverse: bool, options: SyncOptions
     ) -> tuple[Store, list[Store]]:
         """Source and destinations: as configured, or --reverse (a destination restores the source)."""
-        known = [d.endpoint.name for d in self.dests]
-        unknown = [n for n in dest_names if n not in known]
-        if unknown:
-            raise ConfigError(f"{self.config.path}: --dest {unknown[0]}: no such section (have {', '.join(known)})")
-        dests = [d for d in self.dests if not dest_names or d.endpoint.name in dest_names]
+        dests = self._named(dest_names)
         if not reverse:
             return self.source, dests
         if len(dests) != 1:
@@ -222,25 +255,6 @@ class BucketClient(_Buckets):
             raise ConfigError(f"{self.config.path}: --reverse never deletes at the source: drop --delete")
         return dests[0], [self.source]
 
-    def _redis(self) -> redis.Redis | None:
-        """Redis for the lock, ledger and dead-letter stream; None (with a warning) when unreachable.
-
-        Raises RequirementError when it is older than s3s3 needs.
-        """
-        client = connect_redis(self.config.pubsub)
-        try:
-            client.ping()
-        except redis.RedisError as e:
-            logger.warning(
-                "Cannot reach Redis at %s (%s): syncing without the lock, the ledger and the dead-letter stream",
-                self.config.pubsub.safe_url,
-                e,
-            )
-            return None
-        if not self.redis_checked:
-            require_redis(client, self.config.pubsub.safe_url)
-            self.redis_checked = True
-        return client
 
     def _enqueuer(self, client: redis.Redis | None) -> Callable[[str], None]:
         """--enqueue: append each needed key to the configured stream or list for the listeners."""
@@ -254,3 +268,27 @@ class BucketClient(_Buckets):
             publish(client, pubsub.mode, pubsub.target, key.encode("utf-8"))
 
         return enqueue
+
+
+class AuditClient(_Buckets):
+    """Audits what each destination holds of the source: `audit()`."""
+
+    def audit(
+        self,
+        report: Report,
+        options: AuditOptions,
+        *,
+        dest_names: Sequence[str] = (),
+        shard: tuple[int, int] = (0, 1),
+        stop: threading.Event | None = None,
+    ) -> AuditSummary:
+        """Audit the destinations named (every one when none is) into `report`, `shard` (I, N) as the bucket sync's."""
+        from s3s3.audit import audit  # the audit's modules only for an audit, not for every s3s3bucket run
+
+        dests = self._named(dest_names)
+        client = self._redis("auditing without the facts s3s3 keeps of each store")
+        if client is not None:
+            self.share_facts(client)
+        if shard[1] > 1:
+            options = replace(options, keys=shard_keys(client, self.source, options.keys, shard))
+        return audit(self.source, dests, report, options=options, stop=stop)

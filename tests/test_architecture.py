@@ -22,7 +22,7 @@ import s3s3
 PACKAGE = Path(s3s3.__file__).parent
 GROUND = {"config", "errors", "retry", "outcome", "logs", "names"}
 FACE = {"cli", "services", "client", "api", "status", "doctor", "scripts", "data", "__main__", "__init__"}
-WINGS = {"store", "copy", "state", "sync", "listen"}
+WINGS = {"store", "copy", "state", "sync", "listen", "audit"}
 # What each part may import besides itself and the ground.
 ALLOWED: dict[str, set[str]] = {
     "ground": set(),
@@ -31,6 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "state": {"store"},
     "sync": {"store", "copy", "state"},
     "listen": {"store", "copy", "state"},
+    "audit": {"store", "copy", "state", "sync"},
 }
 
 
@@ -84,6 +85,11 @@ def test_the_ground_and_every_wing_import_only_downward() -> None:
 def test_the_listener_and_the_bucket_sync_never_import_each_other() -> None:
     crossing = [(m, o) for m, others in GRAPH.items() for o in others if {part(m), part(o)} == {"sync", "listen"}]
     assert crossing == []
+
+
+def test_only_the_face_imports_the_audit() -> None:
+    importers = {m for m, others in GRAPH.items() if any(part(o) == "audit" for o in others)}
+    assert {part(m) for m in importers} <= {"audit", "face"}, sorted(importers)
 
 
 def circle_through(start: str) -> list[str] | None:

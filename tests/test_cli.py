@@ -31,7 +31,7 @@ pytestmark = pytest.mark.timeout(60)
 
 BIN = Path(sys.executable).parent
 SCRIPTS = ("s3s3", "s3s3listen", "s3s3bucket", "echo_s3s3_ini_template", "echo_s3s3_supervisord_conf")
-SUBCOMMANDS = ("listen", "bucket", "publish", "check-config")
+SUBCOMMANDS = ("listen", "bucket", "audit", "publish", "check-config")
 ALL_SUBCOMMANDS = (*SUBCOMMANDS, "doctor", "failed", "retry-failed", "status", "webhook")
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "SENTINEL-secret-9f8e7d"  # must never be printed

@@ -11,6 +11,7 @@ stock botocore (or with s3s3's fix taken out) and s3s3 working past it.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -32,7 +33,7 @@ from s3s3.config import Config, Endpoint, endpoint_from_options
 from s3s3.copy import copy_key
 from s3s3.errors import StoreError
 from s3s3.outcome import Action
-from s3s3.store import META_ETAG, Attributes, multipart_etag, open_store
+from s3s3.store import META_ETAG, Attributes, b64_md5, multipart_etag, open_store
 from s3s3.store.boto import _content_md5_instead_of_crc32, _sigv2_bucket_path, _sigv2_metadata_dashes, create_client
 from s3s3.store.facts import Fact
 from s3s3.store.probes import source_part_size
@@ -667,13 +668,18 @@ def _doctor_config(tmp_path: Path, sections: dict[str, tuple[Server, str]], extr
     return path
 
 
+ALL_CHECKSUMS = "crc64nvme, crc32c, crc32, sha256, sha1"
 DOCTOR_FINDINGS = {
-    "moto": ["Content-MD5                NOT enforced", "metadata values            2048 bytes accepted"],
+    "moto": [
+        "Content-MD5                NOT enforced", "metadata values            2048 bytes accepted",
+        f"full-object checksums      kept, not checked: {ALL_CHECKSUMS}",
+    ],
     "ceph": [
         "Content-MD5                enforced (a wrong MD5 is refused: BadDigest (HTTP 400))",
         "multipart ETag             md5-of-md5s-N; CompleteMultipartUpload answered with an empty ETag",
         "'_' in metadata keys       turned into '-'",
         "storage class STANDARD_IA  refused: InvalidArgument (HTTP 400)",
+        f"full-object checksums      ignored (copies to it send none; audits cannot compare them): {ALL_CHECKSUMS}",
     ],
     "ceph_tls": [
         "boto3 default checksums    refused: MissingContentLength (HTTP 411)",
@@ -683,11 +689,13 @@ DOCTOR_FINDINGS = {
         "metadata values            256 bytes accepted (1024 refused: InternalError (HTTP 500))",
         "'_' in metadata keys       kept",
         "storage class STANDARD_IA  refused: InvalidStorageClass (HTTP 400)",
+        f"full-object checksums      ignored (copies to it send none; audits cannot compare them): {ALL_CHECKSUMS}",
     ],
     "seaweedfs": [
         "Content-MD5                enforced (a wrong MD5 is refused: BadDigest (HTTP 400))",
         "multipart ETag             md5-of-md5s-N\n",
         "storage class STANDARD_IA  accepted",
+        f"full-object checksums      checked (a body unlike it is refused) and kept: {ALL_CHECKSUMS}",
     ],
 }
 COMMON_FINDINGS = [
@@ -837,3 +845,150 @@ def test_each_store_keeps_what_a_backup_asks_or_refuses_it_by_name(
     else:
         assert (outcome.action, outcome.attempts) == (Action.FAILED, 1), outcome.error
         assert f"not offered by this store ({expected})" in (outcome.error or "")
+
+
+# ---------------------------------------------------------------- proving a backup: s3s3 audit, rclone check
+
+# From a moto source (another moto server than the destination's, when that is moto): objects put whole,
+# one in parts nobody recorded the MD5 of, one rclone wrote in parts (its MD5 in md5chksum), and one in parts
+# whose store keeps a full-object CRC32 (small enough to go on in one PUT); to each store in parts of 5 MiB
+# past 8 MiB.
+AUDITED = {
+    "small.txt": b"small object\n" * 40,
+    "big.bin": OBJECTS[2].body,  # 10 MiB + 1 KiB, put whole
+    "parted.bin": OBJECTS[2].body,  # the same, in parts of 5 MiB
+    "rclone.bin": OBJECTS[2].body,  # the same, in parts of 6 MiB, with md5chksum
+    "crc.bin": OBJECTS[2].body[: 5 * MiB + 1000],  # in parts of 5 MiB, with a full-object CRC32
+}
+# What evidence each store allows, as an audit after a bucket sync finds it (the table in docs/proving-a-backup.md).
+EVIDENCE = {
+    "moto": {"small.txt": "etag-md5", "big.bin": "s3s3-md5", "parted.bin": "part-etags", "rclone.bin": "md5chksum",
+             "crc.bin": "checksum-crc32"},
+    "ceph": {"small.txt": "etag-md5", "big.bin": "etag-md5", "parted.bin": "part-etags", "rclone.bin": "md5chksum",
+             "crc.bin": "size"},
+    "swift": {"small.txt": "etag-md5", "big.bin": "etag-md5", "parted.bin": "part-etags", "rclone.bin": "md5chksum",
+              "crc.bin": "size"},
+    "seaweedfs": {"small.txt": "etag-md5", "big.bin": "etag-md5", "parted.bin": "part-etags",
+                  "rclone.bin": "md5chksum", "crc.bin": "checksum-crc32"},
+}  # fmt: skip
+
+
+def _audited_source(moto: Server) -> str:
+    """A moto bucket holding AUDITED, each object written the way its name says."""
+    bucket, client = new_bucket(moto, "audit-src"), moto.client()
+    client.put_object(Bucket=bucket, Key="small.txt", Body=AUDITED["small.txt"])
+    client.put_object(Bucket=bucket, Key="big.bin", Body=AUDITED["big.bin"])
+    for key, part, extra in (
+        ("parted.bin", PART, {}),
+        ("rclone.bin", 6 * MiB, {"Metadata": {"md5chksum": b64_md5(hashlib.md5(AUDITED["rclone.bin"]).hexdigest())}}),
+        ("crc.bin", PART, {"ChecksumAlgorithm": "CRC32", "ChecksumType": "FULL_OBJECT"}),
+    ):
+        body = AUDITED[key]
+        upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
+        summed = {"ChecksumAlgorithm": "CRC32"} if key == "crc.bin" else {}
+        parts = []
+        for number, start in enumerate(range(0, len(body), part), start=1):
+            answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                                        Body=body[start : start + part], **summed)  # fmt: skip
+            parts.append({"PartNumber": number, "ETag": answer["ETag"]} | (
+                {"ChecksumCRC32": answer["ChecksumCRC32"]} if summed else {}))  # fmt: skip
+        done = {"ChecksumType": "FULL_OBJECT"} if summed else {}
+        client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                         MultipartUpload={"Parts": parts}, **done)  # fmt: skip
+    return bucket
+
+
+def _audit_config(tmp_path: Path, moto: Server, src_bucket: str, server: Server, dst_bucket: str, **extra: str) -> Path:
+    text = ini_section("source", moto, src_bucket, "s3v4") + ini_section("dest", server, dst_bucket, "s3v4")
+    options = {"multipart_threshold": "8MiB", "multipart_chunksize": "5MiB", **extra}
+    text += "".join(f"{k} = {v}\n" for k, v in options.items())
+    path = tmp_path / f"audit-{uuid.uuid4().hex[:6]}.ini"
+    path.write_text(text + "[pubsub]\nurl = redis://127.0.0.1:1/0\n")
+    return path
+
+
+def _audit(path: Path, tmp_path: Path, *args: str) -> tuple[int, dict[str, dict[str, Any]], list[str]]:
+    """`s3s3 audit` as a process: (exit code, its report lines by key, its combined lines)."""
+    report, combined = tmp_path / f"{uuid.uuid4().hex[:6]}.jsonl", tmp_path / f"{uuid.uuid4().hex[:6]}.txt"
+    command = ["audit", "--config", str(path), "--report", str(report), "--combined", str(combined), *args]
+    done = subprocess.run([sys.executable, "-m", "s3s3", *command], capture_output=True, text=True, timeout=180)
+    assert done.returncode in (0, 3), done.stdout + done.stderr
+    lines = [json.loads(line) for line in report.read_text().splitlines()[:-1]]
+    return done.returncode, {line["key"]: line for line in lines}, sorted(combined.read_text().splitlines())
+
+
+@pytest.mark.parametrize("store", list(EVIDENCE))
+def test_an_audit_after_a_sync_to_each_store_proves_each_key_by_the_evidence_the_store_allows(
+    store: str, request: pytest.FixtureRequest, s3_source: Server, tmp_path: Path
+) -> None:
+    # Given the objects synced from moto to the store
+    server = _server(request, store)
+    src_bucket, dst_bucket = _audited_source(s3_source), new_bucket(server, "audit-dst")
+    path = _audit_config(tmp_path, s3_source, src_bucket, server, dst_bucket)
+    synced = subprocess.run([sys.executable, "-m", "s3s3", "bucket", "--config", str(path)], capture_output=True,
+                            text=True, timeout=180)  # fmt: skip
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+
+    # When the destination is audited, then read back whole
+    code, lines, combined = _audit(path, tmp_path)
+    read, by_reading, _ = _audit(path, tmp_path, "--read-all")
+
+    # Then each key is proven by what the store allows (sizes alone fail the audit), and the read-back proves all
+    found = {key: line["evidence"] for key, line in lines.items()}
+    print(store, found)
+    assert found == EVIDENCE[store]
+    unproven = [key for key, evidence in found.items() if evidence == "size"]
+    assert {key for key, line in lines.items() if line["verdict"] == "unproven"} == set(unproven)
+    assert code == (3 if unproven else 0)
+    assert combined == sorted(f"= {key}" for key in AUDITED)
+    assert (read, {key: (line["verdict"], line["evidence"]) for key, line in by_reading.items()}) == (
+        0, {key: ("equal", "read") for key in AUDITED})  # fmt: skip
+
+
+def _rclone_check(remotes: dict[str, tuple[Server, str]], tmp_path: Path) -> tuple[int, str, list[str]]:
+    """`rclone check src:BUCKET dst:BUCKET --combined FILE` (no --download): (exit code, its log, the lines)."""
+    from tests.servers.rclone import ensure_rclone_installed, rclone_env
+
+    conf, combined = tmp_path / "rclone.conf", tmp_path / "rclone-combined.txt"
+    conf.write_text("".join(
+        f"[{name}]\ntype = s3\nprovider = Other\nendpoint = {server.endpoint_url}\n"
+        f"access_key_id = {server.access_key}\nsecret_access_key = {server.secret_key}\n"
+        "region = us-east-1\nforce_path_style = true\n\n"
+        for name, (server, _) in remotes.items()
+    ))  # fmt: skip
+    done = subprocess.run(
+        [ensure_rclone_installed(), "check", *(f"{name}:{bucket}" for name, (_, bucket) in remotes.items()),
+         "--combined", str(combined), "--log-level", "INFO"],
+        env=rclone_env(str(conf)), capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    return done.returncode, done.stdout + done.stderr, sorted(combined.read_text().splitlines())
+
+
+@pytest.mark.parametrize("store", ["ceph", "swift", "seaweedfs"])
+def test_rclone_check_without_download_proves_every_copy_s3s3_made_in_parts_by_its_md5chksum(
+    store: str, request: pytest.FixtureRequest, s3_source: Server, tmp_path: Path
+) -> None:
+    # Given objects whose MD5 the source knows (put whole, or by rclone with md5chksum), copied by s3s3 in parts
+    # of 5 MiB (verify_md5 on: a store that checks Content-MD5 would otherwise take them in one proven PUT)
+    server = _server(request, store)
+    src_bucket, dst_bucket = _audited_source(s3_source), new_bucket(server, "rclone-dst")
+    client = s3_source.client()
+    for key in ("parted.bin", "crc.bin"):  # nothing at the source says their MD5: rclone could not check them
+        client.delete_object(Bucket=src_bucket, Key=key)
+    path = _audit_config(tmp_path, s3_source, src_bucket, server, dst_bucket, multipart_threshold="5MiB",
+                         verify_md5="true")  # fmt: skip
+    synced = subprocess.run([sys.executable, "-m", "s3s3", "bucket", "--config", str(path)], capture_output=True,
+                            text=True, timeout=180)  # fmt: skip
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    copies = server.client().list_objects_v2(Bucket=dst_bucket)["Contents"]
+    assert sorted(o["Key"] for o in copies if o["ETag"].strip('"').endswith("-3")) == ["big.bin", "rclone.bin"]
+
+    # When rclone checks the pair by hashes only
+    code, log, combined = _rclone_check({"src": (s3_source, src_bucket), "dst": (server, dst_bucket)}, tmp_path)
+
+    # Then it finds no difference and checks every hash, and s3s3's audit says the same in the same words
+    assert code == 0, log
+    assert "0 differences found" in log and "hashes could not be checked" not in log, log
+    assert "3 matching files" in log, log
+    assert combined == ["= big.bin", "= rclone.bin", "= small.txt"]
+    assert _audit(path, tmp_path)[2] == combined

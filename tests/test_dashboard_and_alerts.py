@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
+from s3s3.audit import Report
+from s3s3.audit import write_textfile as write_audit_textfile
 from s3s3.config import Mode
 from s3s3.listen.backlog import Backlog
 from s3s3.listen.metrics import Metrics
@@ -32,12 +34,15 @@ class StillWatcher:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
-    """Every sample name the listener's /metrics and the bucket sync's textfile can carry, and Prometheus' up."""
+    """Every sample name the listener's /metrics and the bucket sync's and the audit's textfiles can carry, and
+    Prometheus' up."""
     metrics = Metrics()
     metrics.watch(StillWatcher())  # type: ignore[arg-type]
     path = tmp_path_factory.mktemp("textfile") / "s3s3.prom"
     write_textfile(str(path), Summary())
-    text = generate_latest(metrics.registry).decode() + path.read_text()
+    audit = path.with_name("s3s3-audit.prom")
+    write_audit_textfile(str(audit), Report().finish(), ok=True)
+    text = generate_latest(metrics.registry).decode() + path.read_text() + audit.read_text()
     names = {"up"}
     for name, kind in re.findall(r"^# TYPE (\w+) (\w+)$", text, re.M):
         base = name.removesuffix("_total")
@@ -70,7 +75,7 @@ def test_the_dashboard_is_a_grafana_dashboard_over_exported_metrics_only(exporte
 
 def test_the_alert_rules_read_exported_metrics_only(exported: set[str]) -> None:
     exprs = re.findall(r"^\s+expr: (?:\|\n)?((?:.+\n?)+?)(?=^\s+(?:for|labels):)", ALERTS.read_text(), re.M)
-    assert len(exprs) == 7
+    assert len(exprs) == 8
     used = set().union(*map(named_metrics, exprs))
     assert used - exported == set()
 
@@ -85,7 +90,7 @@ def promtool() -> str:
 def test_promtool_checks_the_alert_rules(promtool: str) -> None:
     done = subprocess.run([promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 7 rules found" in done.stdout
+    assert "SUCCESS: 8 rules found" in done.stdout
 
 
 def test_the_alert_rules_pass_their_unit_tests(promtool: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import platform
 import re
@@ -412,9 +413,63 @@ def test_given_the_cron_command_when_run_by_sh_then_it_syncs_and_logs_and_a_conc
     assert dest_md5(s3_dest, dst, "later.txt") is None
 
 
+AUDIT_METRICS = "/var/lib/prometheus/node-exporter/"  # node_exporter's textfile collector, on Debian
+
+
+def test_the_audit_cron_file_runs_one_daily_locked_audit_keeping_a_report_a_day_and_the_textfile() -> None:
+    env, jobs = parse_cron((DEPLOY / "cron" / "s3s3audit").read_text())
+    assert env["SHELL"] == "/bin/sh" and "/usr/bin" in env["PATH"].split(":")
+    (job,) = jobs
+    minute, hour, *every_day = job.fields
+    assert minute.isdigit() and hour.isdigit() and every_day == ["*", "*", "*"]
+    assert job.user == "root"
+    assert re.match(rf"flock -n \S+ {re.escape(VENV_BIN)}s3s3 audit --config {re.escape(CONFIG)} ", job.command)
+    # cron turns a bare % into a new line: the date's must be escaped
+    assert f"--report {LOG_DIR}audit-$(date +\\%F).jsonl" in job.command and "%" not in job.command.replace("\\%", "")
+    assert f"--metrics-file {AUDIT_METRICS}s3s3-audit.prom" in job.command and "--read-sample 0.01" in job.command
+    assert job.command.endswith(f">>{LOG_DIR}s3s3audit.log 2>&1")
+
+
+@pytest.mark.slow
+def test_given_the_audit_cron_command_when_run_by_sh_then_it_proves_the_backup_and_keeps_the_days_report(
+    s3_source: Server,
+    s3_dest: Server,
+    redis_server: RedisServer,
+    make_config: Callable[..., Config],
+    tmp_path: Path,
+) -> None:
+    # Given a destination holding the source's one object, and the cron job's command pointed at this venv,
+    # a config, a log dir, a lock file and a textfile dir
+    env, (job,) = parse_cron((DEPLOY / "cron" / "s3s3audit").read_text())
+    lock_file = re.match(r"flock -n (\S+) ", job.command).group(1)  # type: ignore[union-attr]
+    src, dst = new_bucket(s3_source), new_bucket(s3_dest)
+    md5 = put(s3_source, src, "kept.txt", b"proven every day")
+    put(s3_dest, dst, "kept.txt", b"proven every day")
+    config = make_config((s3_source, src), [(s3_dest, dst)], redis_url=redis_server.url)
+    for name in ("log", "textfile"):
+        (tmp_path / name).mkdir()
+    moved = {lock_file: str(tmp_path / "s3s3audit.lock"), AUDIT_METRICS: f"{tmp_path}/textfile/"}
+    command = rewrite(job.command, config.path, tmp_path / "log", **moved)
+    cron_env = {"SHELL": env["SHELL"], "PATH": env["PATH"], "HOME": str(tmp_path), "LOGNAME": "root"}
+
+    # When cron's shell runs it
+    run = subprocess.run([env["SHELL"], "-c", command], env=cron_env, capture_output=True, text=True, timeout=60)
+
+    # Then it exits 0, prints nothing to cron's mail, logs its summary, and keeps the day's report
+    assert (run.returncode, run.stdout, run.stderr) == (0, "", "")
+    log = (tmp_path / "log" / "s3s3audit.log").read_text()
+    assert re.search(r"audited 1 keys: 1 equal, .*; read back 1\.00% of keys \(seed \d+\)", log), log
+    (report,) = (tmp_path / "log").glob("audit-*.jsonl")
+    assert re.fullmatch(r"audit-\d{4}-\d{2}-\d{2}\.jsonl", report.name)
+    first, summary = (json.loads(line) for line in report.read_text().splitlines())
+    assert (first["key"], first["verdict"], first["source_etag"]) == ("kept.txt", "equal", md5)
+    assert summary["digest"].startswith("sha256:")
+    assert "s3s3_audit_ok 1.0" in (tmp_path / "textfile" / "s3s3-audit.prom").read_text()
+
+
 # --- systemd -------------------------------------------------------------------------------------
 
-UNITS = ("s3s3listen.service", "s3s3bucket.service", "s3s3bucket.timer")
+UNITS = ("s3s3listen.service", "s3s3bucket.service", "s3s3bucket.timer", "s3s3audit.service", "s3s3audit.timer")
 TEMPLATE = "s3s3listen@.service"  # verified as an instance of it
 INSTANCE = "s3s3listen@backup-1.service"
 
@@ -497,3 +552,18 @@ def test_the_bucket_timer_runs_the_oneshot_bucket_service_hourly() -> None:
             ["systemd-analyze", "calendar", timer["Timer"]["OnCalendar"]], capture_output=True, text=True, timeout=30
         )
         assert calendar.returncode == 0 and "*-*-* *:00:00" in calendar.stdout
+
+
+def test_the_audit_timer_runs_the_sandboxed_oneshot_audit_daily_keeping_its_report_and_textfile() -> None:
+    service = unit_settings((DEPLOY / "systemd" / "s3s3audit.service").read_text())["Service"]
+    timer = unit_settings((DEPLOY / "systemd" / "s3s3audit.timer").read_text())
+    assert service["Type"] == "oneshot"
+    assert service["ExecStart"].startswith(f"{VENV_BIN}s3s3 audit --config {CONFIG} --read-sample 0.01 ")
+    assert "--report /var/lib/s3s3/audit.jsonl" in service["ExecStart"] and service["StateDirectory"] == "s3s3"
+    assert f"--metrics-file {AUDIT_METRICS}s3s3-audit.prom" in service["ExecStart"]
+    assert service["ReadWritePaths"] == "-" + AUDIT_METRICS.rstrip("/")  # "-": no textfile collector, no failure
+    assert service["NoNewPrivileges"] == "yes" and service["ProtectSystem"] == "strict" and service["User"] != "root"
+    assert service["KillMode"] == "mixed"
+    assert timer["Timer"]["OnCalendar"] == "daily" and timer["Timer"]["Persistent"] == "true"
+    assert timer["Timer"]["Unit"] == "s3s3audit.service"
+    assert timer["Install"]["WantedBy"] == "timers.target"

@@ -272,6 +272,7 @@ def every_command(label: str, config: str, s3_ok: bool, redis_ok: bool) -> dict[
         "failed": (["s3s3", "-v", "failed"], 0 if redis_ok else 1),
         "retry-failed": (["s3s3", "-v", "retry-failed"], None),
         "doctor": (["s3s3", "-v", "doctor"], None),
+        "audit": (["s3s3", "-v", "audit", "--json", "--read-all"], None),
     }
     outputs = {}
     for name, (command, expected) in commands.items():
@@ -380,7 +381,7 @@ def test_given_secrets_in_the_config_when_every_command_runs_with_debug_logging_
     )
 
     # Then no output of any of them holds a secret, and no third-party library logged below WARNING
-    assert len(outputs) == 3 * 8 + 5 * 2 + 3
+    assert len(outputs) == 3 * 9 + 5 * 2 + 3
     for label, output in outputs.items():
         assert not secrets.leaked(output), f"{label} printed a secret:\n{output}"
         for line in output.splitlines():
@@ -390,5 +391,6 @@ def test_given_secrets_in_the_config_when_every_command_runs_with_debug_logging_
     assert "configuration is valid" in outputs["good: check-config"]
     assert "redis://:***@127.0.0.1" in outputs["wrong-password: check-config"]
     assert "Copied 'c.txt'" in outputs["good: listen"], outputs["good: listen"]
+    assert '"verdicts": {"differs": 0, "equal": 1' in outputs["good: audit"], outputs["good: audit"]
     lineno = Path(broken[1]).read_text().splitlines().index(f"aws_secret_access_key {secrets.s3}") + 1
     assert f"no-equals.ini: line {lineno}: not a [section]" in outputs["broken-1: s3s3"], outputs["broken-1: s3s3"]

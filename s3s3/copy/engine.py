@@ -165,11 +165,12 @@ def _open(
     source: Store, dest: Store, key: str, listed: ObjectInfo | None, *, verify_md5: bool
 ) -> tuple[ObjectInfo, Body | None] | None:
     """The source object and its body to stream; no body where the listing says ranges will read it."""
+    # With the checksum the source keeps, if any: a single PUT sends it on (s3s3.copy.job.Job.checksum).
     if listed is not None and choose(_known(source, dest, listed, verify_md5)).ranged:
-        info = source.head(key)  # headers and metadata: the parts read the bytes, range by range
+        info = source.head(key, checksums=True)  # headers and metadata: the parts read the bytes, range by range
         return None if info is None else (info, None)
     try:
-        return source.get(key)
+        return source.get(key, checksums=True)
     except NotFound:
         return None
 

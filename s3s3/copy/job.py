@@ -13,7 +13,19 @@ from typing import Any, Protocol
 
 from s3s3.copy.limits import DEFAULT, Limits
 from s3s3.retry import Budget
-from s3s3.store import META_ETAG, META_MD5, META_MTIME, Attributes, Body, ObjectInfo, Store
+from s3s3.store import (
+    META_ETAG,
+    META_MD5,
+    META_MD5CHKSUM,
+    META_MTIME,
+    Attributes,
+    Body,
+    Checksum,
+    ObjectInfo,
+    Store,
+    b64_md5,
+)
+from s3s3.store.probes import etags_are_md5s, keeps_checksum
 
 
 class Guard(Protocol):
@@ -39,25 +51,43 @@ class Job:
     tagging: str | None = None  # the source's tag set, where the destination keeps tags
     limits: Limits = DEFAULT  # the process's bandwidth, memory and stream budgets
 
-    def attributes(self, md5: str | None) -> Attributes:
-        return attributes(self.dest, self.info, md5, self.tagging)
+    def attributes(self, md5: str | None, *, parts: bool = False) -> Attributes:
+        return attributes(self.dest, self.info, md5, self.tagging, parts=parts)
+
+    def checksum(self) -> Checksum | None:
+        """The source's full-object checksum, to send with a single PUT where the destination keeps its algorithm.
+
+        A store that checks it refuses bytes unlike the source's (BadDigest);
+        one that keeps it answers it to an audit. Parts carry none: a
+        full-object checksum of a multipart upload needs every part's CRC.
+        """
+        checksum = self.info.full_checksum
+        return checksum if checksum is not None and keeps_checksum(self.dest, checksum.algorithm) else None
 
 
-def attributes(dest: Store, info: ObjectInfo, md5: str | None, tagging: str | None = None) -> Attributes:
+def attributes(
+    dest: Store, info: ObjectInfo, md5: str | None, tagging: str | None = None, *, parts: bool = False
+) -> Attributes:
     """What the copy of `info` at `dest` is written with (its MD5 is `md5`, where known) besides its bytes.
 
     Its headers and user metadata, s3s3's record (`s3s3-source-etag`, and
     `s3s3-md5`), the source's Last-Modified as `mtime` (rclone's convention,
     Unix seconds; an `mtime` the source already carries is kept), its tags,
-    and the destination's storage class, encryption and ACL.
+    and the destination's storage class, encryption and ACL. Where the
+    copy's ETag will not be its MD5 (it goes in `parts`, or the destination
+    encrypts with KMS), the MD5 goes in rclone's `md5chksum` too, so that
+    `rclone check` proves the copy without reading it.
     """
     ep = dest.endpoint
     metadata = dict(info.metadata or {})
     metadata[META_ETAG] = info.etag
     if md5:
         metadata[META_MD5] = md5
-    else:
+        if parts or META_MD5CHKSUM in metadata or not etags_are_md5s(dest):
+            metadata[META_MD5CHKSUM] = b64_md5(md5)
+    else:  # claims this copy does not prove are not carried over
         metadata.pop(META_MD5, None)
+        metadata.pop(META_MD5CHKSUM, None)
     if ep.preserve_mtime and META_MTIME not in metadata and info.last_modified is not None:
         metadata[META_MTIME] = f"{info.last_modified.timestamp():.9f}"
     return Attributes(

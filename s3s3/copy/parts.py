@@ -56,7 +56,7 @@ def upload_in_order(job: Job) -> tuple[str | None, str]:
     assert job.body is not None
     info = job.info
     whole = hashlib.md5() if job.verify_md5 or info.md5 is not None else None
-    upload_id = job.dest.create_upload(job.target, job.attributes(info.md5))
+    upload_id = job.dest.create_upload(job.target, job.attributes(info.md5, parts=True))
     try:
         parts = _upload_parts(job, upload_id, whole)
         md5 = whole.hexdigest() if whole is not None else None
@@ -122,7 +122,7 @@ def upload_ranges(job: Job, *, hashed: bool, whole: bool) -> tuple[None, str]:
     """Plans PARTS_FROM_RANGES, WHOLE_PARTS_FROM_RANGES and PART_FOR_PART: each part from its own range."""
     info, dest = job.info, job.dest
     part_size = job.part_size if not hashed and job.part_size else dest.endpoint.multipart_chunksize
-    upload_id = dest.create_upload(job.target, job.attributes(None))
+    upload_id = dest.create_upload(job.target, job.attributes(None, parts=True))
     try:
         ranges = [(n, start, min(part_size, info.size - start)) for n, start in enumerate(range(0, info.size,
                   part_size), 1)]  # fmt: skip

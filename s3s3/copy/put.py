@@ -11,6 +11,7 @@ import hashlib
 import logging
 from dataclasses import replace
 
+from s3s3.config import MAX_PART
 from s3s3.copy.job import Job, attributes
 from s3s3.copy.plan import Plan
 from s3s3.copy.proof import discard, identical, is_md5_other, read_md5, skipped, verify
@@ -33,7 +34,15 @@ def put_buffered(job: Job) -> tuple[str, str]:
         md5 = hashlib.md5(data).hexdigest()
         check_read(job.info, len(data), md5)
         job.limits.bandwidth.take(len(data))
-        etag = job.dest.put(job.target, data, length=len(data), md5=md5, attrs=job.attributes(md5))
+        checksum = job.checksum()
+        try:
+            etag = job.dest.put(job.target, data, length=len(data), md5=md5, attrs=job.attributes(md5),
+                                checksum=checksum)  # fmt: skip
+        except BadDigest as e:
+            if checksum is None:
+                raise
+            raise IntegrityError(f"{job.target!r}: the store refused the bytes read, unlike the source's "
+                                 f"{checksum.algorithm}") from e  # fmt: skip
     finally:
         memory.release(held)
     if etags_are_md5s(job.dest) and is_md5_other(etag, md5):
@@ -55,7 +64,8 @@ def put_proven(job: Job) -> tuple[str, str]:
     md5, size = job.info.etag, job.info.size
     blocks = read_ahead(job.body, size, bandwidth=job.limits.bandwidth)
     try:
-        etag = job.dest.put(job.target, blocks, length=size, md5=md5, attrs=job.attributes(md5))
+        etag = job.dest.put(job.target, blocks, length=size, md5=md5, attrs=job.attributes(md5),
+                            checksum=job.checksum())  # fmt: skip
     except BadDigest as e:
         raise IntegrityError(f"{job.target!r}: the store refused the bytes read, unlike the source's MD5") from e
     if etags_are_md5s(job.dest) and is_md5_other(etag, md5):
@@ -71,7 +81,7 @@ def put_streamed(job: Job) -> tuple[str, str]:
     digest = hashlib.md5()
     size = job.info.size
     blocks = read_blocks(job.body, size, digest, bandwidth=job.limits.bandwidth)
-    etag = job.dest.put(job.target, blocks, length=size, md5=md5, attrs=job.attributes(md5))
+    etag = job.dest.put(job.target, blocks, length=size, md5=md5, attrs=job.attributes(md5), checksum=job.checksum())
     check_read(job.info, size, digest.hexdigest())
     return md5, etag
 
@@ -100,7 +110,9 @@ def server_side_copy(
     if check_dest and identical(info, dest.head(target), tags=dest.endpoint.tags):
         return skipped(key, dest, info)
     logger.debug("Copying %r to %s: %s", key, dest.label, Plan.SERVER_SIDE)
-    attrs = attributes(dest, info, info.md5)
+    # A copy of a multipart object keeps its -N ETag (Ceph, Swift), one past 5 GiB goes in parts: either way
+    # the copy's ETag is no MD5.
+    attrs = attributes(dest, info, info.md5, parts=not info.etag_is_md5 or info.size > MAX_PART)
     # If-Match on the version the HEAD saw: a source changed since is a 412, and the key is tried again.
     # Not for a multipart source: Swift checks x-amz-copy-source-if-match against the MD5 of the whole
     # object, not the md5-N ETag its HEAD gives, and refuses every such copy (412). The check after the

@@ -8,12 +8,15 @@ a client.
 from __future__ import annotations
 
 from s3s3.store.base import (
+    CHECKSUM_BYTES,
     META_ETAG,
     META_MD5,
+    META_MD5CHKSUM,
     META_MTIME,
     Attributes,
     Body,
     Buffer,
+    Checksum,
     ObjectInfo,
     Page,
     Store,
@@ -22,6 +25,7 @@ from s3s3.store.base import (
     b64_md5,
     is_md5,
     list_objects,
+    md5_from_b64,
     multipart_etag,
     store_error,
     strip_etag,
@@ -30,12 +34,15 @@ from s3s3.store.connect import open_store, transport_for
 from s3s3.store.facts import Fact, Facts, store_name
 
 __all__ = [
+    "CHECKSUM_BYTES",
     "META_ETAG",
     "META_MD5",
+    "META_MD5CHKSUM",
     "META_MTIME",
     "Attributes",
     "Body",
     "Buffer",
+    "Checksum",
     "Fact",
     "Facts",
     "ObjectInfo",
@@ -46,6 +53,7 @@ __all__ = [
     "b64_md5",
     "is_md5",
     "list_objects",
+    "md5_from_b64",
     "multipart_etag",
     "open_store",
     "store_error",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -40,6 +40,11 @@ CONTENT_HEADERS = (
 META_MD5 = "s3s3-md5"  # MD5 of the whole object, hex
 META_ETAG = "s3s3-source-etag"  # the source ETag this copy was made from
 META_MTIME = "mtime"  # the source's Last-Modified, Unix seconds with a fraction (rclone reads it too)
+# rclone's record of the whole object's MD5, base64 (X-Amz-Meta-Md5chksum): where an object's ETag is not its MD5
+# (uploaded in parts, or encrypted with KMS or a customer key), `rclone check` proves it by this.
+META_MD5CHKSUM = "md5chksum"
+# The full-object checksums S3 keeps (x-amz-checksum-<algorithm>), and the bytes of each digest.
+CHECKSUM_BYTES = {"crc64nvme": 8, "crc32c": 4, "crc32": 4, "sha256": 32, "sha1": 20}
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -48,6 +53,25 @@ class Transport(StrEnum):
 
     HTTP = "http"  # the lean path: signed HTTP requests (s3s3.store.http)
     BOTO3 = "boto3"  # a boto3 client (s3s3.store.boto)
+
+
+@dataclass(frozen=True)
+class Checksum:
+    """A checksum a store keeps of an object (x-amz-checksum-<algorithm>), as it answers a HEAD or GET.
+
+    A full-object checksum is of the object's bytes; a composite one (S3 marks
+    it `-N`) is of its parts' checksums, and proves nothing about another
+    object's bytes unless its parts are the same: the two are never compared.
+    """
+
+    algorithm: str  # crc32, crc32c, crc64nvme, sha1 or sha256
+    value: str  # base64, as the header carries it (a composite one without its -N)
+    full_object: bool = True
+
+    @property
+    def header(self) -> str:
+        """The header that carries it: x-amz-checksum-<algorithm>."""
+        return f"x-amz-checksum-{self.algorithm}"
 
 
 @dataclass(frozen=True)
@@ -63,6 +87,7 @@ class ObjectInfo:
     encryption: str | None = None  # x-amz-server-side-encryption: AES256, aws:kms; "SSE-C" for customer keys
     tag_count: int = 0  # x-amz-tagging-count
     parts_count: int | None = None  # x-amz-mp-parts-count, where a HEAD ?partNumber= was answered for a part
+    checksum: Checksum | None = None  # where a HEAD or GET asked for it (checksums=True) and the store keeps one
 
     @property
     def etag_is_md5(self) -> bool:
@@ -75,11 +100,19 @@ class ObjectInfo:
 
     @property
     def md5(self) -> str | None:
-        """The object's MD5 where the store or s3s3 recorded one, else None."""
+        """The object's MD5 where the store, s3s3 or rclone recorded one, else None."""
         if self.etag_is_md5:
             return self.etag
-        recorded = (self.metadata or {}).get(META_MD5)
-        return recorded if recorded and is_md5(recorded) else None
+        metadata = self.metadata or {}
+        recorded = metadata.get(META_MD5)
+        if recorded and is_md5(recorded):
+            return recorded
+        return md5_from_b64(metadata.get(META_MD5CHKSUM))
+
+    @property
+    def full_checksum(self) -> Checksum | None:
+        """The store's checksum of the object's bytes, where it keeps one (not a composite of its parts')."""
+        return self.checksum if self.checksum is not None and self.checksum.full_object else None
 
 
 @dataclass(frozen=True)
@@ -161,16 +194,36 @@ class Store(Protocol):
     def transport(self) -> Transport:
         """The lean path or boto3."""
 
-    def head(self, key: str, *, part_number: int | None = None) -> ObjectInfo | None:
-        """The object (or, with `part_number`, that part of it); None when it does not exist."""
+    def head(self, key: str, *, part_number: int | None = None, checksums: bool = False) -> ObjectInfo | None:
+        """The object (or, with `part_number`, that part of it); None when it does not exist.
 
-    def get(self, key: str, *, byte_range: tuple[int, int] | None = None, if_match: str | None = None) -> tuple[
-        ObjectInfo, Body
-    ]:
+        `checksums` asks for the checksum the store keeps (x-amz-checksum-mode: ENABLED).
+        """
+
+    def get(
+        self,
+        key: str,
+        *,
+        byte_range: tuple[int, int] | None = None,
+        if_match: str | None = None,
+        checksums: bool = False,
+    ) -> tuple[ObjectInfo, Body]:
         """The object and its body (bytes `first`-`last` of it, with `byte_range`); NotFound, PreconditionFailed."""
 
-    def put(self, key: str, body: bytes | Iterable[Buffer], *, length: int, md5: str | None, attrs: Attributes) -> str:
-        """PutObject, with Content-MD5 when `md5` (hex) is given; return the ETag the store gave."""
+    def put(
+        self,
+        key: str,
+        body: bytes | Iterable[Buffer],
+        *,
+        length: int,
+        md5: str | None,
+        attrs: Attributes,
+        checksum: Checksum | None = None,
+    ) -> str:
+        """PutObject, with Content-MD5 when `md5` (hex) is given; return the ETag the store gave.
+
+        With a full-object `checksum`, a store that checks it refuses other bytes (BadDigest) and keeps it.
+        """
 
     def create_upload(self, key: str, attrs: Attributes) -> str:
         """CreateMultipartUpload; return the upload ID."""
@@ -243,6 +296,29 @@ def strip_etag(etag: str | None) -> str:
 def b64_md5(hexdigest: str) -> str:
     """A hex MD5 as the base64 that Content-MD5 wants."""
     return base64.b64encode(bytes.fromhex(hexdigest)).decode()
+
+
+def md5_from_b64(value: str | None) -> str | None:
+    """A base64 MD5 (rclone's md5chksum, a Content-MD5) as hex; None for anything that is not one."""
+    if not value:
+        return None
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except ValueError:
+        return None
+    return digest.hex() if len(digest) == 16 else None
+
+
+def checksum_from(header: Callable[[str], str | None]) -> Checksum | None:
+    """The checksum an answer's headers carry (`header` reads one by its lower-case name), if any."""
+    kind = (header("x-amz-checksum-type") or "").upper()
+    for algorithm in CHECKSUM_BYTES:
+        found = header(f"x-amz-checksum-{algorithm}")
+        if found:
+            # AWS and moto mark a composite checksum with "-N" (its parts); moto gives no type for one PUT's.
+            value, _, parts = found.partition("-")
+            return Checksum(algorithm, value, full_object=not parts and kind != "COMPOSITE")
+    return None
 
 
 def multipart_etag(part_md5s: Sequence[bytes]) -> str:

@@ -22,14 +22,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 from s3s3.errors import NotFound, StoreError
 from s3s3.retry import transient_failure
 from s3s3.store.base import (
+    CHECKSUM_BYTES,
     CONTENT_HEADERS,
     Attributes,
     Buffer,
+    Checksum,
     ObjectInfo,
     Page,
     Transport,
     Upload,
     b64_md5,
+    checksum_from,
     store_error,
     strip_etag,
 )
@@ -47,6 +50,8 @@ if TYPE_CHECKING:
 # HTTP header name -> the parameter boto3's PutObject (and GetObject's answer) uses for it.
 PARAMS = {header: header.replace("-", "") for header in CONTENT_HEADERS}
 CONNECT_TIMEOUT = 10.0  # seconds a connection is waited for (the copies'; connection checks give less)
+# A checksum's algorithm -> the parameter of PutObject that carries it.
+CHECKSUM_PARAMS = {name: f"Checksum{name.upper()}" for name in CHECKSUM_BYTES}
 _SESSION_LOCK = threading.Lock()  # a botocore session makes one client at a time
 
 
@@ -213,17 +218,25 @@ class BotoStore:
         except Exception as e:
             raise boundary_error(operation, e) from e
 
-    def head(self, key: str, *, part_number: int | None = None) -> ObjectInfo | None:
-        extra = {"PartNumber": part_number} if part_number else {}
+    def head(self, key: str, *, part_number: int | None = None, checksums: bool = False) -> ObjectInfo | None:
+        extra: dict[str, Any] = {"PartNumber": part_number} if part_number else {}
+        if checksums:
+            extra["ChecksumMode"] = "ENABLED"
         try:
             return _info(key, self._call("HeadObject", Key=key, **extra), part=part_number is not None)
         except NotFound:
             return None
 
     def get(
-        self, key: str, *, byte_range: tuple[int, int] | None = None, if_match: str | None = None
+        self,
+        key: str,
+        *,
+        byte_range: tuple[int, int] | None = None,
+        if_match: str | None = None,
+        checksums: bool = False,
     ) -> tuple[ObjectInfo, BotoBody]:
-        extra = {}
+        # With ChecksumMode, botocore also checks the body against a CRC32, SHA-1 or SHA-256 as it streams.
+        extra = {"ChecksumMode": "ENABLED"} if checksums else {}
         if byte_range is not None:
             extra["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
         if if_match is not None:
@@ -231,8 +244,22 @@ class BotoStore:
         response = self._call("GetObject", Key=key, **extra)
         return _info(key, response), BotoBody(response["Body"], key)
 
-    def put(self, key: str, body: bytes | Iterable[Buffer], *, length: int, md5: str | None, attrs: Attributes) -> str:
+    def put(
+        self,
+        key: str,
+        body: bytes | Iterable[Buffer],
+        *,
+        length: int,
+        md5: str | None,
+        attrs: Attributes,
+        checksum: Checksum | None = None,
+    ) -> str:
         extra = {"ContentMD5": b64_md5(md5)} if md5 else {}
+        if checksum is not None:
+            # A checksum given is sent as it is: botocore computes none of its own (nor needs awscrt for CRC64NVME).
+            # ChecksumAlgorithm is x-amz-sdk-checksum-algorithm, without which moto keeps no checksum.
+            extra[CHECKSUM_PARAMS[checksum.algorithm]] = checksum.value
+            extra["ChecksumAlgorithm"] = checksum.algorithm.upper()
         data = body if isinstance(body, bytes) else _Reader(body)
         response = self._call("PutObject", Key=key, Body=data, ContentLength=length, **extra, **_params(attrs))
         return strip_etag(response.get("ETag"))
@@ -430,6 +457,7 @@ def _info(key: str, response: dict[str, Any], *, part: bool = False) -> ObjectIn
         encryption=encryption,
         tag_count=int(response.get("TagCount") or 0),
         parts_count=response.get("PartsCount") if status == 206 else None,
+        checksum=checksum_from(response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get),
     )
 
 

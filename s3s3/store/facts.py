@@ -35,6 +35,10 @@ class Fact(StrEnum):
     UNALIGNED = "unaligned"  # + ":<other store>": part-for-part copies to it did not add up
     CHECKS_CONTENT_MD5 = "checks-content-md5"  # as a destination: a body unlike its Content-MD5 is refused
     IGNORES_CONTENT_MD5 = "ignores-content-md5"  # as a destination: it stores such a body
+    # + ":<algorithm>": what it does with a full-object checksum (x-amz-checksum-<algorithm>) sent with a PUT
+    CHECKS_CHECKSUM = "checks-checksum"  # refuses a body unlike it, and keeps it
+    KEEPS_CHECKSUM = "keeps-checksum"  # keeps it and answers it, without checking the body against it
+    IGNORES_CHECKSUM = "ignores-checksum"  # keeps nothing (or refuses the header)
 
 
 class Facts:
@@ -57,7 +61,8 @@ class Facts:
             self._known = None
 
     def knows(self, fact: Fact, other: str = "") -> bool:
-        """True when the store has shown `fact` (about its pairing with store `other`, for UNALIGNED)."""
+        """True when the store has shown `fact` (about its pairing with store `other`, for UNALIGNED; about
+        algorithm `other`, for the checksum facts)."""
         return _field(fact, other) in self._load()
 
     def learn(self, fact: Fact, other: str = "") -> None:

@@ -7,17 +7,28 @@ and each decides which plan (s3s3.copy.plan) can prove a copy.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
+from enum import StrEnum
 
 from s3s3.config import MAX_PART, MIN_PART
 from s3s3.errors import BadDigest, StoreError
-from s3s3.store.base import Attributes, ObjectInfo, Store
+from s3s3.store.base import CHECKSUM_BYTES, Attributes, Checksum, ObjectInfo, Store
 from s3s3.store.facts import Fact, store_name
 
 logger = logging.getLogger(__name__)
 
 PROBE_KEY = ".s3s3-probe-content-md5"  # below the destination's prefix; stays only where Content-MD5 is ignored
+CHECKSUM_PROBE_KEY = ".s3s3-probe-checksum"  # below the destination's prefix; deleted once answered
+
+
+class ChecksumSupport(StrEnum):
+    """What a store does with a full-object checksum sent with a PUT, as `s3s3 doctor` words it."""
+
+    CHECKED = "checked"  # it refuses a body unlike the checksum (BadDigest), and keeps the checksum
+    KEPT = "kept"  # it keeps the checksum and answers it, without checking the body against it
+    IGNORED = "ignored"  # it keeps nothing, or refuses the header
 
 
 def etags_are_md5s(dest: Store) -> bool:
@@ -97,3 +108,51 @@ def part_count(etag: str) -> int | None:
     """The number of parts a multipart ETag (`md5-of-md5s-N`) says the object has; None for any other ETag."""
     number = etag.rpartition("-")[2] if "-" in etag else ""
     return int(number) if number.isdigit() and 0 < int(number) <= 10000 else None
+
+
+_SUPPORT_FACTS = {
+    ChecksumSupport.CHECKED: Fact.CHECKS_CHECKSUM,
+    ChecksumSupport.KEPT: Fact.KEEPS_CHECKSUM,
+    ChecksumSupport.IGNORED: Fact.IGNORES_CHECKSUM,
+}
+
+
+def keeps_checksum(dest: Store, algorithm: str) -> bool:
+    """Whether `dest` keeps a full-object checksum of `algorithm` sent with a PUT (checked or not).
+
+    Found out once per store and algorithm (`checksum_support`), kept as one of its Facts.
+    """
+    if dest.facts.knows(Fact.CHECKS_CHECKSUM, algorithm) or dest.facts.knows(Fact.KEEPS_CHECKSUM, algorithm):
+        return True
+    if dest.facts.knows(Fact.IGNORES_CHECKSUM, algorithm):
+        return False
+    support = checksum_support(dest, algorithm)
+    dest.facts.learn(_SUPPORT_FACTS[support], algorithm)
+    return support is not ChecksumSupport.IGNORED
+
+
+def checksum_support(dest: Store, algorithm: str, key: str | None = None) -> ChecksumSupport:
+    """What `dest` does with a full-object checksum of `algorithm`, tried on `key` (a probe key by default).
+
+    One PUT of one byte with a checksum of other bytes: a store that checks
+    refuses it; one that does not stores the byte, and a HEAD says whether it
+    kept the checksum. The byte is deleted.
+    """
+    key = key or dest.endpoint.prefix + CHECKSUM_PROBE_KEY
+    wrong = base64.b64encode(hashlib.sha256(b"3").digest()[: CHECKSUM_BYTES[algorithm]]).decode()
+    sent = Checksum(algorithm, wrong)
+    try:
+        dest.put(key, b"s", length=1, md5=hashlib.md5(b"s").hexdigest(), attrs=Attributes(), checksum=sent)
+    except BadDigest:
+        return ChecksumSupport.CHECKED
+    except StoreError as e:  # an algorithm it does not know (400), or refused for another reason: send none
+        logger.debug("%s refused a PUT with an %s checksum: %s", dest.label, algorithm, e)
+        return ChecksumSupport.IGNORED
+    try:
+        found = dest.head(key, checksums=True)
+    finally:
+        try:
+            dest.delete(key)
+        except StoreError as e:
+            logger.warning("Could not delete %r, left by a probe of checksums at %s: %s", key, dest.label, e)
+    return ChecksumSupport.KEPT if found is not None and found.checksum == sent else ChecksumSupport.IGNORED

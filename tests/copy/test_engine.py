@@ -10,6 +10,8 @@ plans are tested in tests/test_parts.py, the transports in tests/test_store_*.py
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -23,8 +25,8 @@ from s3s3.config import MAX_PART, Config, MiB
 from s3s3.copy import copy_key
 from s3s3.outcome import Action
 from s3s3.retry import RetryPolicy
-from s3s3.store import META_ETAG, META_MD5, META_MTIME, Fact, Store, b64_md5, open_store
-from s3s3.store.probes import PROBE_KEY
+from s3s3.store import META_ETAG, META_MD5, META_MD5CHKSUM, META_MTIME, Checksum, Fact, Store, b64_md5, open_store
+from s3s3.store.probes import CHECKSUM_PROBE_KEY, PROBE_KEY
 from tests.helpers import data_of, md5_hex, new_bucket
 from tests.servers.base import Server
 from tests.stores import (
@@ -675,3 +677,87 @@ def test_a_source_overwritten_during_a_server_side_copy_is_copied_again_under_it
     assert body == b"version two, newer"
     assert response["Metadata"][META_ETAG] == md5_hex(b"version two, newer")
     assert response["Metadata"][META_MD5] == md5_hex(b"version two, newer")
+
+
+# -- copies other tools can check: rclone's md5chksum, full-object checksums -------------------------------
+
+
+def test_a_source_whose_md5chksum_gives_its_md5_is_copied_in_order_and_proven_by_it(open_stores: OpenStores) -> None:
+    # Given a multipart source object whose rclone md5chksum says its MD5 (base64), and a destination in parts
+    source, (plain,) = open_stores(dest_extra=MULTIPART)
+    dest = FaultyStore(plain)
+    data = data_of(11 * MiB, seed=21)
+    put_in_parts(source, "rclone.bin", data, metadata={META_MD5CHKSUM: b64_md5(md5_hex(data))})
+
+    # When it is copied
+    outcome = copy_key(source, dest, "rclone.bin")
+
+    # Then it went in whole parts read in order (its MD5 known), the read was proven by that MD5, and the copy
+    # records it both ways
+    assert (outcome.action, outcome.md5) == (Action.COPIED, md5_hex(data)), outcome.error
+    assert all(c.kwargs["md5"] for c in dest.of("upload_part"))
+    body, response = read_back(dest, "rclone.bin")
+    assert md5_hex(body) == md5_hex(data)
+    assert response["Metadata"][META_MD5] == md5_hex(data)
+    assert response["Metadata"][META_MD5CHKSUM] == b64_md5(md5_hex(data))
+
+
+def test_a_source_whose_md5chksum_is_not_its_bytes_md5_is_not_copied(open_stores: OpenStores) -> None:
+    # Given a multipart source object whose md5chksum claims the MD5 of other bytes
+    source, (dest,) = open_stores(dest_extra=MULTIPART)
+    data = data_of(11 * MiB, seed=22)
+    put_in_parts(source, "lying.bin", data, metadata={META_MD5CHKSUM: b64_md5(md5_hex(b"other bytes"))})
+
+    # When it is copied
+    outcome = copy_key(source, dest, "lying.bin", retry=FAST_RETRY)
+
+    # Then the copy fails on the read that does not match it, and nothing lands
+    assert outcome.action is Action.FAILED
+    assert f"the source says {md5_hex(b'other bytes')}" in (outcome.error or "")
+    assert is_absent(dest, "lying.bin")
+
+
+@pytest.mark.parametrize("transport", ["http", "boto3"])
+def test_a_full_object_checksum_of_the_source_goes_with_its_single_put_and_the_destination_keeps_it(
+    open_stores: OpenStores, transport: str
+) -> None:
+    # Given a source object that its store keeps a SHA-256 of (the checksum given with its PUT)
+    source, (plain,) = open_stores(transport=transport)
+    dest = FaultyStore(plain)
+    data = data_of(70_000, seed=23)
+    sha256 = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    client_of(source).put_object(Bucket=bucket_of(source), Key="summed", Body=data, ChecksumSHA256=sha256,
+                                 ChecksumAlgorithm="SHA256")  # fmt: skip
+
+    # When it is copied (twice: the second time over an older copy)
+    first_copy = copy_key(source, dest, "summed")
+    second = copy_key(source, dest, "summed", check_dest=False)
+
+    # Then the PUT carried the checksum, which the destination (moto: keeps it, checks nothing) was probed for
+    # once, and answers back
+    assert (first_copy.action, second.action) == (Action.COPIED, Action.COPIED), first_copy.error
+    sent = [c.kwargs.get("checksum") for c in dest.of("put") if c.key == "summed"]
+    assert sent == [Checksum("sha256", sha256)] * 2
+    assert dest.facts.knows(Fact.KEEPS_CHECKSUM, "sha256")
+    assert [c.key for c in dest.of("put") if c.key != "summed"] == [CHECKSUM_PROBE_KEY]
+    answer = client_of(dest).head_object(Bucket=bucket_of(dest), Key="summed", ChecksumMode="ENABLED")
+    assert answer["ChecksumSHA256"] == sha256
+    assert read_back(dest, "summed")[0] == data
+
+
+def test_a_destination_that_keeps_no_checksum_is_found_out_once_and_sent_none(open_stores: OpenStores) -> None:
+    # Given a source object with a CRC32 its store keeps, and a destination that drops every checksum (as Ceph)
+    source, (plain,) = open_stores()
+    dest = FaultyStore(plain).on("put", lambda call, proceed: proceed(*call.args, **{**call.kwargs, "checksum": None}))
+    for key in ("a", "b"):
+        client_of(source).put_object(Bucket=bucket_of(source), Key=key, Body=b"crc", ChecksumAlgorithm="CRC32")
+
+    # When both are copied
+    outcomes = [copy_key(source, dest, key) for key in ("a", "b")]
+
+    # Then the store was probed once, is known to ignore CRC32s, and the second copy was sent none
+    assert [o.action for o in outcomes] == [Action.COPIED, Action.COPIED]
+    assert dest.facts.knows(Fact.IGNORES_CHECKSUM, "crc32")
+    assert [c.key for c in dest.of("put")] == [CHECKSUM_PROBE_KEY, "a", "b"]
+    assert dest.of("put")[-1].kwargs["checksum"] is None
+    assert is_absent(dest, CHECKSUM_PROBE_KEY)

@@ -163,6 +163,9 @@ def start_seaweedfs(
         # The admin server starts even with -admin.ui=false, on fixed ports unless told.
         "-admin.ui=false", f"-admin.port={admin_port}", f"-admin.port.grpc={admin_port + _ADMIN_GRPC_OFFSET}",
         "-master.telemetry=false",
+        # Each bucket is a collection with volumes of its own; the free-disk default allowed ~68 buckets
+        # before every PUT into a new one failed (InternalError): the test suites make hundreds.
+        "-volume.max=1000",
         f"-s3.config={s3_config}",
         *_socket_flags(workdir),
     ]

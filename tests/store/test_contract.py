@@ -13,7 +13,10 @@ so a change in any store, or in either transport, shows up here.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -22,12 +25,12 @@ import pytest
 
 from s3s3.config import Endpoint, endpoint_from_options
 from s3s3.errors import BadDigest, NoSuchBucket, NotFound, PreconditionFailed, StoreError
-from s3s3.store.base import Attributes, Store, list_objects
+from s3s3.store.base import CHECKSUM_BYTES, Attributes, Checksum, Store, list_objects
 from s3s3.store.boto import BotoStore
 from s3s3.store.connect import open_store
 from s3s3.store.facts import Facts, store_name
 from s3s3.store.http import HttpStore
-from s3s3.store.probes import PROBE_KEY, checks_content_md5
+from s3s3.store.probes import CHECKSUM_PROBE_KEY, PROBE_KEY, ChecksumSupport, checks_content_md5, checksum_support
 from tests.helpers import MiB, data_of, md5_hex, multipart_md5, new_bucket
 from tests.servers.base import Server
 from tests.stores import client_of, is_absent, put_in_parts, read_back
@@ -87,6 +90,15 @@ REAL_INITIATED = {"moto": False, "ceph": True, "swift": True, "seaweedfs": True}
 KEEPS_TAGS = {"moto": True, "ceph": True, "swift": False, "seaweedfs": True}
 # SeaweedFS creates a missing bucket on the first PUT into it (answering 200), where S3 answers NoSuchBucket.
 PUT_CREATES_BUCKET = {"moto": False, "ceph": False, "swift": False, "seaweedfs": True}
+# What each store does with a full-object checksum (x-amz-checksum-<algorithm>) sent with a PUT, for every
+# algorithm: moto 5.2 keeps it and answers it without checking the body against it; SeaweedFS 4.48 checks it
+# (BadDigest) and keeps it, as AWS does; Ceph 16 and Swift 2.30 neither check nor keep one.
+CHECKSUMS = {
+    "moto": ChecksumSupport.KEPT,
+    "ceph": ChecksumSupport.IGNORED,
+    "swift": ChecksumSupport.IGNORED,
+    "seaweedfs": ChecksumSupport.CHECKED,
+}
 
 Opener = Callable[..., Store]
 
@@ -498,6 +510,77 @@ def test_a_body_unlike_its_content_md5_is_refused_where_the_store_checks_and_the
     # And s3s3's probe finds out the same, leaving nothing behind
     assert checks_content_md5(store) is CHECKS_CONTENT_MD5[server_name]
     assert store.head(PROBE_KEY) is None
+
+
+def checksum_of(algorithm: str, data: bytes) -> Checksum:
+    """The full-object checksum of `data`, as S3 computes it (CRC32C and CRC64NVME bit by bit: short bodies only)."""
+    if algorithm == "crc32":
+        digest = zlib.crc32(data).to_bytes(4, "big")
+    elif algorithm in ("sha1", "sha256"):
+        digest = hashlib.new(algorithm, data).digest()
+    else:
+        size = CHECKSUM_BYTES[algorithm]
+        digest = _crc(data, CRC_POLYNOMIALS[algorithm], size * 8).to_bytes(size, "big")
+    return Checksum(algorithm, base64.b64encode(digest).decode())
+
+
+# The reflected polynomials of CRC-32C (Castagnoli) and CRC-64/NVME, both with all-ones init and final xor.
+CRC_POLYNOMIALS = {"crc32c": 0x82F63B78, "crc64nvme": 0x9A6C9329AC4BC9B5}
+
+
+def _crc(data: bytes, polynomial: int, bits: int) -> int:
+    mask = (1 << bits) - 1
+    crc = mask
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ polynomial if crc & 1 else crc >> 1
+    return crc ^ mask
+
+
+def test_the_crcs_the_contract_computes_are_the_standard_ones() -> None:
+    check = b"123456789"  # the catalogue's check values
+    assert checksum_of("crc32c", check).value == base64.b64encode(bytes.fromhex("e3069283")).decode()
+    assert checksum_of("crc64nvme", check).value == base64.b64encode(bytes.fromhex("ae8b14860a799888")).decode()
+
+
+@pytest.mark.parametrize("algorithm", list(CHECKSUM_BYTES))
+def test_a_full_object_checksum_put_with_an_object_is_answered_back_where_the_store_keeps_it(
+    store: Store, server_name: str, algorithm: str
+) -> None:
+    # Given bytes and their full-object checksum
+    data = b"checksummed bytes"
+    checksum = checksum_of(algorithm, data)
+
+    # When they are put with it
+    store.put("summed", data, length=len(data), md5=md5_hex(data), attrs=Attributes(), checksum=checksum)
+
+    # Then a HEAD and a GET asking for checksums answer it where the store keeps it, and nothing where not
+    kept = CHECKSUMS[server_name] is not ChecksumSupport.IGNORED
+    head = store.head("summed", checksums=True)
+    info, body = store.get("summed", checksums=True)
+    assert body.read() == data
+    body.close()
+    assert head is not None
+    assert (head.checksum, info.checksum) == ((checksum, checksum) if kept else (None, None))
+    # And without asking, no checksum comes
+    plain = store.head("summed")
+    assert plain is not None and plain.checksum is None
+    assert read_back(store, "summed")[0] == data
+    # And where the store checks it, other bytes are refused and nothing is stored
+    if CHECKSUMS[server_name] is ChecksumSupport.CHECKED:
+        with pytest.raises(BadDigest):
+            store.put("unlike", b"other bytes", length=11, md5=md5_hex(b"other bytes"), attrs=Attributes(),
+                      checksum=checksum)  # fmt: skip
+        assert store.head("unlike") is None
+
+
+@pytest.mark.parametrize("algorithm", list(CHECKSUM_BYTES))
+def test_the_checksum_probe_says_what_each_store_does_with_a_checksum_and_leaves_nothing(
+    store: Store, server_name: str, algorithm: str
+) -> None:
+    assert checksum_support(store, algorithm) is CHECKSUMS[server_name]
+    assert store.head(CHECKSUM_PROBE_KEY) is None
 
 
 def test_a_head_of_part_one_answers_as_each_store_does(store: Store, server_name: str) -> None:
