@@ -31,6 +31,7 @@ class Outcome:
     dest_etag: str | None = None
     error: str | None = None  # why it failed, or why a delete was not done
     attempts: int = 1
+    version_id: str | None = None  # with versions = all: the source version (or delete marker) this replayed
 
     @property
     def ok(self) -> bool:

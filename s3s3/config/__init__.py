@@ -33,9 +33,11 @@ from s3s3.config.options import (
     KiB,
     MiB,
     Mode,
+    ObjectLock,
     Option,
     Section,
     Type,
+    Versions,
     parse_size,
     redact_url,
 )
@@ -44,6 +46,6 @@ __all__ = [
     "ADDRESSING_STYLES", "CALLING_FORMATS", "CANNED_ACLS", "CONFIG_ENV", "DEFAULT_PATHS", "DESTINATION_OPTIONS",
     "ENDPOINT_OPTIONS", "LOG_FORMATS", "LOG_LEVELS", "MAX_PART", "MIN_PART", "MODES", "OPTIONS", "OTHER_SECTIONS",
     "PUBSUB_OPTIONS", "SIGNATURE_VERSIONS", "SSE_CHOICES", "Config", "Endpoint", "GiB", "KiB", "Logging", "Metrics",
-    "MiB", "Mode", "Option", "PubSub", "Section", "Type", "Webhook", "endpoint_from_options", "find_config", "load",
-    "parse_size", "redact_url",
+    "MiB", "Mode", "ObjectLock", "Option", "PubSub", "Section", "Type", "Versions", "Webhook", "endpoint_from_options",
+    "find_config", "load", "parse_size", "redact_url",
 ]  # fmt: skip

@@ -17,7 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from s3s3 import names
-from s3s3.config.options import DESTINATION_OPTIONS, OPTIONS, OTHER_SECTIONS, MiB, Mode, Option, Section, redact_url
+from s3s3.config.options import (
+    DESTINATION_OPTIONS,
+    OPTIONS,
+    OTHER_SECTIONS,
+    MiB,
+    Mode,
+    ObjectLock,
+    Option,
+    Section,
+    Versions,
+    redact_url,
+)
 from s3s3.errors import ConfigError
 
 # Where the configuration is looked for when --config is not given, in order
@@ -62,6 +73,9 @@ class Endpoint:
     sse_kms_key_id: str | None = field(default=None, repr=False)  # with aws:kms: the key's ARN or alias
     acl: str | None = None  # a canned ACL for every copy
     preserve_mtime: bool = True  # the source's Last-Modified in metadata `mtime`, as rclone keeps it
+    versions: Versions = Versions.LATEST  # every version and delete marker, or the current one (s3s3.copy.replay)
+    object_lock: ObjectLock = ObjectLock.COPY  # a version's retention and legal hold travel with its copy
+    propagate_version_deletes: bool = False  # with versions = all: a version deleted for good goes here too
 
     @property
     def label(self) -> str:

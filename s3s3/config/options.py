@@ -38,6 +38,20 @@ class Mode(StrEnum):
 
 
 MODES = tuple(Mode)
+
+
+class Versions(StrEnum):
+    """Which versions of each key a destination keeps ([dest] versions)."""
+
+    LATEST = "latest"  # the source's current version only
+    ALL = "all"  # every version and delete marker, replayed in order (s3s3.copy.replay)
+
+
+class ObjectLock(StrEnum):
+    """What becomes of a source version's Object Lock retention and legal hold ([dest] object_lock)."""
+
+    COPY = "copy"  # they travel with the copy; a destination bucket without Object Lock fails the key
+    IGNORE = "ignore"  # the copy is written without them
 SSE_CHOICES = ("AES256", "aws:kms")
 CANNED_ACLS = (
     "private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read",
@@ -335,6 +349,12 @@ OPTIONS: tuple[Option, ...] = (
     Option(_D, "acl", Type.CHOICE, None, "a canned ACL for every copy", choices=CANNED_ACLS, exact=True,
            allowed=f"a canned ACL ({', '.join(CANNED_ACLS)})"),
     Option(_D, "preserve_mtime", Type.BOOL, True, "keep the source's Last-Modified in metadata `mtime`, as rclone"),
+    Option(_D, "versions", Type.CHOICE, Versions.LATEST, "latest: the current version of each key; all: every "
+           "version and delete marker, in order (the bucket must have versioning on)", choices=tuple(Versions)),
+    Option(_D, "object_lock", Type.CHOICE, ObjectLock.COPY, "copy: a version's retention and legal hold travel "
+           "with it (the bucket must have Object Lock); ignore: copies carry none", choices=tuple(ObjectLock)),
+    Option(_D, "propagate_version_deletes", Type.BOOL, False, "with versions = all: a version deleted for good at "
+           "the source is deleted here too (under --max-delete)"),
     Option(_P, "url", Type.URL, names.DEFAULT_URL, "the Redis server (its password is never shown)",
            choices=("redis", "rediss", "unix"), allowed="a redis://, rediss:// or unix:// URL"),
     Option(_P, "mode", Type.CHOICE, Mode.PUBSUB, "how announcements travel (stream and list lose nothing)",

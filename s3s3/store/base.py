@@ -43,6 +43,7 @@ META_MTIME = "mtime"  # the source's Last-Modified, Unix seconds with a fraction
 # rclone's record of the whole object's MD5, base64 (X-Amz-Meta-Md5chksum): where an object's ETag is not its MD5
 # (uploaded in parts, or encrypted with KMS or a customer key), `rclone check` proves it by this.
 META_MD5CHKSUM = "md5chksum"
+META_VERSION = "s3s3-source-version-id"  # with versions = all: the source version this copy replays
 # The full-object checksums S3 keeps (x-amz-checksum-<algorithm>), and the bytes of each digest.
 CHECKSUM_BYTES = {"crc64nvme": 8, "crc32c": 4, "crc32": 4, "sha256": 32, "sha1": 20}
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
@@ -74,6 +75,36 @@ class Checksum:
         return f"x-amz-checksum-{self.algorithm}"
 
 
+class Versioning(StrEnum):
+    """A bucket's versioning, as GetBucketVersioning answers it."""
+
+    ENABLED = "Enabled"
+    SUSPENDED = "Suspended"  # it was on: versions written then are kept, new writes replace the "null" version
+    OFF = "Off"  # never turned on (S3 answers no Status)
+
+
+@dataclass(frozen=True)
+class Lock:
+    """A version's Object Lock: its retention (mode and date) and its legal hold, as a HEAD or GET answers them."""
+
+    mode: str | None = None  # GOVERNANCE or COMPLIANCE
+    retain_until: str | None = None  # ISO 8601, as x-amz-object-lock-retain-until-date carries it
+    legal_hold: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.mode or self.legal_hold)
+
+    def as_headers(self) -> dict[str, str]:
+        """The headers of a PutObject or CreateMultipartUpload that set it."""
+        headers = {}
+        if self.mode and self.retain_until:
+            headers["x-amz-object-lock-mode"] = self.mode
+            headers["x-amz-object-lock-retain-until-date"] = self.retain_until
+        if self.legal_hold:
+            headers["x-amz-object-lock-legal-hold"] = "ON"
+        return headers
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     """What a listing, a HEAD or a GET says of one object."""
@@ -88,6 +119,8 @@ class ObjectInfo:
     tag_count: int = 0  # x-amz-tagging-count
     parts_count: int | None = None  # x-amz-mp-parts-count, where a HEAD ?partNumber= was answered for a part
     checksum: Checksum | None = None  # where a HEAD or GET asked for it (checksums=True) and the store keeps one
+    version_id: str | None = None  # x-amz-version-id, where the bucket keeps versions ("null": one written unversioned)
+    lock: Lock | None = None  # its Object Lock, where it has any
 
     @property
     def etag_is_md5(self) -> bool:
@@ -126,10 +159,13 @@ class Attributes:
     encryption: str | None = None  # AES256 or aws:kms
     kms_key_id: str | None = None
     acl: str | None = None  # a canned ACL
+    lock: Lock | None = None  # Object Lock retention and legal hold (the bucket must have Object Lock on)
 
     def as_headers(self) -> dict[str, str]:
         """These attributes as the HTTP headers of a PutObject or CreateMultipartUpload."""
         headers = dict(self.headers)
+        if self.lock:
+            headers.update(self.lock.as_headers())
         for name, value in self.metadata.items():
             headers[f"x-amz-meta-{name}"] = value
         for header, option in (
@@ -152,6 +188,29 @@ class Page:
     prefixes: list[str] = field(default_factory=list)
     truncated: bool = False  # more follow
     token: str | None = None  # ListObjectsV2's continuation token (else the next page starts after the last key)
+
+
+@dataclass(frozen=True)
+class Version:
+    """One entry of a key's history, as ListObjectVersions gives it: a version, or a delete marker."""
+
+    key: str
+    version_id: str  # "null" for what was written while versioning was off
+    last_modified: datetime | None
+    size: int = 0
+    etag: str = ""
+    latest: bool = False  # the key's current entry
+    delete_marker: bool = False
+
+
+@dataclass(frozen=True)
+class VersionPage:
+    """One page of ListObjectVersions: entries by key, each key's newest first; where the next page starts."""
+
+    versions: list[Version]
+    truncated: bool = False
+    key_marker: str = ""  # NextKeyMarker
+    version_marker: str = ""  # NextVersionIdMarker
 
 
 @dataclass(frozen=True)
@@ -194,10 +253,13 @@ class Store(Protocol):
     def transport(self) -> Transport:
         """The lean path or boto3."""
 
-    def head(self, key: str, *, part_number: int | None = None, checksums: bool = False) -> ObjectInfo | None:
+    def head(
+        self, key: str, *, part_number: int | None = None, checksums: bool = False, version_id: str | None = None
+    ) -> ObjectInfo | None:
         """The object (or, with `part_number`, that part of it); None when it does not exist.
 
-        `checksums` asks for the checksum the store keeps (x-amz-checksum-mode: ENABLED).
+        `checksums` asks for the checksum the store keeps (x-amz-checksum-mode: ENABLED);
+        `version_id` for that version (a delete marker's is None, as a missing key's).
         """
 
     def get(
@@ -207,8 +269,10 @@ class Store(Protocol):
         byte_range: tuple[int, int] | None = None,
         if_match: str | None = None,
         checksums: bool = False,
+        version_id: str | None = None,
     ) -> tuple[ObjectInfo, Body]:
-        """The object and its body (bytes `first`-`last` of it, with `byte_range`); NotFound, PreconditionFailed."""
+        """The object and its body (bytes `first`-`last` of it, with `byte_range`; of that version, with
+        `version_id`); NotFound, PreconditionFailed."""
 
     def put(
         self,
@@ -241,7 +305,12 @@ class Store(Protocol):
     def list_uploads(self, prefix: str) -> Iterator[Upload]:
         """Every multipart upload under `prefix` neither completed nor aborted."""
 
-    def delete(self, key: str) -> None: ...
+    def delete(self, key: str, *, version_id: str | None = None) -> str | None:
+        """DeleteObject: in a versioned bucket, a delete marker, whose version ID is returned (None elsewhere).
+
+        With `version_id`, that version is deleted for good (no marker); a
+        version under Object Lock retention is refused (never bypassed).
+        """
 
     def delete_many(self, keys: Sequence[str]) -> dict[str, str]:
         """DeleteObjects (at most 1000 keys); the keys it did not delete, with why."""
@@ -251,6 +320,17 @@ class Store(Protocol):
 
         ListObjectsV2, or ListObjects (V1) where the endpoint says `list_version = 1`.
         """
+
+    def list_versions_page(
+        self, prefix: str, *, key_marker: str = "", version_marker: str = "", max_keys: int = 1000
+    ) -> VersionPage:
+        """One page of ListObjectVersions under `prefix`, after the entry the two markers name."""
+
+    def versioning(self) -> Versioning:
+        """GetBucketVersioning: whether the bucket keeps versions."""
+
+    def object_lock(self) -> bool:
+        """GetObjectLockConfiguration: whether the bucket has Object Lock on (False where it has none)."""
 
     def copy_object(
         self, source_bucket: str, source_key: str, key: str, *, size: int, if_match: str | None, attrs: Attributes
@@ -281,6 +361,22 @@ def list_objects(store: Store, prefix: str = "", start_after: str = "", end: str
         token = page.token
         if token is None:  # ListObjects (V1), or a V2 store that gave no token: go on after the last key
             start_after = max([o.key for o in page.objects[-1:]] + page.prefixes[-1:])
+
+
+def list_versions(store: Store, prefix: str = "", *, key_marker: str = "") -> Iterator[Version]:
+    """Every version and delete marker under `prefix` (after every entry of `key_marker`), page by page.
+
+    In ListObjectVersions' order: by key, and each key's entries newest first.
+    """
+    version_marker = ""
+    while True:
+        page = store.list_versions_page(prefix, key_marker=key_marker, version_marker=version_marker)
+        yield from page.versions
+        if not page.truncated or not page.versions:
+            return
+        key_marker, version_marker = page.key_marker, page.version_marker
+        if not key_marker:  # a store that names no next marker: go on after the last entry
+            key_marker, version_marker = page.versions[-1].key, page.versions[-1].version_id
 
 
 def is_md5(etag: str | None) -> bool:
