@@ -352,8 +352,8 @@ class BotoStore:
         # boto3 gives the versions and the delete markers in two lists: merged back into S3's order.
         entries = [_version(item, marker=False) for item in page.get("Versions", ())]
         entries += [_version(item, marker=True) for item in page.get("DeleteMarkers", ())]
-        markers = next_markers(entries, page.get("NextKeyMarker") or "", page.get("NextVersionIdMarker") or "")
-        return VersionPage(in_listing_order(entries), bool(page.get("IsTruncated")), *markers)
+        after = next_markers(entries, page.get("NextKeyMarker") or "", page.get("NextVersionIdMarker") or "")
+        return VersionPage(in_listing_order(entries), bool(page.get("IsTruncated")), *after)
 
     def versioning(self) -> Versioning:
         status = self._call("GetBucketVersioning").get("Status")
