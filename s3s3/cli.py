@@ -21,6 +21,7 @@ import textwrap
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
@@ -334,7 +335,7 @@ def bucket_once(args: argparse.Namespace, client: BucketClient, stop: threading.
         with Progress(enabled=None if not args.json else False) as progress:
             summary = client.duplicate_bucket(
                 options=options, dest_names=args.dest, reverse=args.reverse, enqueue=args.enqueue,
-                shard=args.shard, stop=stop, progress=progress,
+                shard=args.shard, stop=stop, progress=progress, at=args.at,
             )
     except LockHeld as e:
         print(f"s3s3bucket: {e}; not starting another")
@@ -581,6 +582,9 @@ def _parser() -> argparse.ArgumentParser:
     bucket.add_argument("--dest", action="append", default=[], metavar="NAME", help="only this destination section")
     bucket.add_argument("--reverse", action="store_true",
                         help="restore: copy from the --dest destination back to the source (never deletes there)")
+    bucket.add_argument("--at", type=_time, metavar="TIME",
+                        help="with --reverse: restore the source as it was at TIME (ISO 8601, or Unix seconds), from "
+                        "the history of a destination with versions = all; --delete deletes what did not exist then")
     bucket.add_argument("--enqueue", action="store_true",
                         help="announce needed keys on the configured stream or list instead of copying them")
     bucket.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N",
@@ -683,6 +687,15 @@ def _shard(text: str) -> tuple[int, int]:
     if not (index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)):
         raise argparse.ArgumentTypeError(f"{text!r} is not I/N with 0 <= I < N (e.g. 0/4)")
     return int(index), int(count)
+
+
+def _time(text: str) -> datetime:
+    from s3s3.sync.restore import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
 
 
 def _fraction(text: str) -> float:
