@@ -99,9 +99,10 @@ ABOUT = {
     "bucket": About(
         "copy every missing or changed key",
         "List the source and every destination side by side and copy each key that is missing or changed at "
-        "a destination (with --delete, delete what the source no longer has). Catches up whatever the "
+        "a destination (with --delete, delete what the source no longer has); at a destination with versions = "
+        "all, replay each key's missing versions and delete markers, oldest first. Catches up whatever the "
         "listener missed: run it from cron or a timer, beside the listeners; a lock in Redis keeps two syncs "
-        "of the same buckets apart.",
+        "of the same buckets apart. --reverse --at TIME restores the source as it was at TIME.",
         ((EXIT_OK, "every key checked is at every destination (or another sync holds the lock)"),
          (EXIT_FAILED, "some keys failed (each is listed), or a store could not be listed"), _SERVICE_WRONG),
         "docs/bucket-sync.md",
@@ -162,7 +163,8 @@ ABOUT = {
         "the backlog, dead letters and last copies; or one KEY everywhere",
         "Without KEY: the backlog (announcements waiting and pending), the dead letters and each "
         "destination's last copy. With KEY: the key's size, ETag and MD5 at the source and every "
-        "destination, and whether each is in sync. With --sync: the last s3s3bucket --split sync's progress.",
+        "destination, and whether each is in sync (with versions = all, or a versioned source: its versions on "
+        "each side, and which each copy replays). With --sync: the last s3s3bucket --split sync's progress.",
         ((EXIT_OK, "shown (with KEY: in sync everywhere)"),
          (EXIT_FAILED, "with KEY: missing or different somewhere, or a store unreachable; else Redis unreachable"),
          _CONFIG_WRONG),
