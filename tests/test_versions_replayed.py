@@ -189,7 +189,7 @@ def test_versions_and_delete_markers_replay_in_order_byte_for_byte_and_a_second_
     assert w.dest.of("head") == []
 
 
-def test_a_later_version_arrives_alone(world: Callable[..., World]) -> None:
+def test_a_later_version_arrives_alone(world: Callable[..., World], caplog: pytest.LogCaptureFixture) -> None:
     w = world()
     ids = [put(w.source, "k", b"one"), put(w.source, "k", b"two")]
     assert w.sync().ok
@@ -197,11 +197,16 @@ def test_a_later_version_arrives_alone(world: Callable[..., World]) -> None:
 
     # Given a third version written after the first sync
     ids.append(put(w.source, "k", b"three, the newest"))
-    summary = w.sync()
+    with caplog.at_level(logging.INFO, logger="s3s3.copy"):
+        summary = w.sync()
 
-    # Then it alone is written, after the two already there
+    # Then it alone is written, after the two already there, and its line names the source version
     assert summary.as_dict()["versions_copied"] == 1
     assert w.writes() == ["put"]
+    copied = [r for r in caplog.records if getattr(r, "outcome", None) == "copied"]
+    assert [(r.getMessage().split(":")[0], getattr(r, "version_id", None)) for r in copied] == [
+        (f"Copied 'k' to {w.dest.label.split(':')[0]}", ids[2])
+    ]
     assert history_of(w.dest, "k") == [version(b"one", ids[0]), version(b"two", ids[1]),
                                        version(b"three, the newest", ids[2])]  # fmt: skip
 

@@ -284,7 +284,7 @@ def _learn_written(
     pairs = dict(matched.by_position)
     if any(marker is None for _, marker in written):
         after = retry_call(lambda: list(history(dest, target)), budget, what=f"the versions of {target!r}")
-        new = list(reversed(after[: len(after) - len(before)]))
+        new = list(reversed(after[: max(len(after) - len(before), 0)]))
         same_past = [e.version_id for e in after[len(new) :]] == [e.version_id for e in before]
         if same_past and len(new) == len(written) and all(
             d.delete_marker == s.delete_marker and (marker is None or marker == d.version_id)
