@@ -93,7 +93,9 @@ def run(config: Config, sections: list[str], *, check_timeout: float = CONNECT_T
     """
     endpoints = _select(config, sections)
     # What a destination should keep of versions and Object Lock depends on what the source has.
-    source = _versions(config.source) if any(ep is not config.source for ep in endpoints) else None
+    source = None
+    if any(ep is not config.source for ep in endpoints):
+        source = _versions(config.source, check_timeout=check_timeout)
     usable = True
     for endpoint in endpoints:
         report = probe(endpoint, check_timeout=check_timeout, source=None if endpoint is config.source else source)
@@ -125,7 +127,7 @@ def probe(endpoint: Endpoint, *, check_timeout: float = CONNECT_TIMEOUT, source:
     try:
         _probe_addressing(working, scratch, report, clients)
         _probe_features(working, client, scratch, report, clients)
-        _probe_versions(working, scratch, report, source)
+        _probe_versions(working, scratch, report, source, check_timeout)
     finally:
         _clean(client, working.bucket, scratch, report)
     return report
@@ -388,9 +390,12 @@ def _probe_full_object_checksums(endpoint: Endpoint, scratch: str, report: Repor
     report.add("full-object checksums", "; ".join(f"{said[s]}: {', '.join(found[s])}" for s in said if s in found))
 
 
-def _versions(endpoint: Endpoint, prefix: str = "") -> Versions:
-    """The bucket's versioning and Object Lock, and whether ListObjectVersions works (under `prefix`)."""
-    store = open_store(endpoint)
+def _versions(endpoint: Endpoint, prefix: str = "", *, check_timeout: float = CONNECT_TIMEOUT) -> Versions:
+    """The bucket's versioning and Object Lock, and whether ListObjectVersions works (under `prefix`).
+
+    Each request is tried once, as every probe's: a refusal is an answer.
+    """
+    store = open_store(endpoint, check_timeout=check_timeout)
     try:
         versioning = _asked(store.versioning)
         lock = _asked(store.object_lock)
@@ -412,9 +417,11 @@ def _asked(question: Callable[[], Any]) -> Any:
         return None
 
 
-def _probe_versions(endpoint: Endpoint, scratch: str, report: Report, source: Versions | None) -> None:
+def _probe_versions(
+    endpoint: Endpoint, scratch: str, report: Report, source: Versions | None, check_timeout: float
+) -> None:
     """Versioning, Object Lock and ListObjectVersions; for a destination, what its options should say of them."""
-    found = _versions(endpoint, scratch)
+    found = _versions(endpoint, scratch, check_timeout=check_timeout)
     state = {Versioning.ENABLED: "on", Versioning.SUSPENDED: "suspended (versions written while on are kept)",
              Versioning.OFF: "off", None: "unknown (GetBucketVersioning refused)"}  # fmt: skip
     report.add("versioning", state[found.versioning])

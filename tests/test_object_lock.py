@@ -78,7 +78,7 @@ def test_retention_and_legal_hold_arrive_equal_with_a_single_put_and_a_multipart
 
     # When it is copied (object_lock = copy is the default)
     dest = FaultyStore(open_with(config.dests[0], transport))
-    outcome = copy_key(open_with(config.source, transport), dest, "held.bin")  # type: ignore[arg-type]
+    outcome = copy_key(open_with(config.source, transport), dest, "held.bin")
 
     # Then the copy has the same bytes, and the same retention mode, retain-until date and legal hold
     assert outcome.action is Action.COPIED, outcome.error
@@ -99,7 +99,7 @@ def test_a_destination_without_object_lock_fails_the_key_at_once_naming_the_opti
 
     # When it is copied with object_lock = copy
     dest = FaultyStore(open_with(config.dests[0], "http"))
-    outcome = copy_key(open_with(config.source, "http"), dest, "held.txt")  # type: ignore[arg-type]
+    outcome = copy_key(open_with(config.source, "http"), dest, "held.txt")
 
     # Then the key fails at once, not retried, saying why and what to change
     assert (outcome.action, outcome.attempts) == (Action.FAILED, 1)
@@ -123,7 +123,7 @@ def test_a_refused_object_lock_fails_the_key_once_with_its_remedy(
     dest.on("object_lock", failing(refusal("GetObjectLockConfiguration", "AccessDenied", 403)))
 
     # When the locked version is copied
-    outcome = copy_key(open_with(config.source, "boto3"), dest, "held.txt")  # type: ignore[arg-type]
+    outcome = copy_key(open_with(config.source, "boto3"), dest, "held.txt")
 
     # Then the store's refusal of the retention fails the key once, naming the option; nothing landed
     assert (outcome.action, outcome.attempts) == (Action.FAILED, 1)
