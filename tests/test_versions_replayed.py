@@ -197,6 +197,7 @@ def test_a_later_version_arrives_alone(world: Callable[..., World], caplog: pyte
 
     # Given a third version written after the first sync
     ids.append(put(w.source, "k", b"three, the newest"))
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="s3s3.copy"):
         summary = w.sync()
 
