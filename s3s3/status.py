@@ -76,6 +76,8 @@ def sync_overview(summary: dict[str, Any] | None, tasks: str, *, as_json: bool =
           f"{summary['working']} being synced, {summary['waiting']} waiting")  # fmt: skip
     print(f"keys:      checked {summary['checked']}, copied {summary['copied']}, skipped {summary['skipped']}, "
           f"missing {summary['missing']}, failed {summary['failed']}, deleted {summary['deleted']}")  # fmt: skip
+    if summary.get("versions_copied") or summary.get("markers_replayed"):
+        print(f"versions:  replayed {summary['versions_copied']}, delete markers {summary['markers_replayed']}")
     print(f"bytes:     {summary['bytes']}")
     done = summary["ranges_done"] == summary["ranges"] and not summary["working"] and not summary["waiting"]
     print(f"state:     {'finished' if done else 'open'}")
