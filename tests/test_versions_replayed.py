@@ -29,7 +29,11 @@ import redis
 
 from s3s3.cli import main
 from s3s3.config import Config, MiB
+from s3s3.copy.replay import place, replay_key
+from s3s3.outcome import Action
 from s3s3.state import ledger
+from s3s3.state.leases import RedisLease
+from s3s3.state.ledger import VersionLedger
 from s3s3.store import META_VERSION, Store, open_store
 from s3s3.sync.bucket import duplicate_bucket
 from s3s3.sync.options import SyncOptions
@@ -37,7 +41,7 @@ from s3s3.sync.summary import Summary
 from tests.helpers import endpoint_section, new_bucket
 from tests.servers.base import Server
 from tests.servers.redis import RedisServer
-from tests.stores import FaultyStore, bucket_of, client_of
+from tests.stores import FaultyStore, bucket_of, client_of, failing, refusal
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -340,3 +344,37 @@ def test_a_source_that_keeps_no_versions_is_synced_as_latest_with_one_warning(
     assert warnings == [f"The source bucket {w.config.source.bucket!r} keeps no versions: [dest1] copy its "
                         "current objects only (as versions = latest) this run"]  # fmt: skip
     assert history_of(w.dest, "k") == [replace(version(b"the current one", ""), replays=None)]
+
+
+# -- one key, as the listener replays it ----------------------------------------------------------
+
+
+def test_one_key_replayed_alone_stops_at_a_failure_and_resumes_in_order_and_never_raises(
+    world: Callable[..., World],
+) -> None:
+    # Given a key of three versions, and a destination that refuses the second version's PUT once
+    w = world()
+    ids = [put(w.source, "k", data) for data in (b"one", b"two", b"three")]
+    refused = failing(refusal("PutObject", "AccessDenied", 403), times=1,
+                      when=lambda call: call.kwargs["attrs"].metadata.get(META_VERSION) == ids[1])  # fmt: skip
+    w.dest.on("put", refused)
+    lease, versions = RedisLease(w.client, wait=0.2), VersionLedger(w.client)
+
+    # When the key is replayed (its histories listed under the lease, as the listener asks)
+    first = replay_key(w.source, w.dest, "k", lease=lease, known=versions)
+
+    # Then the first version landed, the second failed, the third waits: the order holds
+    assert [(o.action, o.version_id) for o in first] == [(Action.COPIED, ids[0]), (Action.FAILED, ids[1])]
+    assert history_of(w.dest, "k") == [version(b"one", ids[0])]
+
+    # When it is replayed again, while another replayer holds its lease: a failure, nothing written
+    with RedisLease(w.client).hold(place(w.dest), "k"):
+        held = replay_key(w.source, w.dest, "k", lease=lease, known=versions)
+    assert [(o.action, o.key) for o in held] == [(Action.FAILED, "k")]
+    assert "another replayer held its lease" in (held[0].error or "")
+
+    # Then once free, it resumes where it stopped; and after that there is nothing to do
+    again = replay_key(w.source, w.dest, "k", lease=lease, known=versions)
+    assert [(o.action, o.version_id) for o in again] == [(Action.COPIED, ids[1]), (Action.COPIED, ids[2])]
+    assert history_of(w.dest, "k") == [version(d, v) for d, v in zip((b"one", b"two", b"three"), ids, strict=True)]
+    assert [o.action for o in replay_key(w.source, w.dest, "k", lease=lease, known=versions)] == [Action.SKIPPED]
