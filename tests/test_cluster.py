@@ -105,6 +105,29 @@ def test_the_bucket_sync_takes_its_lock_and_keeps_its_ledger_on_a_redis_cluster(
     assert (again.copied, again.skipped) == (0, 1)
 
 
+def test_a_sync_replaying_versions_keeps_its_leases_and_version_map_on_a_redis_cluster(
+    cluster: str, s3_source: Server, s3_dest: Server, make_config: Callable[..., Config]
+) -> None:
+    src, dst = new_bucket(s3_source), new_bucket(s3_dest)
+    for server, bucket in ((s3_source, src), (s3_dest, dst)):
+        server.client().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    config = make_config((s3_source, src), [(s3_dest, dst)], redis_url=cluster, pubsub_extra={"cluster": "true"},
+                         dest_extra={"versions": "all"})  # fmt: skip
+    for body in (b"one", b"two"):
+        s3_source.client().put_object(Bucket=src, Key="a", Body=body)
+    first = BucketClient(config).duplicate_bucket()
+    assert (first.as_dict()["versions_copied"], first.failed, first.errors) == (2, 0, [])
+    node = redis.RedisCluster.from_url(cluster)
+    try:
+        everywhere = redis.RedisCluster.PRIMARIES
+        assert node.keys("s3s3:versions:*", target_nodes=everywhere)
+        assert not node.keys("s3s3:lease:*", target_nodes=everywhere)  # released
+    finally:
+        node.close()
+    again = BucketClient(config).duplicate_bucket().as_dict()
+    assert (again["versions_copied"], again["versions_headed"], again["skipped"]) == (0, 0, 1)
+
+
 def test_a_split_sync_is_worked_on_a_redis_cluster_its_tasks_and_totals_in_one_slot(
     cluster: str, s3_source: Server, s3_dest: Server, make_config: Callable[..., Config]
 ) -> None:

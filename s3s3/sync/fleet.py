@@ -33,7 +33,10 @@ logger = logging.getLogger(__name__)
 
 REDIS_AWAY = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError)  # waited out, never fatal
 BACKOFF_START, BACKOFF_CAP = 0.5, 30.0  # seconds before asking Redis again, doubling to the cap
-TOTALS = ("checked", "copied", "skipped", "missing", "failed", "deleted", "bytes")
+# What each range's sync adds to the split's totals (versions: at destinations with versions = all).
+TOTALS = (
+    "checked", "copied", "skipped", "missing", "failed", "deleted", "bytes", "versions_copied", "markers_replayed",
+)  # fmt: skip
 
 
 class SplitOpen(S3S3Error):
