@@ -218,7 +218,7 @@ def test_given_bad_announcements_when_listening_then_each_is_rejected_with_one_w
         "Rejected an announcement: empty key",
         "Rejected an announcement: unknown JSON message shape: '{\"hello\": \"world\"}'",
         "Rejected an announcement: event for bucket 'photos', not the source bucket 'src'",
-        "Rejected an announcement: unknown event 'rename': must be 'put' or 'delete'",
+        "Rejected an announcement: unknown event 'rename': must be 'put', 'delete', 'marker' or 'purge'",
         "Rejected an announcement: 'out/a' is not under the source prefix 'in/'",
     ]
     # And each is kept, as it came, in the dead-letter stream, and counted
