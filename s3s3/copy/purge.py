@@ -1,0 +1,100 @@
+"""A version deleted for good at the source, deleted from a destination that keeps every version.
+
+A backup keeps what the source lost: a version deleted by its ID (S3's
+ObjectRemoved:Delete naming a versionId) stays at a `versions = all`
+destination unless it says `propagate_version_deletes = true`. Then the
+destination's copy of that version goes too: found by the version map
+(s3s3.state.ledger) or, for the versions it does not know, by a HEAD of each
+(their `s3s3-source-version-id`), and deleted by its own version ID, under
+the key's lease (s3s3.copy.replay), once the source's own history shows the
+version gone. A delete marker carries no metadata: only the map finds its copy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from functools import partial
+from itertools import takewhile
+
+from s3s3.copy.job import dest_key
+from s3s3.copy.replay import Lease, VersionMap
+from s3s3.outcome import Action, Outcome
+from s3s3.retry import DEFAULT_RETRY, Budget, RetryPolicy, describe
+from s3s3.retry import call as retry_call
+from s3s3.store import META_VERSION, Store, Version, list_versions
+
+
+def purge_version(
+    source: Store,
+    dest: Store,
+    key: str,
+    version_id: str,
+    *,
+    lease: Lease | None = None,
+    known: VersionMap | None = None,
+    retry: RetryPolicy = DEFAULT_RETRY,
+) -> Outcome:
+    """Delete at `dest` every copy of `key`'s source version `version_id`, once the source lacks it; never raises.
+
+    DELETED when a copy went, KEPT (with why) when the source still lists
+    the version or `dest` holds no copy of it, FAILED otherwise. The outcome
+    names the source version.
+    """
+    budget = Budget(retry)
+    target = dest_key(source, dest, key)
+    held: AbstractContextManager[None] = lease.hold(dest.label, key) if lease is not None else nullcontext()
+    try:
+        with held:
+            at_source = retry_call(lambda: _ids(source, key), budget, what=f"listing the versions of {key!r}")
+            if version_id in at_source:
+                return _outcome(key, dest, Action.KEPT, budget, version_id, "that version is still at the source")
+            entries = retry_call(lambda: _entries(dest, target), budget, what=f"listing the versions of {target!r}")
+            copies = _copies(dest, target, entries, version_id, known, budget)
+            if not copies:
+                why = f"no version here replays source version {version_id!r}"
+                return _outcome(key, dest, Action.KEPT, budget, version_id, why)
+            for copy in copies:
+                retry_call(partial(dest.delete, target, version_id=copy), budget, what=f"deleting {target!r} {copy}")
+    except Exception as e:  # whatever broke, the key's announcement must go on to be kept or retried
+        return _outcome(key, dest, Action.FAILED, budget, version_id, describe(e))
+    return _outcome(key, dest, Action.DELETED, budget, version_id)
+
+
+def _ids(store: Store, key: str) -> set[str]:
+    return {entry.version_id for entry in _of_key(store, key)}
+
+
+def _entries(store: Store, key: str) -> list[Version]:
+    return list(_of_key(store, key))
+
+
+def _of_key(store: Store, key: str) -> Iterator[Version]:
+    """`key`'s own entries: listed under it as a prefix, they come first, before the keys that start with it."""
+    return takewhile(lambda entry: entry.key == key, list_versions(store, key))
+
+
+def _copies(
+    dest: Store, target: str, entries: list[Version], version_id: str, known: VersionMap | None, budget: Budget
+) -> list[str]:
+    """The destination version IDs that replay source version `version_id`: the map's, then HEADs of the rest."""
+    mapped = dict(known.known(dest, [e.version_id for e in entries])) if known is not None else {}
+    learnt: dict[str, str] = {}
+    for entry in entries:
+        if entry.version_id in mapped or entry.delete_marker:
+            continue
+        info = retry_call(
+            partial(dest.head, target, version_id=entry.version_id), budget, what=f"the HEAD of {target!r}"
+        )
+        replays = (info.metadata or {}).get(META_VERSION) if info is not None else None
+        if replays:
+            learnt[entry.version_id] = mapped[entry.version_id] = replays
+    if learnt and known is not None:
+        known.learn(dest, learnt)
+    return [ours for ours, theirs in mapped.items() if theirs == version_id]
+
+
+def _outcome(key: str, dest: Store, action: Action, budget: Budget, version_id: str, why: str | None = None) -> Outcome:
+    seconds = time.monotonic() - budget.started
+    return Outcome(key, dest.label, action, seconds=seconds, error=why, version_id=version_id)
