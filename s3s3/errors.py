@@ -94,6 +94,12 @@ class LockHeld(S3S3Error):
     """Raised when another bucket sync holds the lock on the same buckets."""
 
 
+class LeaseError(S3S3Error):
+    """Raised when a key's lease (s3s3.state.leases) cannot be had: another replayer held it past the wait, or
+    Redis did not answer. The key is tried again later, not lost.
+    """
+
+
 class RequirementError(S3S3Error):
     """Raised when a server s3s3 needs is older than the version it needs (Redis before 6.2)."""
 

@@ -21,6 +21,8 @@ LOCK_PREFIX = "s3s3:lock:"  # + source and destinations: held by the running buc
 LEDGER_PREFIX = "s3s3:ledger:"  # + destination: hash key -> what s3s3 copied there
 FACTS_PREFIX = "s3s3:facts:"  # + hash of a store's URL: what s3s3 learnt of that store (s3s3.store.facts)
 RATE_PREFIX = "s3s3:rate:"  # + hash of a store's URL: its shared request rate and throttled answers (s3s3.state.rates)
+LEASE_PREFIX = "s3s3:lease:"  # + hash of destination bucket and key: the token of the one replayer of that key
+VERSIONS_PREFIX = "s3s3:versions:"  # + destination: hash destination version ID -> the source version it replays
 COPYING_PREFIX = "s3s3:copying:"  # + hash of destination and key: copies of it running now (s3s3.overlap)
 
 

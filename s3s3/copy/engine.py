@@ -53,6 +53,7 @@ def copy_key(
     retry: RetryPolicy = DEFAULT_RETRY,
     guard: Guard | None = None,
     limits: Limits = DEFAULT,
+    server_side: bool = True,
 ) -> Outcome:
     """Copy `key` to `dest` unless it already holds it; never raises.
 
@@ -66,7 +67,9 @@ def copy_key(
     dropped. `guard` says when another process copied the same key at the
     same time; the source is then asked again, so its newest version is the
     one that stays. `limits` are the process's bandwidth, memory and stream
-    budgets, shared with every other copy it runs.
+    budgets, shared with every other copy it runs. `server_side=False` reads
+    and writes the bytes even within one store: a replayed version
+    (s3s3.copy.replay) is read through a view CopyObject would not see.
 
     Whole-key retries happen here, and only here: the transports retry each
     request (botocore's standard mode, and the lean path likewise), and a
@@ -82,7 +85,7 @@ def copy_key(
         try:
             outcome = _copy_newest(
                 source, dest, key, guard, verify_md5=verify_md5, check_dest=check_dest, check_small=check_small,
-                listed=listed, budget=budget, limits=limits,
+                listed=listed, budget=budget, limits=limits, server_side=server_side,
             )  # fmt: skip
             return replace(outcome, attempts=attempt, seconds=time.monotonic() - budget.started)
         except Exception as e:
@@ -131,10 +134,11 @@ def _copy_once(
     listed: ObjectInfo | None,
     budget: Budget,
     limits: Limits,
+    server_side: bool,
 ) -> Outcome:
     target = dest_key(source, dest, key)
     verify_md5 = verify_md5 or source.endpoint.verify_md5 or dest.endpoint.verify_md5
-    if dest.endpoint.same_store(source.endpoint):
+    if server_side and dest.endpoint.same_store(source.endpoint):
         return put.server_side_copy(source, dest, key, target, verify_md5=verify_md5, check_dest=check_dest)
     opened = _open(source, dest, key, listed, verify_md5=verify_md5)
     if opened is None:
@@ -282,4 +286,3 @@ def delete_key(source: Store, dest: Store, key: str, *, retry: RetryPolicy = DEF
     except Exception as e:
         return _failed(key, dest, e, budget.started)
     return _timed(Outcome(key, dest.label, Action.DELETED), budget.started)
-

@@ -78,9 +78,14 @@ def verify(dest: Store, target: str, md5: str, etag: str) -> None:
 
 
 def discard(dest: Store, target: str) -> None:
-    """Delete a copy proven corrupt, so nothing trusts it; the key is copied again."""
+    """Delete a copy proven corrupt, so nothing trusts it; the key is copied again.
+
+    In a versioned bucket that copy is its key's newest version, deleted by
+    its ID: a plain DELETE would only hide it under a delete marker.
+    """
     try:
-        dest.delete(target)
+        found = dest.head(target)
+        dest.delete(target, version_id=found.version_id if found is not None else None)
     except Exception as e:
         logger.warning("Could not delete the corrupt copy %r at %s: %s", target, dest.label, e)
 

@@ -10,6 +10,10 @@ per key. Without a ledger entry s3s3 falls back to a HEAD of the destination
 (its `s3s3-source-etag` metadata says the same thing, one request per key).
 
 One Redis hash per destination bucket; the field is the destination key.
+
+For a destination with `versions = all`, a second hash per bucket, the
+version map (`VersionLedger`), says which source version each destination
+version replays: what its `s3s3-source-version-id` says, without a HEAD.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import cast
 
 import redis
@@ -120,3 +124,69 @@ def current(client: redis.Redis, dest: Store, pairs: Sequence[tuple[ObjectInfo, 
         value is not None and value.decode() == entry(src.etag, src.size, dst.etag)
         for (src, dst), value in zip(pairs, values, strict=True)
     ]
+
+
+def versions_key(dest: Store) -> str:
+    """The Redis hash of one destination bucket's version map (named as its ledger is)."""
+    return names.VERSIONS_PREFIX + ledger_key(dest)[len(names.LEDGER_PREFIX) :]
+
+
+def _field(key: str, version_id: str) -> str:
+    # A version ID names one version in its bucket, but "null" (written while versioning was off) is in every key.
+    return f"null/{key}" if version_id == "null" else version_id
+
+
+class VersionLedger:
+    """The version map (s3s3.copy.replay.VersionMap): destination version ID -> the source version it replays.
+
+    One hash per destination bucket. "" marks a version that replays none
+    (written before s3s3, or by someone else), so that it is not asked again.
+    A Redis that does not answer costs HEADs, never a wrong answer.
+    """
+
+    def __init__(self, client: redis.Redis, *, days: int = 0) -> None:
+        self.client = client
+        self.ttl = days * 86400  # as the Recorder's: the hash lives this long after its last write; 0: for ever
+
+    def known(self, dest: Store, key: str, version_ids: Sequence[str]) -> dict[str, str]:
+        """What the map says of these versions of `key` at `dest`."""
+        (found,) = self.known_many(dest, [(key, version_ids)])
+        return found
+
+    def known_many(self, dest: Store, keys: Sequence[tuple[str, Sequence[str]]]) -> list[dict[str, str]]:
+        """`known` for each (key, version IDs), in one round trip."""
+        fields = [_field(key, v) for key, ids in keys for v in ids]
+        if not fields:
+            return [{} for _ in keys]
+        try:
+            values = iter(cast("list[bytes | None]", self.client.hmget(versions_key(dest), fields)))
+        except redis.RedisError as e:
+            logger.warning("Could not read the version map (each version it would name costs a HEAD): %s", e)
+            return [{} for _ in keys]
+        found = []
+        for _key, ids in keys:
+            answers = [(v, next(values)) for v in ids]
+            found.append({v: value.decode() for v, value in answers if value is not None})
+        return found
+
+    def learn(self, dest: Store, key: str, pairs: Mapping[str, str]) -> None:
+        """Record destination version ID -> source version ID ("" for none) for `key` at `dest`."""
+        if not pairs:
+            return
+        name = versions_key(dest)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(name, mapping={_field(key, d): s for d, s in pairs.items()})
+        if self.ttl:
+            pipe.expire(name, self.ttl)
+        try:
+            pipe.execute()
+        except redis.RedisError as e:
+            logger.warning("Could not write %d version map entries (later runs HEAD those versions): %s", len(pairs), e)
+
+    def forget(self, dest: Store, key: str, version_ids: Sequence[str]) -> None:
+        """Drop the entries of versions deleted at the destination."""
+        if version_ids:
+            try:
+                self.client.hdel(versions_key(dest), *[_field(key, v) for v in version_ids])
+            except redis.RedisError as e:
+                logger.warning("Could not forget %d deleted versions in the version map: %s", len(version_ids), e)

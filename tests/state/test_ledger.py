@@ -16,7 +16,7 @@ from redis.retry import Retry
 from s3s3 import names
 from s3s3.config import Endpoint
 from s3s3.outcome import Action, Outcome
-from s3s3.state.ledger import Recorder, current, entry, forget, ledger_key
+from s3s3.state.ledger import Recorder, VersionLedger, current, entry, forget, ledger_key, versions_key
 from s3s3.state.stamps import last_copies
 from s3s3.store import ObjectInfo, Store
 from tests.servers.base import free_port
@@ -343,3 +343,62 @@ def test_a_copy_the_listings_decide_is_not_recorded_and_a_ledger_with_days_expir
     # Then only the undecidable one is kept, in a ledger that expires in 7 days
     assert stored(client, dest) == {"multipart": entry(SRC_ETAG, 10, DST_ETAG)}
     assert 7 * 86400 - 5 <= client.ttl(ledger_key(dest)) <= 7 * 86400
+
+
+# -- the version map ---------------------------------------------------------------------------------
+
+
+def test_the_version_map_names_what_it_learnt_and_nothing_else(client: redis.Redis) -> None:
+    # Given a map that learnt two versions of one key, one of them someone else's ("")
+    dest = place()
+    versions = VersionLedger(client)
+    versions.learn(dest, "k", {"d1": "s1", "d2": ""})
+    # Then it names those, and not a version it never learnt
+    assert versions.known(dest, "k", ["d1", "d2", "d3"]) == {"d1": "s1", "d2": ""}
+    # And keys and buckets do not share entries
+    assert versions.known(place(), "k", ["d1"]) == {}
+
+
+def test_the_version_map_of_a_page_of_keys_is_read_in_one_round_trip(client: redis.Redis) -> None:
+    dest = place()
+    counting = CountingRedis(client)
+    versions = VersionLedger(cast(redis.Redis, counting))
+    versions.learn(dest, "a", {"d1": "s1"})
+    versions.learn(dest, "b", {"d2": "s2", "d3": "s3"})
+    calls = []
+    real_hmget = client.hmget
+    counting.hmget = lambda *args: calls.append(args) or real_hmget(*args)  # type: ignore[method-assign]
+    found = versions.known_many(dest, [("a", ["d1", "dx"]), ("b", ["d3", "d2"]), ("c", [])])
+    assert found == [{"d1": "s1"}, {"d3": "s3", "d2": "s2"}, {}]
+    assert len(calls) == 1
+
+
+def test_the_null_version_of_each_key_is_its_own_entry(client: redis.Redis) -> None:
+    # "null" names the version written while versioning was off: every key may have one
+    dest = place()
+    versions = VersionLedger(client)
+    versions.learn(dest, "a", {"null": ""})
+    versions.learn(dest, "b", {"null": "s9"})
+    assert versions.known(dest, "a", ["null"]) == {"null": ""}
+    assert versions.known(dest, "b", ["null"]) == {"null": "s9"}
+
+
+def test_forgotten_versions_are_no_longer_named_and_a_map_with_days_expires(client: redis.Redis) -> None:
+    dest = place()
+    versions = VersionLedger(client, days=2)
+    versions.learn(dest, "k", {"d1": "s1", "d2": "s2"})
+    versions.forget(dest, "k", ["d1"])
+    assert versions.known(dest, "k", ["d1", "d2"]) == {"d2": "s2"}
+    assert 0 < client.ttl(versions_key(dest)) <= 2 * 86400
+    assert versions_key(dest).startswith(names.VERSIONS_PREFIX)
+
+
+def test_a_redis_that_does_not_answer_makes_the_version_map_know_nothing_and_learn_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    versions = VersionLedger(unreachable_redis())
+    with caplog.at_level(logging.WARNING, logger="s3s3.state.ledger"):
+        assert versions.known(place(), "k", ["d1"]) == {}
+        versions.learn(place(), "k", {"d1": "s1"})
+        versions.forget(place(), "k", ["d1"])
+    assert len(caplog.records) == 3
