@@ -13,17 +13,15 @@ version gone. A delete marker carries no metadata: only the map finds its copy.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from functools import partial
-from itertools import takewhile
 
 from s3s3.copy.job import dest_key
-from s3s3.copy.replay import Lease, VersionMap
+from s3s3.copy.replay import Lease, Replayed, VersionMap, history, learn_map, place
 from s3s3.outcome import Action, Outcome
 from s3s3.retry import DEFAULT_RETRY, Budget, RetryPolicy, describe
 from s3s3.retry import call as retry_call
-from s3s3.store import META_VERSION, Store, Version, list_versions
+from s3s3.store import Store
 
 
 def purge_version(
@@ -44,14 +42,16 @@ def purge_version(
     """
     budget = Budget(retry)
     target = dest_key(source, dest, key)
-    held: AbstractContextManager[None] = lease.hold(dest.label, key) if lease is not None else nullcontext()
+    held: AbstractContextManager[None] = lease.hold(place(dest), target) if lease is not None else nullcontext()
     try:
         with held:
-            at_source = retry_call(lambda: _ids(source, key), budget, what=f"listing the versions of {key!r}")
-            if version_id in at_source:
+            what = f"the versions of {key!r}"
+            at_source = retry_call(lambda: list(history(source, key)), budget, what=f"{what} at {source.label}")
+            if any(entry.version_id == version_id for entry in at_source):
                 return _outcome(key, dest, Action.KEPT, budget, version_id, "that version is still at the source")
-            entries = retry_call(lambda: _entries(dest, target), budget, what=f"listing the versions of {target!r}")
-            copies = _copies(dest, target, entries, version_id, known, budget)
+            entries = retry_call(lambda: list(history(dest, target)), budget, what=f"{what} at {dest.label}")
+            mapping = learn_map(dest, target, entries, known, budget, Replayed())
+            copies = [ours for ours, theirs in mapping.items() if theirs == version_id]
             if not copies:
                 why = f"no version here replays source version {version_id!r}"
                 return _outcome(key, dest, Action.KEPT, budget, version_id, why)
@@ -60,39 +60,6 @@ def purge_version(
     except Exception as e:  # whatever broke, the key's announcement must go on to be kept or retried
         return _outcome(key, dest, Action.FAILED, budget, version_id, describe(e))
     return _outcome(key, dest, Action.DELETED, budget, version_id)
-
-
-def _ids(store: Store, key: str) -> set[str]:
-    return {entry.version_id for entry in _of_key(store, key)}
-
-
-def _entries(store: Store, key: str) -> list[Version]:
-    return list(_of_key(store, key))
-
-
-def _of_key(store: Store, key: str) -> Iterator[Version]:
-    """`key`'s own entries: listed under it as a prefix, they come first, before the keys that start with it."""
-    return takewhile(lambda entry: entry.key == key, list_versions(store, key))
-
-
-def _copies(
-    dest: Store, target: str, entries: list[Version], version_id: str, known: VersionMap | None, budget: Budget
-) -> list[str]:
-    """The destination version IDs that replay source version `version_id`: the map's, then HEADs of the rest."""
-    mapped = dict(known.known(dest, [e.version_id for e in entries])) if known is not None else {}
-    learnt: dict[str, str] = {}
-    for entry in entries:
-        if entry.version_id in mapped or entry.delete_marker:
-            continue
-        info = retry_call(
-            partial(dest.head, target, version_id=entry.version_id), budget, what=f"the HEAD of {target!r}"
-        )
-        replays = (info.metadata or {}).get(META_VERSION) if info is not None else None
-        if replays:
-            learnt[entry.version_id] = mapped[entry.version_id] = replays
-    if learnt and known is not None:
-        known.learn(dest, learnt)
-    return [ours for ours, theirs in mapped.items() if theirs == version_id]
 
 
 def _outcome(key: str, dest: Store, action: Action, budget: Budget, version_id: str, why: str | None = None) -> Outcome:

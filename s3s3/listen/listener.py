@@ -422,8 +422,12 @@ class Listener:
             logger.exception("Unexpected error while replaying %r to %s", key, dest.endpoint.label)
             outcomes, replayed = [Outcome(key, dest.label, Action.FAILED, error=describe(e))], []
         ok = kept = True
-        for outcome in (*outcomes, *replayed):
+        for outcome in outcomes:
             kept = self._record(dest, outcome) and kept
+            ok = ok and outcome.ok
+        for outcome in replayed:
+            # replay_key logs each entry as it writes it (a long history shows as it lands); not "nothing to do".
+            kept = self._record(dest, outcome, logged=outcome.action is not Action.SKIPPED) and kept
             ok = ok and outcome.ok
         self.metrics.replayed(dest.label, replayed)
         return ok, kept
@@ -455,12 +459,14 @@ class Listener:
             return delete_key(self.source, dest, key)
         return Outcome(key, dest.label, Action.KEPT, error="deleted at the source, propagate_deletes is off")
 
-    def _record(self, dest: Store, outcome: Outcome) -> bool:
-        """Log, count, and remember the outcome (ledger, or dead-letter stream when it failed).
+    def _record(self, dest: Store, outcome: Outcome, *, logged: bool = False) -> bool:
+        """Log (unless `logged` already), count, and remember the outcome (ledger, or dead-letter stream when it
+        failed).
 
         Returns False when a failure could not be written to the dead-letter stream.
         """
-        self.on_outcome(outcome)
+        if not logged:
+            self.on_outcome(outcome)
         self.metrics.outcome(outcome)
         try:
             if outcome.action is Action.FAILED:
