@@ -22,7 +22,9 @@ from s3s3.store import Body, ObjectInfo, Page, Store
 from s3s3.store.base import store_error
 from s3s3.store.boto import create_client
 from s3s3.store.facts import Facts
+from tests.servers.base import Server
 
+Opener = Callable[..., Store]  # a Store for a new bucket, or for the one named (tests/store/conftest.py)
 Proceed = Callable[..., Any]  # call the wrapped store, with these (or other) arguments
 Action = Callable[["Call", Proceed], Any]
 
@@ -121,6 +123,18 @@ class FaultyStore:
 
     def list_page(self, *args: Any, **kwargs: Any) -> Any:
         return self._call("list_page", *args, **kwargs)
+
+    def list_versions_page(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("list_versions_page", *args, **kwargs)
+
+    def versioning(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("versioning", *args, **kwargs)
+
+    def object_lock(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("object_lock", *args, **kwargs)
+
+    def put_lock(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("put_lock", *args, **kwargs)
 
     def copy_object(self, *args: Any, **kwargs: Any) -> Any:
         return self._call("copy_object", *args, **kwargs)
@@ -243,6 +257,23 @@ class _Flipped:
 
     def close(self) -> None:
         self.body.close()
+
+
+def endpoint_for(server: Server, bucket: str, **extra: str) -> Endpoint:
+    """An Endpoint for `bucket` on `server`, path style, as a config file section would give it."""
+    from s3s3.config import endpoint_from_options
+
+    options = {
+        "endpoint_url": server.endpoint_url,
+        "aws_access_key_id": server.access_key,
+        "aws_secret_access_key": server.secret_key,
+        "bucket_name": bucket,
+        "addressing_style": "path",
+        **extra,
+    }
+    if server.ca_bundle:
+        options["ca_bundle"] = server.ca_bundle
+    return endpoint_from_options("contract", options)
 
 
 def open_with(endpoint: Endpoint, transport: str) -> Store:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from s3s3.config import Versions
 from s3s3.copy.limits import DEFAULT, Limits
 from s3s3.retry import Budget
 from s3s3.store import (
@@ -18,6 +19,7 @@ from s3s3.store import (
     META_MD5,
     META_MD5CHKSUM,
     META_MTIME,
+    META_VERSION,
     Attributes,
     Body,
     Checksum,
@@ -90,6 +92,8 @@ def attributes(
         metadata.pop(META_MD5CHKSUM, None)
     if ep.preserve_mtime and META_MTIME not in metadata and info.last_modified is not None:
         metadata[META_MTIME] = f"{info.last_modified.timestamp():.9f}"
+    if ep.versions is Versions.ALL and info.version_id:
+        metadata[META_VERSION] = info.version_id
     return Attributes(
         info.headers, metadata, storage_class=ep.storage_class, tagging=tagging if ep.tags else None,
         encryption=ep.sse, kms_key_id=ep.sse_kms_key_id, acl=ep.acl,

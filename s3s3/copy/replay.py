@@ -142,12 +142,21 @@ def place(store: Store) -> str:
 
 
 def learn_map(
-    dest: Store, target: str, entries: Sequence[Version], known: VersionMap | None, budget: Budget, done: Replayed
+    dest: Store,
+    target: str,
+    entries: Sequence[Version],
+    known: VersionMap | None,
+    budget: Budget,
+    done: Replayed,
+    *,
+    found: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Destination version ID -> source version ID for `entries`: from the map, else a HEAD of each version."""
-    ids = [e.version_id for e in entries]
-    found = dict(known.known(dest, target, ids)) if known is not None and ids else {}
-    done.mapped += len(found)
+    """Destination version ID -> source version ID for `entries`: from the map (or what it already said, `found`),
+    else a HEAD of each version, which the map learns."""
+    if found is None:
+        ids = [e.version_id for e in entries]
+        found = dict(known.known(dest, target, ids)) if known is not None and ids else {}
+        done.mapped += len(found)
     learnt: dict[str, str] = {}
     for entry in entries:
         if entry.delete_marker or entry.version_id in found:
@@ -158,7 +167,7 @@ def learn_map(
         learnt[entry.version_id] = (info.metadata or {}).get(META_VERSION, "") if info is not None else ""
     if learnt and known is not None:
         known.learn(dest, target, learnt)
-    return found | learnt
+    return {**found, **learnt}
 
 
 def replay_key(

@@ -144,9 +144,10 @@ class VersionLedger:
     A Redis that does not answer costs HEADs, never a wrong answer.
     """
 
-    def __init__(self, client: redis.Redis, *, days: int = 0) -> None:
+    def __init__(self, client: redis.Redis, *, days: int = 0, read_only: bool = False) -> None:
         self.client = client
         self.ttl = days * 86400  # as the Recorder's: the hash lives this long after its last write; 0: for ever
+        self.read_only = read_only  # a dry run reads the map and writes nothing
 
     def known(self, dest: Store, key: str, version_ids: Sequence[str]) -> dict[str, str]:
         """What the map says of these versions of `key` at `dest`."""
@@ -171,7 +172,7 @@ class VersionLedger:
 
     def learn(self, dest: Store, key: str, pairs: Mapping[str, str]) -> None:
         """Record destination version ID -> source version ID ("" for none) for `key` at `dest`."""
-        if not pairs:
+        if not pairs or self.read_only:
             return
         name = versions_key(dest)
         pipe = self.client.pipeline(transaction=False)
@@ -185,7 +186,7 @@ class VersionLedger:
 
     def forget(self, dest: Store, key: str, version_ids: Sequence[str]) -> None:
         """Drop the entries of versions deleted at the destination."""
-        if version_ids:
+        if version_ids and not self.read_only:
             try:
                 self.client.hdel(versions_key(dest), *[_field(key, v) for v in version_ids])
             except redis.RedisError as e:

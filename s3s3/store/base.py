@@ -14,7 +14,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
@@ -332,6 +332,13 @@ class Store(Protocol):
     def object_lock(self) -> bool:
         """GetObjectLockConfiguration: whether the bucket has Object Lock on (False where it has none)."""
 
+    def put_lock(self, key: str, lock: Lock, *, version_id: str | None = None) -> None:
+        """PutObjectRetention and PutObjectLegalHold: set a version's Object Lock after it was written.
+
+        moto 5.2 keeps none of what CreateMultipartUpload carries; the copy
+        engine sets it here once the upload is complete.
+        """
+
     def copy_object(
         self, source_bucket: str, source_key: str, key: str, *, size: int, if_match: str | None, attrs: Attributes
     ) -> str:
@@ -361,6 +368,23 @@ def list_objects(store: Store, prefix: str = "", start_after: str = "", end: str
         token = page.token
         if token is None:  # ListObjects (V1), or a V2 store that gave no token: go on after the last key
             start_after = max([o.key for o in page.objects[-1:]] + page.prefixes[-1:])
+
+
+def in_listing_order(entries: Iterable[Version]) -> list[Version]:
+    """One page's versions and delete markers in ListObjectVersions' order: by key, each key's newest first.
+
+    S3 interleaves them in that order, but boto3 hands them over as two lists,
+    and moto 5.2 writes every Version before every DeleteMarker, with
+    LastModified in whole seconds: the page is sorted here (stably, by key in
+    UTF-8 binary order, the key's current entry first, then newest first).
+    Entries of one key within one second keep the order the store gave them.
+    """
+    return sorted(entries, key=_listing_position)
+
+
+def _listing_position(entry: Version) -> tuple[bytes, bool, float]:
+    when = entry.last_modified.timestamp() if entry.last_modified is not None else 0.0
+    return entry.key.encode("utf-8", "surrogatepass"), not entry.latest, -when
 
 
 def list_versions(store: Store, prefix: str = "", *, key_marker: str = "") -> Iterator[Version]:
@@ -422,19 +446,60 @@ def multipart_etag(part_md5s: Sequence[bytes]) -> str:
     return f"{hashlib.md5(b''.join(part_md5s)).hexdigest()}-{len(part_md5s)}"
 
 
+def lock_from(header: Callable[[str], str | None]) -> Lock | None:
+    """The Object Lock an answer's headers carry (`header` reads one by its lower-case name); None for none."""
+    mode = header("x-amz-object-lock-mode")
+    hold = header("x-amz-object-lock-legal-hold")
+    if not mode and not hold:
+        return None
+    until = header("x-amz-object-lock-retain-until-date") if mode else None
+    lock = Lock(mode, retain_until(until) if until else None, (hold or "").upper() == "ON")
+    return lock or None
+
+
+def retain_until(text: str) -> str:
+    """A retain-until date as AWS writes it (2030-01-02T03:04:05.000Z), however a store or client wrote it.
+
+    botocore sends a date without its milliseconds where they are 0, and moto
+    answers a date as it was sent: written one way, the two transports would
+    read back two dates for one retention.
+    """
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text  # not ISO 8601: left as the store wrote it
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
 def metadata_from(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     """User metadata from response headers (x-amz-meta-*), names lower-cased."""
     return {name[11:].lower(): value for name, value in headers if name.lower().startswith("x-amz-meta-")}
 
 
-def store_error(operation: str, status: int, code: str, message: str) -> StoreError:
+def lock_unknown(error: StoreError) -> bool:
+    """Whether GetObjectLockConfiguration's refusal means the bucket has no Object Lock (not that it is missing).
+
+    AWS and moto answer ObjectLockConfigurationNotFoundError (404); a store
+    that does not know the call answers 501 NotImplemented, 404 or 405.
+    """
+    if isinstance(error, NoSuchBucket):
+        return False
+    return error.code in ("ObjectLockConfigurationNotFoundError", "NotImplemented") or error.status in (404, 405, 501)
+
+
+def store_error(operation: str, status: int, code: str, message: str, *, delete_marker: bool = False) -> StoreError:
     """The StoreError (or the subclass callers catch) for an S3 error answer, worded as botocore words it.
 
     Both transports raise what this returns, so nothing above the store
-    interface can tell which one met the error.
+    interface can tell which one met the error. `delete_marker` is the
+    answer's x-amz-delete-marker: a version that is a delete marker holds no
+    object, as a missing key does (AWS and moto answer its HEAD 405).
     """
     kind = StoreError
-    if code in ("NoSuchKey", "NotFound") or (status == 404 and code == "404"):
+    missing = code in ("NoSuchKey", "NotFound", "NoSuchVersion") or (status == 404 and code == "404")
+    if missing or (delete_marker and status in (404, 405)):
         kind = NotFound
     elif code == "NoSuchBucket":
         kind = NoSuchBucket

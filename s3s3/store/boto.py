@@ -27,12 +27,19 @@ from s3s3.store.base import (
     Attributes,
     Buffer,
     Checksum,
+    Lock,
     ObjectInfo,
     Page,
     Transport,
     Upload,
+    Version,
+    Versioning,
+    VersionPage,
     b64_md5,
     checksum_from,
+    in_listing_order,
+    lock_from,
+    lock_unknown,
     store_error,
     strip_etag,
 )
@@ -52,6 +59,12 @@ PARAMS = {header: header.replace("-", "") for header in CONTENT_HEADERS}
 CONNECT_TIMEOUT = 10.0  # seconds a connection is waited for (the copies'; connection checks give less)
 # A checksum's algorithm -> the parameter of PutObject that carries it.
 CHECKSUM_PARAMS = {name: f"Checksum{name.upper()}" for name in CHECKSUM_BYTES}
+# Object Lock's headers (s3s3.store.base.Lock.as_headers) -> the parameters of PutObject and CreateMultipartUpload.
+LOCK_PARAMS = {
+    "x-amz-object-lock-mode": "ObjectLockMode",
+    "x-amz-object-lock-retain-until-date": "ObjectLockRetainUntilDate",
+    "x-amz-object-lock-legal-hold": "ObjectLockLegalHoldStatus",
+}
 _SESSION_LOCK = threading.Lock()  # a botocore session makes one client at a time
 
 
@@ -82,7 +95,9 @@ def create_client(
         for operation in ("PutObject", "CreateMultipartUpload", "CopyObject"):
             events.register(f"before-parameter-build.s3.{operation}", _sigv2_metadata_dashes)
     if not endpoint.checksums:
-        events.register("before-call.s3.DeleteObjects", _content_md5_instead_of_crc32)
+        # AWS wants Content-MD5 on the two Object Lock calls too.
+        for operation in ("DeleteObjects", "PutObjectRetention", "PutObjectLegalHold"):
+            events.register(f"before-call.s3.{operation}", _content_md5_instead_of_crc32)
     return client
 
 
@@ -218,10 +233,14 @@ class BotoStore:
         except Exception as e:
             raise boundary_error(operation, e) from e
 
-    def head(self, key: str, *, part_number: int | None = None, checksums: bool = False) -> ObjectInfo | None:
+    def head(
+        self, key: str, *, part_number: int | None = None, checksums: bool = False, version_id: str | None = None
+    ) -> ObjectInfo | None:
         extra: dict[str, Any] = {"PartNumber": part_number} if part_number else {}
         if checksums:
             extra["ChecksumMode"] = "ENABLED"
+        if version_id is not None:
+            extra["VersionId"] = version_id
         try:
             return _info(key, self._call("HeadObject", Key=key, **extra), part=part_number is not None)
         except NotFound:
@@ -234,9 +253,12 @@ class BotoStore:
         byte_range: tuple[int, int] | None = None,
         if_match: str | None = None,
         checksums: bool = False,
+        version_id: str | None = None,
     ) -> tuple[ObjectInfo, BotoBody]:
         # With ChecksumMode, botocore also checks the body against a CRC32, SHA-1 or SHA-256 as it streams.
         extra = {"ChecksumMode": "ENABLED"} if checksums else {}
+        if version_id is not None:
+            extra["VersionId"] = version_id
         if byte_range is not None:
             extra["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
         if if_match is not None:
@@ -295,8 +317,9 @@ class BotoStore:
                 return
             markers = {"KeyMarker": page.get("NextKeyMarker", ""), "UploadIdMarker": page.get("NextUploadIdMarker", "")}
 
-    def delete(self, key: str) -> None:
-        self._call("DeleteObject", Key=key)
+    def delete(self, key: str, *, version_id: str | None = None) -> str | None:
+        extra = {"VersionId": version_id} if version_id is not None else {}
+        return self._call("DeleteObject", Key=key, **extra).get("VersionId") or None
 
     def delete_many(self, keys: Sequence[str]) -> dict[str, str]:
         response = self._call("DeleteObjects", Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True})
@@ -317,6 +340,40 @@ class BotoStore:
         ]
         prefixes = [p["Prefix"] for p in page.get("CommonPrefixes", ())]
         return Page(objects, prefixes, bool(page.get("IsTruncated")), page.get("NextContinuationToken") or None)
+
+    def list_versions_page(
+        self, prefix: str, *, key_marker: str = "", version_marker: str = "", max_keys: int = 1000
+    ) -> VersionPage:
+        markers = {"KeyMarker": key_marker} if key_marker else {}
+        if key_marker and version_marker:
+            markers["VersionIdMarker"] = version_marker
+        page = self._call("ListObjectVersions", Prefix=prefix, MaxKeys=max_keys, **markers)
+        # boto3 gives the versions and the delete markers in two lists: merged back into S3's order.
+        entries = [_version(item, marker=False) for item in page.get("Versions", ())]
+        entries += [_version(item, marker=True) for item in page.get("DeleteMarkers", ())]
+        return VersionPage(in_listing_order(entries), bool(page.get("IsTruncated")), page.get("NextKeyMarker") or "",
+                           page.get("NextVersionIdMarker") or "")  # fmt: skip
+
+    def versioning(self) -> Versioning:
+        status = self._call("GetBucketVersioning").get("Status")
+        return Versioning(status) if status in tuple(Versioning) else Versioning.OFF
+
+    def object_lock(self) -> bool:
+        try:
+            answer = self._call("GetObjectLockConfiguration")
+        except StoreError as e:
+            if lock_unknown(e):
+                return False
+            raise
+        return bool(answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled")
+
+    def put_lock(self, key: str, lock: Lock, *, version_id: str | None = None) -> None:
+        extra = {"VersionId": version_id} if version_id is not None else {}
+        if lock.mode and lock.retain_until:
+            retention = {"Mode": lock.mode, "RetainUntilDate": lock.retain_until}
+            self._call("PutObjectRetention", Key=key, Retention=retention, **extra)
+        if lock.legal_hold:
+            self._call("PutObjectLegalHold", Key=key, LegalHold={"Status": "ON"}, **extra)
 
     def copy_object(
         self, source_bucket: str, source_key: str, key: str, *, size: int, if_match: str | None, attrs: Attributes
@@ -399,7 +456,10 @@ def boundary_error(operation: str, error: BaseException) -> StoreError:
         err = error.response.get("Error", {})
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         code = str(err.get("Code") or status)
-        return store_error(error.operation_name or operation, status, code, str(err.get("Message") or ""))
+        headers = error.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        marker = headers.get("x-amz-delete-marker") == "true"
+        return store_error(error.operation_name or operation, status, code, str(err.get("Message") or ""),
+                           delete_marker=marker)  # fmt: skip
     text = " ".join(str(error).split()) or type(error).__name__
     kind = "BotoCoreError" if isinstance(error, BotoCoreError) else type(error).__name__
     return StoreError(f"{operation}: {text}", operation=operation, code=kind, transient=_connection_failed(error))
@@ -429,6 +489,10 @@ def _params(attrs: Attributes) -> dict[str, Any]:
     ):
         if value:
             params[name] = value
+    if attrs.lock:
+        # As the lean path sends them (Lock.as_headers): the retain-until date as the source's header said it.
+        for header, value in attrs.lock.as_headers().items():
+            params[LOCK_PARAMS[header]] = value
     return params
 
 
@@ -446,6 +510,7 @@ def _info(key: str, response: dict[str, Any], *, part: bool = False) -> ObjectIn
     if content_range and "/" in content_range and not part:
         size = int(content_range.rpartition("/")[2])
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    http_headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})  # names lower-cased by botocore
     encryption = "SSE-C" if response.get("SSECustomerAlgorithm") else response.get("ServerSideEncryption")
     return ObjectInfo(
         key=key,
@@ -457,7 +522,23 @@ def _info(key: str, response: dict[str, Any], *, part: bool = False) -> ObjectIn
         encryption=encryption,
         tag_count=int(response.get("TagCount") or 0),
         parts_count=response.get("PartsCount") if status == 206 else None,
-        checksum=checksum_from(response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get),
+        checksum=checksum_from(http_headers.get),
+        version_id=response.get("VersionId"),
+        # From the headers, not botocore's parse: the retain-until date as the store wrote it, as the lean path.
+        lock=lock_from(http_headers.get),
+    )
+
+
+def _version(item: dict[str, Any], *, marker: bool) -> Version:
+    """One entry of ListObjectVersions' Versions (or, with `marker`, DeleteMarkers)."""
+    return Version(
+        key=item["Key"],
+        version_id=item.get("VersionId") or "null",
+        last_modified=item.get("LastModified"),
+        size=int(item.get("Size") or 0),
+        etag=strip_etag(item.get("ETag")),
+        latest=bool(item.get("IsLatest")),
+        delete_marker=marker,
     )
 
 

@@ -155,7 +155,8 @@ class Wire:
                 self._forget()
             if response.status < 300:
                 return Answer(response, data)
-            error = answer_error(operation, response.status, data, response.reason)
+            marker = response.headers.get("x-amz-delete-marker") == "true"
+            error = answer_error(operation, response.status, data, response.reason, delete_marker=marker)
             self.throttle.answered(error.status, error.code)
             if attempt >= tries or not error.transient:
                 raise error
@@ -220,8 +221,10 @@ class Wire:
         self.close()  # a Wire dropped without close() still lets go of its sockets
 
 
-def answer_error(operation: str, status: int, data: bytes, reason: str = "") -> StoreError:
-    """The StoreError for an error answer (its XML body, or nothing for a HEAD)."""
+def answer_error(
+    operation: str, status: int, data: bytes, reason: str = "", *, delete_marker: bool = False
+) -> StoreError:
+    """The StoreError for an error answer (its XML body, or nothing for a HEAD); of a delete marker, NotFound."""
     code, message = "", ""
     if data:
         try:
@@ -232,7 +235,7 @@ def answer_error(operation: str, status: int, data: bytes, reason: str = "") -> 
             message = data[:200].decode("utf-8", "replace")
     if not code:  # a HEAD's error has no body
         code = "NoSuchKey" if status == 404 else str(status)
-    return store_error(operation, status, code, message or reason)
+    return store_error(operation, status, code, message or reason, delete_marker=delete_marker)
 
 
 def _ssl_context(verify: bool | str) -> ssl.SSLContext:

@@ -21,11 +21,14 @@ from typing import Any
 import redis
 
 from s3s3.copy import copy_key, dest_key, identical, newer_at_source, read_md5
+from s3s3.copy.replay import check_versioning, replay_key
 from s3s3.errors import ListingOrderError, StoreError
 from s3s3.logs import log_outcome
 from s3s3.outcome import Action, Outcome
 from s3s3.retry import describe
 from s3s3.state import deadletter, ledger
+from s3s3.state.leases import LocalLease, RedisLease
+from s3s3.state.ledger import VersionLedger
 from s3s3.state.overlap import Overlaps, Ticket
 from s3s3.store import ObjectInfo, Store
 from s3s3.store.probes import etags_are_md5s
@@ -35,6 +38,7 @@ from s3s3.sync.options import SyncOptions
 from s3s3.sync.progress import Progress
 from s3s3.sync.summary import Counts, Summary, Tally
 from s3s3.sync.uploads import abort_incomplete
+from s3s3.sync.versions import VersionSync
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +73,16 @@ def duplicate_bucket(
 
     `client` (Redis) holds the ledger and the dead-letter stream; without it
     every key the listings cannot decide costs a HEAD, and nothing is retried.
+
+    A destination with `versions = all` gets every key's history replayed
+    (s3s3.sync.versions); ConfigError when its bucket keeps no versions.
     """
     options = options or SyncOptions(verify_md5=verify_md5, workers=workers)
-    sync = _Sync(source, options, client, stop or threading.Event(), progress or Progress(enabled=False))
-    started = time.monotonic()
     dests = list(dests)
+    replaying = check_versioning(source, dests)
+    sync = _Sync(source, options, client, stop or threading.Event(), progress or Progress(enabled=False))
+    sync.replaying = {d.label for d in replaying}
+    started = time.monotonic()
     try:
         with ThreadPoolExecutor(options.workers, thread_name_prefix="s3s3-bucket") as sync.pool:
             if client is not None and options.retry_failed and not options.dry_run and not options.enqueue:
@@ -123,6 +132,9 @@ class _Sync:
         self.gate = threading.BoundedSemaphore(options.workers * 2)  # queued copies held in memory
         self.guard = Overlaps(client) if client is not None else None
         self.unsettled = _Unsettled(self)
+        self.replaying: set[str] = set()  # labels of the destinations whose keys' histories are replayed
+        self.lease: RedisLease | LocalLease = RedisLease(client) if client is not None else LocalLease()
+        self.versions = VersionLedger(client, days=options.ledger_days, read_only=options.dry_run) if client else None
 
     def error(self, message: str) -> None:
         """A problem with a whole destination: logged, and the run exits 1."""
@@ -134,7 +146,9 @@ class _Sync:
         assert self.client is not None
 
         def copy_everywhere(key: str) -> bool:
-            return all(self.copy(dest, key, check_dest=True) for dest in dests)  # copy() never raises
+            # copy() and replay() never raise
+            return all(self.replay(dest, key) if dest.label in self.replaying else self.copy(dest, key, check_dest=True)
+                       for dest in dests)  # fmt: skip
 
         try:
             done, left = deadletter.retry(self.client, copy_everywhere)
@@ -148,6 +162,10 @@ class _Sync:
     def one(self, dest: Store) -> None:
         """Sync one destination."""
         self.summary.destinations.setdefault(dest.endpoint.label, Counts())
+        if dest.label in self.replaying:
+            VersionSync(self.source, dest, self.options, self.summary, stop=self.stop, progress=self.progress,
+                        submit=self.submit, lease=self.lease, versions=self.versions).run()  # fmt: skip
+            return
         deletes = Deletes(dest, self.options, self.summary, self.stop, self.client)
         md5_etags = etags_are_md5s(dest)
         for page in batched(diff(self.source, dest, self.options.keys), PAGE):
@@ -275,6 +293,15 @@ class _Sync:
             self.unsettled.add(dest, key, ticket, outcome.source_etag if outcome.action is Action.COPIED else None)
         return outcome.ok
 
+    def replay(self, dest: Store, key: str) -> bool:
+        """Replay one key's history (a dead-lettered key, at a destination with versions = all)."""
+        outcomes = replay_key(self.source, dest, key, lease=self.lease, known=self.versions,
+                              verify_md5=self.options.verify_md5, retry=self.options.retry,
+                              limits=self.options.limits)  # fmt: skip
+        for outcome in outcomes:
+            self.summary.outcome(outcome)
+        return all(outcome.ok for outcome in outcomes)
+
     def again_if_moved_on(self, dest: Store, key: str, copied: str) -> None:
         """A copy another overlapped: copy the key again if the source no longer holds the version copied."""
         try:
@@ -320,7 +347,10 @@ class _Sync:
             return
         logger.error(
             "MD5 mismatch for %r at %s: source %s, destination %s; copying it again",
-            src.key, dest.endpoint.label, src_md5, dst_md5,
+            src.key,
+            dest.endpoint.label,
+            src_md5,
+            dst_md5,
         )
         self.copy(dest, src.key, check_dest=False, listed=src)
 

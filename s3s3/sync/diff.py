@@ -50,16 +50,16 @@ def diff(
     """
     keys = keys or KeyFilter()
     src_base, dst_base = source.endpoint.prefix, dest.endpoint.prefix
-    src_iter = _ordered(_prefetched(_in_range(source, keys)), source)
-    dst_iter = _ordered(_prefetched(_listing_or_nothing(dest, keys)), dest)
+    src_iter = _ordered(prefetched(_in_range(source, keys)), source)
+    dst_iter = _ordered(prefetched(_listing_or_nothing(dest, keys)), dest)
     src, dst = next(src_iter, None), next(dst_iter, None)
     while src is not None or dst is not None:
-        side = _side(_rel(src.key, src_base) if src else None, _rel(dst.key, dst_base) if dst else None)
+        first = side(_rel(src.key, src_base) if src else None, _rel(dst.key, dst_base) if dst else None)
         pair: tuple[ObjectInfo | None, ObjectInfo | None]
-        if side < 0:
+        if first < 0:
             assert src is not None
             pair, key, src = (src, None), src.key, next(src_iter, None)
-        elif side > 0:
+        elif first > 0:
             assert dst is not None
             pair, key, dst = (None, dst), src_base + dst.key[len(dst_base) :], next(dst_iter, None)
         else:
@@ -70,7 +70,7 @@ def diff(
             yield pair
 
 
-def _side(src: bytes | None, dst: bytes | None) -> int:
+def side(src: bytes | None, dst: bytes | None) -> int:
     """Which listing's key comes first: -1 the source's alone, 1 the destination's alone, 0 the same key."""
     if dst is None or (src is not None and src < dst):
         return -1
@@ -79,7 +79,7 @@ def _side(src: bytes | None, dst: bytes | None) -> int:
     return 0
 
 
-def _prefetched(items: Iterator[T], batch: int = 1000, ahead: int = 2) -> Iterator[T]:
+def prefetched(items: Iterator[T], batch: int = 1000, ahead: int = 2) -> Iterator[T]:
     """`items`, read by a thread of its own up to `ahead` batches in advance.
 
     Both listings then wait on their stores at the same time instead of in
@@ -143,7 +143,7 @@ def _ordered(objects: Iterator[ObjectInfo], store: Store) -> Iterator[ObjectInfo
     """Pass the listing through, failing loudly if it is not in UTF-8 binary order."""
     previous: bytes | None = None
     for info in objects:
-        current = _sort_key(info.key)
+        current = sort_key(info.key)
         if previous is not None and current <= previous:
             raise ListingOrderError(
                 f"{store.label} listed {info.key!r} after a key that sorts later; "
@@ -154,10 +154,10 @@ def _ordered(objects: Iterator[ObjectInfo], store: Store) -> Iterator[ObjectInfo
 
 
 def _rel(key: str, base: str) -> bytes:
-    return _sort_key(key[len(base) :])
+    return sort_key(key[len(base) :])
 
 
-def _sort_key(key: str) -> bytes:
+def sort_key(key: str) -> bytes:
     return key.encode("utf-8", "surrogatepass")
 
 

@@ -26,11 +26,22 @@ class Tally(StrEnum):
     DELETED = "deleted"  # --delete: gone from the source, deleted at the destination
     ENQUEUED = "enqueued"  # --enqueue: announced for the listeners instead of copied
     ABORTED = "aborted"  # --abort-incomplete-uploads: incomplete multipart uploads aborted
+    # versions = all (s3s3.sync.versions): counted per version, not per key
+    VERSIONS = "versions_copied"  # versions replayed, each a PUT
+    MARKERS = "markers_replayed"  # delete markers replayed, each a DELETE
+    MISSED = "versions_missed"  # source versions older than the newest replayed, absent there: never inserted
+    PURGED = "versions_deleted"  # propagate_version_deletes: versions whose source version is gone, deleted
+    MAPPED = "versions_mapped"  # destination versions the ledger's version map named: no HEAD
+    HEADED = "versions_headed"  # destination versions the map did not name: a HEAD each (then it does)
+    LEASE_WAITS = "lease_waits"  # keys whose lease another replayer held first
 
 
 # A copy engine outcome as the sync counts it: deletes and kept keys are none of its copies.
 _TALLY_OF = {Action.COPIED: Tally.COPIED, Action.SKIPPED: Tally.SKIPPED, Action.MISSING: Tally.MISSING,
              Action.FAILED: Tally.FAILED}  # fmt: skip
+# A replay's outcome (it names the source version): a version copied, a delete marker replayed.
+_REPLAYED = {Action.COPIED: Tally.VERSIONS, Action.DELETED: Tally.MARKERS}
+_BYTES = (Tally.COPIED, Tally.VERSIONS)  # the tallies whose sizes count as bytes copied
 
 
 @dataclass
@@ -40,9 +51,9 @@ class Counts:
     tally: Counter[Tally] = field(default_factory=Counter)
     bytes: int = 0  # bytes copied
 
-    def add(self, what: Tally, size: int = 0) -> None:
-        self.tally[what] += 1
-        if what is Tally.COPIED:
+    def add(self, what: Tally, size: int = 0, n: int = 1) -> None:
+        self.tally[what] += n
+        if what in _BYTES:
             self.bytes += size
 
     def as_dict(self) -> dict[str, int]:
@@ -95,17 +106,22 @@ class Summary(Counts):
     destinations: dict[str, Counts] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count(self, dest: str, what: Tally, size: int = 0) -> None:
-        """Add one key to `what` for `dest` and for the totals."""
+    def count(self, dest: str, what: Tally, size: int = 0, n: int = 1) -> None:
+        """Add `n` keys (or versions) to `what` for `dest` and for the totals."""
+        if not n:
+            return
         with self._lock:
-            self.add(what, size)
-            self.destinations.setdefault(dest, Counts()).add(what, size)
+            self.add(what, size, n)
+            self.destinations.setdefault(dest, Counts()).add(what, size, n)
 
     def outcome(self, outcome: Outcome) -> None:
-        """Count a copy engine outcome."""
+        """Count a copy engine (or replay) outcome."""
         if outcome.action is Action.FAILED:
             with self._lock:
                 self.failures.append((outcome.dest, outcome.key, outcome.error or ""))
+        if outcome.version_id is not None and outcome.action in _REPLAYED:
+            self.count(outcome.dest, _REPLAYED[outcome.action], outcome.size)
+            return
         self.count(outcome.dest, _TALLY_OF.get(outcome.action, Tally.SKIPPED), outcome.size)
 
     @property
@@ -136,6 +152,14 @@ class Summary(Counts):
             text += f", enqueued {self.enqueued}"
         if self.aborted:
             text += f", {'would abort' if self.dry_run else 'aborted'} {self.aborted} incomplete upload(s)"
+        versions, markers, purged = (self.tally[t] for t in (Tally.VERSIONS, Tally.MARKERS, Tally.PURGED))
+        if versions or markers:
+            verb = "would replay" if self.dry_run else "replayed"
+            text += f", {verb} {versions} version(s) and {markers} delete marker(s)"
+        if self.tally[Tally.MISSED]:
+            text += f", {self.tally[Tally.MISSED]} older version(s) missed"
+        if purged:
+            text += f", {'would delete' if self.dry_run else 'deleted'} {purged} version(s) gone at the source"
         if self.retried:
             text += f", retried {self.retried} dead-lettered"
         text += f"; {self.bytes} bytes in {self.seconds:.1f}s"
@@ -148,8 +172,8 @@ def write_textfile(path: str, summary: Summary) -> None:
     from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
     registry = CollectorRegistry()
-    per_dest = Gauge("s3s3_bucket_keys", "Keys by destination and outcome in the last sync.", ["dest", "outcome"],
-                     registry=registry)  # fmt: skip
+    per_dest = Gauge("s3s3_bucket_keys", "Keys (versions, for versions_* and markers_*) by destination and outcome "
+                     "in the last sync.", ["dest", "outcome"], registry=registry)  # fmt: skip
     for dest, counts in summary.destinations.items():
         for what in Tally:
             per_dest.labels(dest, str(what)).set(counts.tally[what])

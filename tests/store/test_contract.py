@@ -17,34 +17,23 @@ import base64
 import hashlib
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from s3s3.config import Endpoint, endpoint_from_options
 from s3s3.errors import BadDigest, NoSuchBucket, NotFound, PreconditionFailed, StoreError
 from s3s3.store.base import CHECKSUM_BYTES, Attributes, Checksum, Store, list_objects
-from s3s3.store.boto import BotoStore
-from s3s3.store.connect import open_store
-from s3s3.store.facts import Facts, store_name
-from s3s3.store.http import HttpStore
 from s3s3.store.probes import CHECKSUM_PROBE_KEY, PROBE_KEY, ChecksumSupport, checks_content_md5, checksum_support
 from tests.helpers import MiB, data_of, md5_hex, multipart_md5, new_bucket
 from tests.servers.base import Server
-from tests.stores import client_of, is_absent, put_in_parts, read_back
+from tests.stores import Opener, client_of, is_absent, put_in_parts, read_back
 
 pytestmark = pytest.mark.timeout(120)
 
 PART = 5 * MiB  # the smallest part every store accepts before the last
 TWO_PARTS = PART + 1000  # an object of a whole part and a short last one
-SERVERS = [
-    pytest.param("moto", id="moto"),
-    pytest.param("ceph", id="ceph", marks=pytest.mark.compat),
-    pytest.param("swift", id="swift", marks=pytest.mark.compat),
-    pytest.param("seaweedfs", id="seaweedfs", marks=pytest.mark.compat),
-]
 HEADERS = {
     "Content-Type": "text/plain; charset=utf-8",
     "Cache-Control": "max-age=60, private",
@@ -99,65 +88,6 @@ CHECKSUMS = {
     "swift": ChecksumSupport.IGNORED,
     "seaweedfs": ChecksumSupport.CHECKED,
 }
-
-Opener = Callable[..., Store]
-
-
-def endpoint_for(server: Server, bucket: str, **extra: str) -> Endpoint:
-    """An Endpoint for `bucket` on `server`, path style, as a config file section would give it."""
-    options = {
-        "endpoint_url": server.endpoint_url,
-        "aws_access_key_id": server.access_key,
-        "aws_secret_access_key": server.secret_key,
-        "bucket_name": bucket,
-        "addressing_style": "path",
-        **extra,
-    }
-    if server.ca_bundle:
-        options["ca_bundle"] = server.ca_bundle
-    return endpoint_from_options("contract", options)
-
-
-@pytest.fixture(params=["http", "boto3"])
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture(params=SERVERS)
-def server_name(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def server(request: pytest.FixtureRequest, server_name: str) -> Server:
-    return request.getfixturevalue(server_name)
-
-
-@pytest.fixture
-def open_on(server: Server, transport: str) -> Iterator[Opener]:
-    """Open a Store on the transport under test: for a new bucket, or the one given (which may not exist)."""
-    opened: list[Store] = []
-
-    def make(bucket: str | None = None, **options: str) -> Store:
-        endpoint = endpoint_for(server, bucket or new_bucket(server, "contract"), **options)
-        if transport == "http":
-            store = open_store(endpoint)
-            assert isinstance(store, HttpStore)
-        else:
-            store = BotoStore(endpoint, Facts(store_name(endpoint)))
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        store.close()
-
-
-@pytest.fixture
-def store(open_on: Opener) -> Store:
-    """A Store on a bucket of its own."""
-    return open_on()
-
 
 def put(store: Store, key: str, data: bytes, attrs: Attributes | None = None) -> str:
     """Put `data` through the store under test, with its Content-MD5."""
