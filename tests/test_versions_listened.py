@@ -6,7 +6,8 @@ events come in, and however many listeners share them, each destination
 history is the source's: the same versions, oldest first, byte for byte,
 each naming the source version it replays, with delete markers where the
 source has them. A version deleted for good at the source stays in the
-backup unless the destination propagates version deletes.
+backup unless the destination propagates version deletes. A replay the
+listener gives up on is dead-lettered, and the bucket sync replays it.
 
 moto 5.2 gives LastModified in whole seconds and lists each key's versions
 before its delete markers: histories here put markers last, where the
@@ -32,7 +33,18 @@ import redis
 
 from s3s3.config import Config
 from s3s3.store import META_VERSION
-from tests.helpers import announce, new_bucket, pending, record, start_listener, stream_pubsub, wait_until, write_config
+from tests.faults import FaultProxy
+from tests.helpers import (
+    announce,
+    new_bucket,
+    pending,
+    record,
+    start_listener,
+    stream_pubsub,
+    via,
+    wait_until,
+    write_config,
+)
 from tests.processes import BIN, Proc
 from tests.servers.base import Server, free_port
 from tests.servers.redis import RedisServer
@@ -346,4 +358,37 @@ def test_an_unversioned_source_warns_once_and_copies_the_latest_version(
     assert len(listener.find(r"WARNING .*keeps no versions.*")) == 1
     assert [e.body for e in history(s3_dest, dst, "k")] == [b"only"]
     wait_until(lambda: pending(client, config.pubsub.stream) == 0, timeout=10)
+    client.close()
+
+
+def test_a_replay_the_listener_gave_up_on_is_dead_lettered_and_replayed_by_the_bucket_sync(
+    s3_source: Server, s3_dest: Server, fault_proxy: FaultProxy, private_redis: Callable[..., RedisServer],
+    spawn: Callable[..., Proc], tmp_path: Path,
+) -> None:  # fmt: skip
+    # Given a destination (through a proxy) that refuses every write of one key, and a listener giving up fast
+    src, dst = versioned_bucket(s3_source), versioned_bucket(s3_dest)
+    server = private_redis()
+    pubsub = stream_pubsub(server.url, max_attempts=1, max_retry_seconds=1)
+    config = write_config(tmp_path, (s3_source, src), [(via(s3_dest, fault_proxy), dst, ALL)], pubsub)
+    versions = [put(s3_source, src, "doomed/k", body) for body in (b"one", b"two")]
+    fault_proxy.doomed = ("doomed/",)
+    listener = start_listener(spawn, config)
+    client = redis.Redis.from_url(server.url)
+
+    # When the key is announced, then its replay fails, is kept in the dead-letter stream, and is acknowledged
+    announce(client, "stream", config.pubsub.stream, [event(src, "doomed/k", versions[1])])
+    wait_until(lambda: client.xlen("s3s3:failed") == 1 and pending(client, config.pubsub.stream) == 0, timeout=60)
+    assert listener.find(rf"ERROR s3s3\.copy: Failed 'doomed/k' to dest1:{dst} after .*")
+    assert history(s3_dest, dst, "doomed/k") == []
+
+    # When the destination takes writes again and the bucket sync runs
+    fault_proxy.doomed = ()
+    result = subprocess.run([str(BIN / "s3s3bucket"), "--config", str(config.path)], capture_output=True, text=True,
+                            timeout=120, check=False)  # fmt: skip
+
+    # Then it retried the dead-lettered key by replaying its history, in order, and the entry is gone
+    assert result.returncode == 0, result.stderr
+    assert "Retried 1 dead-lettered key(s); 0 still fail" in result.stderr
+    assert [e.replays for e in history(s3_dest, dst, "doomed/k")] == versions
+    assert client.xlen("s3s3:failed") == 0
     client.close()
