@@ -5,7 +5,8 @@ store interface (s3s3.store): its probes try on purpose what s3s3 itself
 never sends (boto3's default checksums, a wrong Content-MD5, SigV2 against
 SigV4, virtual-hosted addressing) and record the raw answers. Full-object
 checksums are the exception: s3s3 sends them, so the probe the copies make
-(s3s3.store.probes.checksum_support) is asked, through the store interface.
+(s3s3.store.probes.checksum_support) is asked, through the store interface;
+so are versioning, Object Lock and ListObjectVersions, as the copies ask them.
 
 Every probe writes under a scratch prefix `s3s3-doctor-<random>/` in the
 configured bucket and everything written there is deleted afterwards, also
@@ -30,10 +31,11 @@ from urllib.parse import urlsplit
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.exceptions import ConnectionError as CannotConnect  # no connection (refused, timed out, TLS failed)
 
-from s3s3.config import MIN_PART, Config, Endpoint, MiB
+from s3s3.config import MIN_PART, Config, Endpoint, MiB, ObjectLock
+from s3s3.config import Versions as VersionsOption
 from s3s3.copy.plan import PROVEN_PUT_MAX
 from s3s3.errors import EXIT_FAILED, EXIT_OK, ConfigError, StoreError
-from s3s3.store import CHECKSUM_BYTES, b64_md5, multipart_etag, open_store, strip_etag
+from s3s3.store import CHECKSUM_BYTES, Versioning, b64_md5, multipart_etag, open_store, strip_etag
 from s3s3.store.boto import CONNECT_TIMEOUT, create_client
 from s3s3.store.probes import ChecksumSupport, checksum_support
 
@@ -75,22 +77,39 @@ class Report:
         return "\n".join(out)
 
 
+@dataclass(frozen=True)
+class Versions:
+    """A bucket's versions and Object Lock, as doctor found them (None: it could not say)."""
+
+    versioning: Versioning | None
+    object_lock: bool | None
+    listing: str | None  # why ListObjectVersions failed; None when it works
+
+
 def run(config: Config, sections: list[str], *, check_timeout: float = CONNECT_TIMEOUT) -> int:
     """Probe the endpoints named by `sections` (all when empty), print the reports; exit 0 if all are usable.
 
     A store that has not accepted a connection after `check_timeout` seconds is unreachable.
     """
     endpoints = _select(config, sections)
+    # What a destination should keep of versions and Object Lock depends on what the source has.
+    source = None
+    if any(ep is not config.source for ep in endpoints):
+        source = _versions(config.source, check_timeout=check_timeout)
     usable = True
     for endpoint in endpoints:
-        report = probe(endpoint, check_timeout=check_timeout)
+        report = probe(endpoint, check_timeout=check_timeout, source=None if endpoint is config.source else source)
         print(report.render(), flush=True)
         usable = usable and report.usable
     return EXIT_OK if usable else EXIT_FAILED
 
 
-def probe(endpoint: Endpoint, *, check_timeout: float = CONNECT_TIMEOUT) -> Report:
-    """Run every probe against `endpoint` in a scratch prefix, cleaning up after itself."""
+def probe(endpoint: Endpoint, *, check_timeout: float = CONNECT_TIMEOUT, source: Versions | None = None) -> Report:
+    """Run every probe against `endpoint` in a scratch prefix, cleaning up after itself.
+
+    `source` is what the source bucket has of versions and Object Lock, where
+    `endpoint` is a destination: its options are recommended against it.
+    """
     report = Report(endpoint)
     scratch = f"s3s3-doctor-{uuid.uuid4().hex[:12]}/"
     clients: Clients = functools.partial(create_client, max_attempts=0, connect_timeout=check_timeout)
@@ -108,6 +127,7 @@ def probe(endpoint: Endpoint, *, check_timeout: float = CONNECT_TIMEOUT) -> Repo
     try:
         _probe_addressing(working, scratch, report, clients)
         _probe_features(working, client, scratch, report, clients)
+        _probe_versions(working, scratch, report, source, check_timeout)
     finally:
         _clean(client, working.bucket, scratch, report)
     return report
@@ -368,6 +388,58 @@ def _probe_full_object_checksums(endpoint: Endpoint, scratch: str, report: Repor
         ChecksumSupport.IGNORED: "ignored (copies to it send none; audits cannot compare them)",
     }
     report.add("full-object checksums", "; ".join(f"{said[s]}: {', '.join(found[s])}" for s in said if s in found))
+
+
+def _versions(endpoint: Endpoint, prefix: str = "", *, check_timeout: float = CONNECT_TIMEOUT) -> Versions:
+    """The bucket's versioning and Object Lock, and whether ListObjectVersions works (under `prefix`).
+
+    Each request is tried once, as every probe's: a refusal is an answer.
+    """
+    store = open_store(endpoint, check_timeout=check_timeout)
+    try:
+        versioning = _asked(store.versioning)
+        lock = _asked(store.object_lock)
+        try:
+            store.list_versions_page(prefix or endpoint.prefix, max_keys=1)
+            listing = None
+        except StoreError as e:
+            listing = _one_line(e)
+    finally:
+        store.close()
+    return Versions(versioning, lock, listing)
+
+
+def _asked(question: Callable[[], Any]) -> Any:
+    try:
+        return question()
+    except StoreError as e:
+        logger.debug("Could not ask: %s", e)
+        return None
+
+
+def _probe_versions(
+    endpoint: Endpoint, scratch: str, report: Report, source: Versions | None, check_timeout: float
+) -> None:
+    """Versioning, Object Lock and ListObjectVersions; for a destination, what its options should say of them."""
+    found = _versions(endpoint, scratch, check_timeout=check_timeout)
+    state = {Versioning.ENABLED: "on", Versioning.SUSPENDED: "suspended (versions written while on are kept)",
+             Versioning.OFF: "off", None: "unknown (GetBucketVersioning refused)"}  # fmt: skip
+    report.add("versioning", state[found.versioning])
+    report.add("Object Lock", {True: "on", False: "off", None: "unknown"}[found.object_lock])
+    report.add("ListObjectVersions", "works" if found.listing is None else f"fails: {found.listing}")
+    if source is None:
+        return
+    bucket, versions = endpoint.bucket, endpoint.versions
+    if versions is VersionsOption.ALL and (found.versioning is not Versioning.ENABLED or found.listing):
+        report.recommended["versions"] = f"latest  # or enable versioning on {bucket}"
+    elif versions is VersionsOption.LATEST and source.versioning is Versioning.ENABLED:
+        need = "" if found.versioning is Versioning.ENABLED else f"; enable versioning on {bucket} first"
+        report.recommended["versions"] = f"all  # to keep every version the source keeps, not the current one{need}"
+    if endpoint.object_lock is ObjectLock.COPY and source.object_lock and found.object_lock is False:
+        report.recommended["object_lock"] = (
+            f"ignore  # or enable Object Lock on {bucket}: the source has Object Lock, and its locked versions "
+            "fail to copy to a bucket without it"
+        )
 
 
 def _clean(client: S3Client, bucket: str, scratch: str, report: Report) -> None:

@@ -706,6 +706,9 @@ COMMON_FINDINGS = [
     "ListObjectsV2 paging       correct",
     "usable: yes",
     "    signature_version = s3v4\n    addressing_style = path\n",
+    "versioning                 off",
+    "Object Lock                off",
+    "ListObjectVersions         works",
 ]
 
 

@@ -45,9 +45,11 @@ class Counted:
         self.requests.add("list")
         return self.inner.list_page(prefix, start_after=start_after, token=token, delimiter=delimiter)
 
-    def head(self, key: str, *, part_number: int | None = None, checksums: bool = False) -> ObjectInfo | None:
+    def head(
+        self, key: str, *, part_number: int | None = None, checksums: bool = False, version_id: str | None = None
+    ) -> ObjectInfo | None:
         self.requests.add("head")
-        return self.inner.head(key, part_number=part_number, checksums=checksums)
+        return self.inner.head(key, part_number=part_number, checksums=checksums, version_id=version_id)
 
     def get(
         self,
@@ -56,6 +58,8 @@ class Counted:
         byte_range: tuple[int, int] | None = None,
         if_match: str | None = None,
         checksums: bool = False,
+        version_id: str | None = None,
     ) -> tuple[ObjectInfo, Body]:
         self.requests.add("get")
-        return self.inner.get(key, byte_range=byte_range, if_match=if_match, checksums=checksums)
+        return self.inner.get(key, byte_range=byte_range, if_match=if_match, checksums=checksums,
+                              version_id=version_id)  # fmt: skip

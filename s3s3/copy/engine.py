@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from s3s3.config import MAX_PART
-from s3s3.copy import parts, put
+from s3s3.copy import locks, parts, put
 from s3s3.copy.job import Guard, Job, dest_key
 from s3s3.copy.limits import DEFAULT, Limits
 from s3s3.copy.plan import Known, Plan, choose
@@ -148,10 +148,14 @@ def _copy_once(
         check = check_dest and (check_small or info.size > dest.endpoint.multipart_threshold)
         if check and identical(info, dest.head(target), tags=dest.endpoint.tags):
             return skipped(key, dest, info)
+        locks.check_destination(dest, target, info)
         # Tags are not in a GET's answer, only their number: one more request, where there are any.
         tagging = source.get_tagging(key) if dest.endpoint.tags and info.tag_count else None
         md5, etag = _carry_out(Job(source, dest, target, info, body, budget, verify_md5, tagging=tagging,
                                    limits=limits))  # fmt: skip
+        lock = locks.carried(dest, info)
+        if lock is not None:
+            locks.ensure_landed(dest, target, lock)
     except StoreError as e:
         reason = refusal_reason(dest, info, e)
         if reason is None:
@@ -196,6 +200,7 @@ def _known(source: Store, dest: Store, info: ObjectInfo, verify_md5: bool, part_
         source_part_size=part_size,
         md5_is_etag=info.etag_is_md5,
         store_checks_md5=worth_asking and checks_content_md5(dest),
+        parts_need_md5=locks.carried(dest, info) is not None,
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from s3s3.config import Versions
 from s3s3.copy.limits import DEFAULT, Limits
+from s3s3.copy.locks import carried
 from s3s3.retry import Budget
 from s3s3.store import (
     META_ETAG,
@@ -75,7 +76,9 @@ def attributes(
     Its headers and user metadata, s3s3's record (`s3s3-source-etag`, and
     `s3s3-md5`), the source's Last-Modified as `mtime` (rclone's convention,
     Unix seconds; an `mtime` the source already carries is kept), its tags,
-    and the destination's storage class, encryption and ACL. Where the
+    the destination's storage class, encryption and ACL, the source
+    version's Object Lock (with `object_lock = copy`) and, with `versions =
+    all`, the source version's ID (`s3s3-source-version-id`). Where the
     copy's ETag will not be its MD5 (it goes in `parts`, or the destination
     encrypts with KMS), the MD5 goes in rclone's `md5chksum` too, so that
     `rclone check` proves the copy without reading it.
@@ -96,7 +99,7 @@ def attributes(
         metadata[META_VERSION] = info.version_id
     return Attributes(
         info.headers, metadata, storage_class=ep.storage_class, tagging=tagging if ep.tags else None,
-        encryption=ep.sse, kms_key_id=ep.sse_kms_key_id, acl=ep.acl,
+        encryption=ep.sse, kms_key_id=ep.sse_kms_key_id, acl=ep.acl, lock=carried(dest, info),
     )  # fmt: skip
 
 

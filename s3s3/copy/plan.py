@@ -60,6 +60,7 @@ class Known:
     md5_is_etag: bool = False  # the source's ETag is its MD5: one PUT, no SSE-KMS or SSE-C
     store_checks_md5: bool = False  # the destination refuses a body whose MD5 is not its Content-MD5
     proven_put_max: int = PROVEN_PUT_MAX  # the largest object sent in one PUT the store proves
+    parts_need_md5: bool = False  # the copy carries Object Lock: AWS refuses an UploadPart without Content-MD5
 
 
 def choose(known: Known) -> Plan:
@@ -79,7 +80,8 @@ def choose(known: Known) -> Plan:
     # The whole object's MD5, to check against the source's or to verify, needs the body read in order.
     if known.md5_known or known.verify_md5 or not known.ranges:
         return Plan.PARTS_IN_ORDER
-    if not known.part_etags_md5:  # nothing but a Content-MD5 on each part proves what the store got
+    # Nothing but a Content-MD5 on each part proves what the store got; or the store wants one on each.
+    if not known.part_etags_md5 or known.parts_need_md5:
         return Plan.WHOLE_PARTS_FROM_RANGES
     if known.source_part_size is not None:
         return Plan.PART_FOR_PART

@@ -12,6 +12,7 @@ import logging
 from dataclasses import replace
 
 from s3s3.config import MAX_PART
+from s3s3.copy import locks
 from s3s3.copy.job import Job, attributes
 from s3s3.copy.plan import Plan
 from s3s3.copy.proof import discard, identical, is_md5_other, read_md5, skipped, verify
@@ -109,6 +110,7 @@ def server_side_copy(
         return Outcome(key, dest.label, Action.MISSING)
     if check_dest and identical(info, dest.head(target), tags=dest.endpoint.tags):
         return skipped(key, dest, info)
+    locks.check_destination(dest, target, info)
     logger.debug("Copying %r to %s: %s", key, dest.label, Plan.SERVER_SIDE)
     # A copy of a multipart object keeps its -N ETag (Ceph, Swift), one past 5 GiB goes in parts: either way
     # the copy's ETag is no MD5.
@@ -126,6 +128,9 @@ def server_side_copy(
     if now is None or now.etag != info.etag:
         discard(dest, target)
         raise SourceChanged(f"{key!r} changed at the source during its server-side copy")
+    lock = locks.carried(dest, info)
+    if lock is not None:
+        locks.ensure_landed(dest, target, lock)
     copied = dest.head(target)
     if copied is None or copied.size != info.size:
         discard(dest, target)

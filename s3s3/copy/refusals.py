@@ -1,9 +1,10 @@
 """Why a store refused a copy, where its own answer does not say, and whether trying again can help.
 
 A store that does not offer what the destination's options ask (a storage
-class, tags, encryption, an ACL) refuses with answers that name nothing, and
-Swift answers metadata over its limits with a 500 that looks transient. Each
-is turned into one line naming the option to change, and is not retried.
+class, tags, encryption, an ACL, a version's Object Lock) refuses with answers
+that name nothing, and Swift answers metadata over its limits with a 500 that
+looks transient. Each is turned into one line naming the option to change, and
+is not retried.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from s3s3.copy.job import attributes
+from s3s3.copy.locks import carried
 from s3s3.errors import StoreError
 from s3s3.store import ObjectInfo, Store
 
@@ -28,6 +30,9 @@ _OPTION_REFUSALS = frozenset(
 
 def refusal_reason(dest: Store, info: ObjectInfo, error: StoreError) -> str | None:
     """Why a store refused a PUT when its own answer does not say (and retrying cannot help); None otherwise."""
+    lock = _lock_refusal(dest, info, error)
+    if lock is not None:
+        return lock
     asked = _asked(dest, info)
     # Swift answers a PUT carrying Tagging or encryption headers with 501 NotImplemented; Ceph a storage
     # class it lacks with a bare 400 InvalidArgument; AWS an ACL on a bucket that enforces ownership with
@@ -40,6 +45,22 @@ def refusal_reason(dest: Store, info: ObjectInfo, error: StoreError) -> str | No
         problem = _metadata_over_limits(attributes(dest, info, "0" * 32).metadata)
         if problem:
             return f"{problem} (the store answered {error.code or error.status}; retrying cannot help)"
+    return None
+
+
+def _lock_refusal(dest: Store, info: ObjectInfo, error: StoreError) -> str | None:
+    """Why a store refused a copy carrying the source version's Object Lock, where that is why."""
+    if carried(dest, info) is None:
+        return None
+    where = f"set object_lock = ignore in [{dest.endpoint.name}]"
+    # AWS and moto: a PUT carrying retention to a bucket without Object Lock is 400 InvalidRequest ("Bucket
+    # is missing ObjectLockConfiguration"); one without Content-MD5 MissingUploadObjectWithObjectLockHeaders.
+    if error.status == 400 and "lock" in str(error).lower():
+        return (f"the source version's Object Lock cannot be written there ({error.code}); enable Object Lock on "
+                f"{dest.endpoint.bucket} or {where}")  # fmt: skip
+    if error.status == 403:
+        return (f"writing the source version's Object Lock was refused ({error.code}): it needs "
+                f"s3:PutObjectRetention and s3:PutObjectLegalHold on {dest.endpoint.bucket}; or {where}")  # fmt: skip
     return None
 
 

@@ -382,6 +382,19 @@ def in_listing_order(entries: Iterable[Version]) -> list[Version]:
     return sorted(entries, key=_listing_position)
 
 
+def next_markers(entries: Sequence[Version], key_marker: str, version_marker: str) -> tuple[str, str]:
+    """Where the next page of ListObjectVersions starts: NextKeyMarker and NextVersionIdMarker, as S3 means them.
+
+    The key is taken from the page's entry of that version ID where there is
+    one: Ceph 16 sends NextKeyMarker unescaped while it says its keys are
+    URL-escaped, so a key holding "+" or "%" would come back changed.
+    """
+    for entry in reversed(entries):
+        if version_marker and entry.version_id == version_marker:
+            return entry.key, version_marker
+    return key_marker, version_marker
+
+
 def _listing_position(entry: Version) -> tuple[bytes, bool, float]:
     when = entry.last_modified.timestamp() if entry.last_modified is not None else 0.0
     return entry.key.encode("utf-8", "surrogatepass"), not entry.latest, -when

@@ -40,6 +40,7 @@ from s3s3.store.base import (
     in_listing_order,
     lock_from,
     lock_unknown,
+    next_markers,
     store_error,
     strip_etag,
 )
@@ -351,8 +352,8 @@ class BotoStore:
         # boto3 gives the versions and the delete markers in two lists: merged back into S3's order.
         entries = [_version(item, marker=False) for item in page.get("Versions", ())]
         entries += [_version(item, marker=True) for item in page.get("DeleteMarkers", ())]
-        return VersionPage(in_listing_order(entries), bool(page.get("IsTruncated")), page.get("NextKeyMarker") or "",
-                           page.get("NextVersionIdMarker") or "")  # fmt: skip
+        after = next_markers(entries, page.get("NextKeyMarker") or "", page.get("NextVersionIdMarker") or "")
+        return VersionPage(in_listing_order(entries), bool(page.get("IsTruncated")), *after)
 
     def versioning(self) -> Versioning:
         status = self._call("GetBucketVersioning").get("Status")

@@ -39,6 +39,10 @@ class Fact(StrEnum):
     CHECKS_CHECKSUM = "checks-checksum"  # refuses a body unlike it, and keeps it
     KEEPS_CHECKSUM = "keeps-checksum"  # keeps it and answers it, without checking the body against it
     IGNORES_CHECKSUM = "ignores-checksum"  # keeps nothing (or refuses the header)
+    # + ":<bucket>": whether the bucket has Object Lock. Once on it cannot be turned off, so only that is kept
+    # in Redis; "none" lasts as long as the process (a bucket may be given Object Lock later).
+    OBJECT_LOCK = "object-lock"
+    NO_OBJECT_LOCK = "no-object-lock"
 
 
 class Facts:
@@ -65,16 +69,17 @@ class Facts:
         algorithm `other`, for the checksum facts)."""
         return _field(fact, other) in self._load()
 
-    def learn(self, fact: Fact, other: str = "") -> None:
-        """Remember `fact` here and, where there is one, in Redis for every other process."""
+    def learn(self, fact: Fact, other: str = "", *, shared: bool = True) -> None:
+        """Remember `fact` here and, where there is one (and `shared`), in Redis for every other process."""
         name = _field(fact, other)
         with self._lock:
             known = self._load()
             if name in known:
                 return
             known.add(name)
-        logger.info("Learnt of %s: %s; remembered in %s", self.store, name, self.key if self.client else "memory")
-        if self.client is not None:
+        shared = shared and self.client is not None
+        logger.info("Learnt of %s: %s; remembered in %s", self.store, name, self.key if shared else "memory")
+        if shared and self.client is not None:
             try:
                 self.client.hset(self.key, name, "1")
             except redis.RedisError as e:

@@ -41,6 +41,7 @@ from s3s3.store.base import (
     lock_from,
     lock_unknown,
     metadata_from,
+    next_markers,
     store_error,
     strip_etag,
 )
@@ -379,12 +380,10 @@ def _version_page(root: ElementTree.Element) -> VersionPage:
             latest=item.findtext(ns + "IsLatest") == "true",
             delete_marker=marker,
         ))  # fmt: skip
-    return VersionPage(
-        in_listing_order(entries),
-        truncated=root.findtext(ns + "IsTruncated") == "true",
-        key_marker=decode(root.findtext(ns + "NextKeyMarker") or ""),
-        version_marker=root.findtext(ns + "NextVersionIdMarker") or "",
-    )
+    key_marker = decode(root.findtext(ns + "NextKeyMarker") or "")
+    key_marker, version_marker = next_markers(entries, key_marker, root.findtext(ns + "NextVersionIdMarker") or "")
+    truncated = root.findtext(ns + "IsTruncated") == "true"
+    return VersionPage(in_listing_order(entries), truncated, key_marker, version_marker)
 
 
 def _page(root: ElementTree.Element, *, v2: bool) -> Page:

@@ -68,6 +68,29 @@ def checks_content_md5(dest: Store) -> bool:
     return False
 
 
+def object_lock_on(dest: Store) -> bool | None:
+    """Whether `dest`'s bucket has Object Lock (GetObjectLockConfiguration), asked once per bucket; None if unknown.
+
+    Unknown where the store refused to say (permissions): the copy then
+    writes what it carries, and the store's own answer explains a refusal.
+    """
+    bucket = dest.endpoint.bucket
+    if dest.facts.knows(Fact.OBJECT_LOCK, bucket):
+        return True
+    if dest.facts.knows(Fact.NO_OBJECT_LOCK, bucket):
+        return False
+    try:
+        on = dest.object_lock()
+    except StoreError as e:
+        logger.debug("Could not find out whether %s has Object Lock: %s", dest.label, e)
+        return None
+    if on:
+        dest.facts.learn(Fact.OBJECT_LOCK, bucket)
+    else:
+        dest.facts.learn(Fact.NO_OBJECT_LOCK, bucket, shared=False)
+    return on
+
+
 def source_part_size(source: Store, dest: Store, info: ObjectInfo) -> int | None:
     """The size of the source's parts, where they are all that size but the last and may be copied as they are.
 

@@ -75,6 +75,16 @@ def test_a_fallback_is_the_same_choice_made_again_with_the_new_fact() -> None:
     )
 
 
+def test_a_copy_carrying_object_lock_sends_every_part_whole_with_its_content_md5() -> None:
+    # Given objects that would go in streamed parts (from ranges, or part for part)
+    for part_size in (None, 16 * MiB):
+        known = Known(LARGE, md5_known=False, verify_md5=False, source_part_size=part_size, parts_need_md5=True)
+
+        # When the copy carries Object Lock (AWS refuses an UploadPart of it without Content-MD5)
+        # Then its parts are held whole and sent with their Content-MD5
+        assert choose(known) is Plan.WHOLE_PARTS_FROM_RANGES
+
+
 def test_only_the_ranged_plans_read_by_ranges_and_only_in_order_plans_read_the_body() -> None:
     assert {p for p in Plan if p.ranged} == {Plan.PARTS_FROM_RANGES, Plan.WHOLE_PARTS_FROM_RANGES, Plan.PART_FOR_PART}
     assert {p for p in Plan if p.reads_body} == {Plan.PUT_BUFFERED, Plan.PUT_PROVEN, Plan.PUT_STREAMED,
