@@ -21,6 +21,7 @@ import textwrap
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
@@ -98,9 +99,10 @@ ABOUT = {
     "bucket": About(
         "copy every missing or changed key",
         "List the source and every destination side by side and copy each key that is missing or changed at "
-        "a destination (with --delete, delete what the source no longer has). Catches up whatever the "
+        "a destination (with --delete, delete what the source no longer has); at a destination with versions = "
+        "all, replay each key's missing versions and delete markers, oldest first. Catches up whatever the "
         "listener missed: run it from cron or a timer, beside the listeners; a lock in Redis keeps two syncs "
-        "of the same buckets apart.",
+        "of the same buckets apart. --reverse --at TIME restores the source as it was at TIME.",
         ((EXIT_OK, "every key checked is at every destination (or another sync holds the lock)"),
          (EXIT_FAILED, "some keys failed (each is listed), or a store could not be listed"), _SERVICE_WRONG),
         "docs/bucket-sync.md",
@@ -161,7 +163,8 @@ ABOUT = {
         "the backlog, dead letters and last copies; or one KEY everywhere",
         "Without KEY: the backlog (announcements waiting and pending), the dead letters and each "
         "destination's last copy. With KEY: the key's size, ETag and MD5 at the source and every "
-        "destination, and whether each is in sync. With --sync: the last s3s3bucket --split sync's progress.",
+        "destination, and whether each is in sync (with versions = all, or a versioned source: its versions on "
+        "each side, and which each copy replays). With --sync: the last s3s3bucket --split sync's progress.",
         ((EXIT_OK, "shown (with KEY: in sync everywhere)"),
          (EXIT_FAILED, "with KEY: missing or different somewhere, or a store unreachable; else Redis unreachable"),
          _CONFIG_WRONG),
@@ -334,7 +337,7 @@ def bucket_once(args: argparse.Namespace, client: BucketClient, stop: threading.
         with Progress(enabled=None if not args.json else False) as progress:
             summary = client.duplicate_bucket(
                 options=options, dest_names=args.dest, reverse=args.reverse, enqueue=args.enqueue,
-                shard=args.shard, stop=stop, progress=progress,
+                shard=args.shard, stop=stop, progress=progress, at=args.at,
             )
     except LockHeld as e:
         print(f"s3s3bucket: {e}; not starting another")
@@ -581,6 +584,9 @@ def _parser() -> argparse.ArgumentParser:
     bucket.add_argument("--dest", action="append", default=[], metavar="NAME", help="only this destination section")
     bucket.add_argument("--reverse", action="store_true",
                         help="restore: copy from the --dest destination back to the source (never deletes there)")
+    bucket.add_argument("--at", type=_time, metavar="TIME",
+                        help="with --reverse: restore the source as it was at TIME (ISO 8601, or Unix seconds), from "
+                        "the history of a destination with versions = all; --delete deletes what did not exist then")
     bucket.add_argument("--enqueue", action="store_true",
                         help="announce needed keys on the configured stream or list instead of copying them")
     bucket.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N",
@@ -683,6 +689,15 @@ def _shard(text: str) -> tuple[int, int]:
     if not (index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)):
         raise argparse.ArgumentTypeError(f"{text!r} is not I/N with 0 <= I < N (e.g. 0/4)")
     return int(index), int(count)
+
+
+def _time(text: str) -> datetime:
+    from s3s3.sync.restore import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
 
 
 def _fraction(text: str) -> float:

@@ -18,7 +18,8 @@ from s3s3.outcome import Action, Outcome
 logger = logging.getLogger("s3s3.copy")
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-FIELDS = ("key", "dest", "outcome", "bytes", "duration", "error")  # extra fields a copy line carries
+# extra fields a copy line carries (version_id: the source version or delete marker a replay wrote)
+FIELDS = ("key", "dest", "outcome", "bytes", "duration", "error", "version_id")
 
 
 class JsonFormatter(logging.Formatter):
@@ -58,6 +59,8 @@ def log_outcome(outcome: Outcome) -> None:
         "bytes": outcome.size,
         "duration": round(outcome.seconds, 3),
     }
+    if outcome.version_id is not None:
+        fields["version_id"] = outcome.version_id
     if outcome.action is Action.FAILED:
         fields["error"] = outcome.error
         logger.error(

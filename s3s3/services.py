@@ -15,12 +15,13 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import redis
 
 from s3s3 import names
-from s3s3.config import Config, Mode
+from s3s3.config import Config, Mode, Versions
 from s3s3.copy.limits import DEFAULT, Limits
 from s3s3.copy.replay import check_versioning
 from s3s3.errors import ConfigError
@@ -42,6 +43,7 @@ from s3s3.sync.lock import SyncLock, buckets_hash, lock_name
 from s3s3.sync.options import SyncOptions
 from s3s3.sync.progress import Progress
 from s3s3.sync.ranges import KeyRange, ranges, shared_split, split_points
+from s3s3.sync.restore import restore
 from s3s3.sync.summary import Summary
 
 if TYPE_CHECKING:
@@ -192,16 +194,21 @@ class BucketClient(_Buckets):
         locked: bool = True,
         stop: threading.Event | None = None,
         progress: Progress | None = None,
+        at: datetime | None = None,
     ) -> Summary:
         """Copy every missing or changed key (under the sync lock, where Redis is reachable and `locked`).
 
         `shard` (I, N) syncs only the I-th (0-based) of N key ranges; the split
-        points are the first shard's where Redis can share them.
+        points are the first shard's where Redis can share them. `at` (with
+        `reverse`) restores the source as it was then (s3s3.sync.restore).
         """
         options = options or SyncOptions(
             verify_md5=verify_md5, workers=self.workers or self.config.pubsub.workers, retry=self.retry,
             ledger_days=self.config.pubsub.ledger_days, limits=self.limits,
         )
+        if at is not None:
+            return self.restore(at, options, dest_names, reverse=reverse, enqueue=enqueue, shard=shard, stop=stop,
+                                progress=progress)  # fmt: skip
         source, dests = self._direction(dest_names, reverse, options)
         if reverse:  # dead-lettered keys go source -> destinations: a restore must not consume them
             options = replace(options, retry_failed=False)
@@ -216,6 +223,37 @@ class BucketClient(_Buckets):
             return duplicate_bucket(source, dests, options=options, client=client, stop=stop, progress=progress)
         with SyncLock(client, lock_name(source, dests, shard)):
             return duplicate_bucket(source, dests, options=options, client=client, stop=stop, progress=progress)
+
+    def restore(
+        self,
+        at: datetime,
+        options: SyncOptions,
+        dest_names: Sequence[str] = (),
+        *,
+        reverse: bool = True,
+        enqueue: bool = False,
+        shard: tuple[int, int] = (0, 1),
+        stop: threading.Event | None = None,
+        progress: Progress | None = None,
+    ) -> Summary:
+        """--reverse --at TIME: the source put back as the --dest destination's history says it was at `at`."""
+        path = self.config.path
+        if not reverse:
+            raise ConfigError(f"{path}: --at restores the source from a destination: it goes with --reverse --dest")
+        if enqueue or shard[1] > 1:
+            raise ConfigError(f"{path}: --at restores the whole bucket (or --prefix): drop --enqueue and --shard")
+        backup, _ = self._direction(dest_names, True, replace(options, delete=False))
+        if backup.endpoint.versions is not Versions.ALL:
+            name = backup.endpoint.name
+            raise ConfigError(f"{path}: [{name}] versions = latest: --at restores from the versions a destination "
+                              f"keeps: set versions = all in [{name}], or restore without --at")  # fmt: skip
+        client = self._redis()
+        if client is not None:
+            self.share_facts(client)
+        if client is None:
+            return restore(backup, self.source, at, options=options, stop=stop, progress=progress)
+        with SyncLock(client, lock_name(backup, [self.source])):
+            return restore(backup, self.source, at, options=options, stop=stop, progress=progress)
 
     def sync_of(self) -> Sync:
         """Where a --split sync of these buckets lives in Redis."""

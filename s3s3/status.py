@@ -11,13 +11,14 @@ from typing import Any
 import redis
 
 from s3s3 import names
-from s3s3.config import Config, Mode
+from s3s3.config import Config, Mode, Versions
 from s3s3.copy import dest_key, identical
+from s3s3.copy.replay import history, match
 from s3s3.errors import StoreError
 from s3s3.listen import backlog
 from s3s3.retry import describe
 from s3s3.state import rates
-from s3s3.store import META_ETAG, ObjectInfo, Store, open_store, store_name
+from s3s3.store import META_ETAG, META_VERSION, ObjectInfo, Store, Version, Versioning, open_store, store_name
 
 logger = logging.getLogger(__name__)
 
@@ -113,11 +114,62 @@ def show(config: Config, key: str, *, check_timeout: float | None = None) -> boo
         print(f"{source.label}: {key!r}: cannot read: {describe(e)}")
         return False
     print(f"{source.endpoint.label}: {_describe(src) if src else 'not there'}  (source)")
+    replaying = any(endpoint.versions is Versions.ALL for endpoint in config.dests)
+    src_history = _show_history(source, key) if replaying or _versioned(source) else None
     in_sync = True
     for endpoint in config.dests:
         dest = open_store(endpoint, check_timeout=check_timeout)
         in_sync = _show_dest(source, dest, key, src) and in_sync
+        if endpoint.versions is Versions.ALL and src_history is not None:
+            in_sync = _show_replayed(source, dest, key, src_history) and in_sync
     return in_sync
+
+
+def _versioned(store: Store) -> bool:
+    try:
+        return store.versioning() is not Versioning.OFF
+    except StoreError:
+        return False  # whether it keeps versions cannot be read: its current object was shown
+
+
+def _show_history(store: Store, key: str, replays: dict[str, str] | None = None) -> list[Version] | None:
+    """Print `key`'s versions at `store`, newest first (with what each replays, where `replays` says)."""
+    try:
+        entries = list(history(store, key))
+    except StoreError as e:
+        print(f"  versions: cannot list: {describe(e)}")
+        return None
+    print(f"  versions, newest first: {len(entries) or 'none'}")
+    for entry in entries:
+        when = _stamp(entry.last_modified.timestamp()) if entry.last_modified else "unknown time"
+        what = "delete marker" if entry.delete_marker else f"size {entry.size}, ETag {entry.etag}"
+        line = f"    {entry.version_id}  {when}  {what}"
+        if replays is not None and not entry.delete_marker:
+            line += f"  (replays {replays.get(entry.version_id) or 'nothing of the source'})"
+        print(line)
+    return entries
+
+
+def _show_replayed(source: Store, dest: Store, key: str, src_history: list[Version]) -> bool:
+    """A destination with versions = all: its history, what each version replays, and what it lacks."""
+    target = dest_key(source, dest, key)
+    try:
+        replays = {
+            e.version_id: ((info.metadata or {}).get(META_VERSION, "") if info else "")
+            for e in history(dest, target) if not e.delete_marker
+            for info in [dest.head(target, version_id=e.version_id)]
+        }  # fmt: skip
+    except StoreError as e:
+        print(f"  versions: cannot read: {describe(e)}")
+        return False
+    dst_history = _show_history(dest, target, replays)
+    if dst_history is None:
+        return False
+    found = match(src_history, dst_history, replays)
+    missed = f"; {len(found.missed)} older source version(s) missing, never inserted" if found.missed else ""
+    lacking = f"{len(found.replay)} source entr{'y' if len(found.replay) == 1 else 'ies'} to replay"
+    print(f"  history: {lacking if found.replay else 'in sync'}{missed}")
+    return not found.replay
 
 
 def _trying(store: Store, key: str) -> None:

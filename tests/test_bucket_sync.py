@@ -56,12 +56,19 @@ SHORT_TTL = (
 BIG = 11 * MiB  # over the 5 MiB part size: three parts at a destination that uploads in 5 MiB parts
 PARTS_5MIB = {"multipart_threshold": "5MiB", "multipart_chunksize": "5MiB"}
 SINGLE_PUT = {"multipart_threshold": "64MiB"}
+# versions = all: counted for every destination (zeros where it keeps the latest version only)
+VERSION_TALLIES = (
+    "versions_copied", "markers_replayed", "versions_missed", "versions_deleted", "versions_mapped", "versions_headed",
+    "lease_waits",
+)  # fmt: skip
 SUMMARY_TYPES = {
     "checked": int, "copied": int, "skipped": int, "missing": int, "failed": int, "deleted": int, "enqueued": int,
     "aborted": int, "bytes": int, "retried": int, "seconds": (int, float), "dry_run": bool, "interrupted": bool,
-    "failures": list, "errors": list, "destinations": dict,
+    "failures": list, "errors": list, "destinations": dict, **dict.fromkeys(VERSION_TALLIES, int),
 }  # fmt: skip
-DEST_FIELDS = ("checked", "copied", "skipped", "missing", "failed", "deleted", "enqueued", "aborted", "bytes")
+NO_VERSIONS = dict.fromkeys(VERSION_TALLIES, 0)
+DEST_FIELDS = ("checked", "copied", "skipped", "missing", "failed", "deleted", "enqueued", "aborted", "bytes",
+               *VERSION_TALLIES)  # fmt: skip
 PROGRESS = re.compile(r"listed \d+ keys; copied \d+/\d+ \([\d.]+/[\d.]+ MiB\) at [\d.]+ MiB/s, ETA \S+")
 
 World = Callable[..., tuple[Config, Store, list[Store]]]
@@ -230,7 +237,7 @@ def test_missing_and_changed_keys_reach_every_destination_and_extra_ones_go_only
     check_types(summary, dests)
     copied_bytes = len(wanted["changed.txt"]) + len(wanted["missing.txt"])
     per_dest = {"checked": 3, "copied": 2, "skipped": 1, "missing": 0, "failed": 0, "deleted": 0, "enqueued": 0,
-                "aborted": 0, "bytes": copied_bytes}  # fmt: skip
+                "aborted": 0, "bytes": copied_bytes, **NO_VERSIONS}  # fmt: skip
     assert summary["destinations"] == {d.endpoint.label: per_dest for d in dests}
     for dest in dests:
         assert md5s(dest) == {**{k: md5(v) for k, v in wanted.items()}, "extra.txt": md5(b"extra")}

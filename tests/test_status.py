@@ -15,7 +15,10 @@ import redis
 
 from s3s3 import names
 from s3s3.state.rates import SharedLimit
+from s3s3.store import open_store
 from s3s3.store.throttle import Pace
+from s3s3.sync.bucket import duplicate_bucket
+from s3s3.sync.options import SyncOptions
 from tests.helpers import (
     new_bucket,
     write_config,
@@ -70,6 +73,42 @@ def test_given_a_key_when_s3s3_status_is_run_then_it_prints_every_side_and_exits
     assert done.stdout.splitlines()[1:] == [f"dest1:{dst1}: not there  (missing)",
                                             f"dest2:{dst2}: not there  (missing)"]  # fmt: skip
 
+
+
+def test_status_of_a_key_lists_its_versions_on_each_side_and_what_each_destination_version_replays(
+    s3_source: Server, s3_dest: Server, tmp_path: Path
+) -> None:
+    # Given a key with two versions replayed to a destination with versions = all, and a third not yet
+    src, dst = new_bucket(s3_source), new_bucket(s3_dest)
+    for server, bucket in ((s3_source, src), (s3_dest, dst)):
+        server.client().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    config = write_config(tmp_path, (s3_source, src), [(s3_dest, dst, {"versions": "all"})],
+                          {"url": "redis://127.0.0.1:1/0"})  # fmt: skip
+    put = s3_source.client().put_object
+    ids = [put(Bucket=src, Key="k", Body=body)["VersionId"] for body in (b"one", b"two!")]
+    assert duplicate_bucket(open_store(config.source), [open_store(config.dests[0])],
+                            options=SyncOptions(workers=2)).ok  # fmt: skip
+    ids.append(put(Bucket=src, Key="k", Body=b"three")["VersionId"])
+
+    # When `s3s3 status` is asked about it
+    done = subprocess.run([str(BIN / "s3s3"), "status", "--config", config.path, "k"], capture_output=True,
+                          text=True, timeout=30)  # fmt: skip
+
+    # Then it lists the versions on each side, newest first, each copy with the source version it replays,
+    # and says the destination lacks one: exit 1
+    listed = s3_dest.client().list_object_versions(Bucket=dst)["Versions"]
+    copies = [v["VersionId"] for v in listed]
+    entry = r"    \S+  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC  "
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[1] == "  versions, newest first: 3"
+    assert [line.split()[0] for line in lines[2:5]] == ids[::-1]
+    assert re.fullmatch(entry + f"size 5, ETag {hashlib.md5(b'three').hexdigest()}", lines[2])
+    assert lines[5].startswith(f"dest1:{dst}: 'k', size 4") and lines[5].endswith("(differs)")
+    assert lines[6] == "  versions, newest first: 2"
+    assert [line.split()[0] for line in lines[7:9]] == copies
+    assert lines[7].endswith(f"(replays {ids[1]})") and lines[8].endswith(f"(replays {ids[0]})")
+    assert lines[9:] == ["  history: 1 source entry to replay"]
 
 # --- s3s3 status: the backlog ------------------------------------------------------------------
 

@@ -71,7 +71,7 @@ class Match:
 
     replay: list[Version]  # source entries newer than the newest the destination represents, oldest first
     missed: list[Version]  # source entries older than that one, absent at the destination: never inserted
-    gone: list[Version]  # destination versions whose source version is gone from the source (deleted for good)
+    gone: list[Version]  # destination versions (not markers) whose source version was deleted for good
     by_position: dict[str, str] = field(default_factory=dict)  # destination marker ID -> source marker ID
 
 
@@ -108,7 +108,7 @@ def match(source: Sequence[Version], dest: Sequence[Version], known: Mapping[str
             j += 1
     newest = max(pairs.values(), default=-1)
     represented = set(pairs.values())
-    gone = [e for e in dst if known.get(e.version_id) and known[e.version_id] not in index]
+    gone = [e for e in dst if not e.delete_marker and known.get(e.version_id) and known[e.version_id] not in index]
     return Match(
         replay=src[newest + 1 :],
         missed=[e for i, e in enumerate(src[: max(newest, 0)]) if i not in represented],
@@ -284,7 +284,7 @@ def _learn_written(
     pairs = dict(matched.by_position)
     if any(marker is None for _, marker in written):
         after = retry_call(lambda: list(history(dest, target)), budget, what=f"the versions of {target!r}")
-        new = list(reversed(after[: len(after) - len(before)]))
+        new = list(reversed(after[: max(len(after) - len(before), 0)]))
         same_past = [e.version_id for e in after[len(new) :]] == [e.version_id for e in before]
         if same_past and len(new) == len(written) and all(
             d.delete_marker == s.delete_marker and (marker is None or marker == d.version_id)

@@ -18,6 +18,7 @@ from s3s3.store.base import (
     Body,
     Buffer,
     Checksum,
+    Lock,
     ObjectInfo,
     Page,
     Store,
@@ -129,6 +130,9 @@ class Pinned:
 
     def object_lock(self) -> bool:
         return self.store.object_lock()
+
+    def put_lock(self, key: str, lock: Lock, *, version_id: str | None = None) -> None:
+        self.store.put_lock(key, lock, version_id=version_id)
 
     def copy_object(
         self, source_bucket: str, source_key: str, key: str, *, size: int, if_match: str | None, attrs: Attributes

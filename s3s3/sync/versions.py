@@ -248,8 +248,8 @@ def histories(source: Store, dest: Store, keys: KeyFilter | None = None) -> Iter
     """Every key of either side with both its histories, in key order: a streamed merge of the two listings."""
     keys = keys or KeyFilter()
     src_base, dst_base = source.endpoint.prefix, dest.endpoint.prefix
-    src_iter = _by_key(prefetched(_in_range(source, keys)), source)
-    dst_iter = _by_key(prefetched(_listing_or_nothing(dest, keys)), dest)
+    src_iter = by_key(prefetched(versions_in_range(source, keys)), source)
+    dst_iter = by_key(prefetched(_listing_or_nothing(dest, keys)), dest)
     src, dst = next(src_iter, None), next(dst_iter, None)
     found: tuple[list[Version], list[Version]]
     while src is not None or dst is not None:
@@ -271,7 +271,7 @@ def histories(source: Store, dest: Store, keys: KeyFilter | None = None) -> Iter
             yield key, *found
 
 
-def _in_range(store: Store, keys: KeyFilter) -> Iterator[Version]:
+def versions_in_range(store: Store, keys: KeyFilter) -> Iterator[Version]:
     """The store's entries under the filter's prefix, in its range only."""
     base, span = store.endpoint.prefix, keys.range
     entries = list_versions(store, base + keys.prefix, key_marker=base + span.start_after if span.start_after else "")
@@ -283,12 +283,12 @@ def _in_range(store: Store, keys: KeyFilter) -> Iterator[Version]:
 
 def _listing_or_nothing(store: Store, keys: KeyFilter) -> Iterator[Version]:
     try:
-        yield from _in_range(store, keys)
+        yield from versions_in_range(store, keys)
     except NoSuchBucket:
         return  # as the plain diff: each key is tried, fails and is listed
 
 
-def _by_key(entries: Iterator[Version], store: Store) -> Iterator[list[Version]]:
+def by_key(entries: Iterator[Version], store: Store) -> Iterator[list[Version]]:
     """Each key's entries together, failing loudly where the keys are not in UTF-8 binary order."""
     previous: bytes | None = None
     for key, group in groupby(entries, key=lambda entry: entry.key):

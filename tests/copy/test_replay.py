@@ -173,6 +173,16 @@ def test_a_destination_version_whose_source_version_is_gone_is_named_and_nothing
     assert ids(found.gone) == ["d1"]
 
 
+def test_a_marker_removed_at_the_source_an_undelete_is_never_named_gone() -> None:
+    source = source_of("VMV")
+    dest = replica(source)
+    del source[1]  # the delete marker deleted by its ID: v0 was current again, then v2 came
+
+    found = matched(source, dest, versions_map(dest, markers=True))
+
+    assert found.replay == [] and found.gone == []
+
+
 def test_a_marker_after_a_version_gone_at_the_source_still_matches_its_run() -> None:
     source = source_of("VM")
     dest = replica(source)

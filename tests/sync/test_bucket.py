@@ -25,9 +25,17 @@ pytestmark = pytest.mark.timeout(60)
 S3S3BUCKET = str(Path(sys.executable).with_name("s3s3bucket"))
 SUMMARY_FIELDS = {
     "checked", "copied", "skipped", "missing", "failed", "deleted", "enqueued", "aborted", "bytes", "retried",
-    "seconds", "dry_run", "interrupted", "failures", "errors", "destinations",
+    "seconds", "dry_run", "interrupted", "failures", "errors", "destinations", "versions_copied", "markers_replayed",
+    "versions_missed", "versions_deleted", "versions_mapped", "versions_headed", "lease_waits",
 }  # fmt: skip
-DEST_FIELDS = {"checked", "copied", "skipped", "missing", "failed", "deleted", "enqueued", "aborted", "bytes"}
+# versions = all: counted for every destination (zeros where it keeps the latest version only)
+VERSION_TALLIES = (
+    "versions_copied", "markers_replayed", "versions_missed", "versions_deleted", "versions_mapped", "versions_headed",
+    "lease_waits",
+)  # fmt: skip
+NO_VERSIONS = dict.fromkeys(VERSION_TALLIES, 0)
+DEST_FIELDS = {"checked", "copied", "skipped", "missing", "failed", "deleted", "enqueued", "aborted", "bytes",
+               *VERSION_TALLIES}  # fmt: skip
 
 MakeConfig = Callable[..., Config]
 Synced = Callable[..., tuple[Config, Store, list[Store]]]
@@ -240,10 +248,11 @@ def test_s3s3bucket_json_prints_the_documented_fields(
     assert {k: v for k, v in summary.items() if k not in ("seconds", "destinations")} == {
         "checked": 4, "copied": 2, "skipped": 2, "missing": 0, "failed": 0, "deleted": 0, "enqueued": 0,
         "aborted": 0, "bytes": 10, "retried": 0, "dry_run": False, "interrupted": False, "failures": [], "errors": [],
+        **NO_VERSIONS,
     }  # fmt: skip
     assert isinstance(summary["seconds"], float | int)
     per_dest = {"checked": 2, "copied": 1, "skipped": 1, "missing": 0, "failed": 0, "deleted": 0, "enqueued": 0,
-                "aborted": 0, "bytes": 5}  # fmt: skip
+                "aborted": 0, "bytes": 5, **NO_VERSIONS}  # fmt: skip
     assert summary["destinations"] == {d.endpoint.label: per_dest for d in dests}
 
 

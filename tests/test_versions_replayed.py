@@ -1,0 +1,341 @@
+"""s3s3bucket with `versions = all`: every key's history replayed in order, byte for byte, and never twice.
+
+On two moto servers and a real redis-server: versions and delete markers
+reach a versioned destination oldest first; a second run writes nothing (the
+PUTs and DELETEs counted through a FaultyStore); a later version arrives
+alone; a ledger lost is rebuilt by HEADs without a copy made twice; a
+version deleted for good at the source stays in the backup unless
+`propagate_version_deletes` (under --max-delete); a destination that keeps no
+versions stops the run; a source that keeps none is synced as `latest`.
+
+moto 5.2 gives LastModified in whole seconds and lists each key's versions
+before its delete markers: histories here put markers last, where the
+listing order holds (tests/copy/test_replay.py covers markers anywhere).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from s3s3.cli import main
+from s3s3.config import Config, MiB
+from s3s3.state import ledger
+from s3s3.store import META_VERSION, Store, open_store
+from s3s3.sync.bucket import duplicate_bucket
+from s3s3.sync.options import SyncOptions
+from s3s3.sync.summary import Summary
+from tests.helpers import endpoint_section, new_bucket
+from tests.servers.base import Server
+from tests.servers.redis import RedisServer
+from tests.stores import FaultyStore, bucket_of, client_of
+
+pytestmark = pytest.mark.timeout(120)
+
+PROBES = ".s3s3-probe"  # s3s3.store.probes: what a store does with a Content-MD5, asked once
+WRITES = ("put", "create_upload", "upload_part", "complete_upload", "delete", "delete_many", "copy_object")
+
+
+@dataclass
+class World:
+    """A versioned source and destination, their s3s3.ini, and the Redis of their ledger."""
+
+    config: Config
+    source: Store
+    dest: FaultyStore  # counts every request made of the destination
+    client: redis.Redis
+
+    def sync(self, **options: Any) -> Summary:
+        """One bucket sync, as s3s3bucket runs it (its workers and retries made short)."""
+        opts = SyncOptions(workers=4, **options)
+        return duplicate_bucket(self.source, [self.dest], options=opts, client=self.client)
+
+    def writes(self) -> list[str]:
+        """The writing requests made of the destination since the last call (its probes' aside)."""
+        found = [c.operation for c in self.dest.calls if c.operation in WRITES and not c.key.startswith(PROBES)]
+        self.dest.calls.clear()
+        return found
+
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    # Its own: the bucket sync retries the dead-letter stream, which other tests' listeners write to.
+    server = RedisServer(str(tmp_path_factory.mktemp("redis-versions"))).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def world(tmp_path: Path, s3_source: Server, s3_dest: Server, own_redis: RedisServer) -> Callable[..., World]:
+    def make(
+        dest_extra: dict[str, Any] | None = None, *, source_versioned: bool = True, dest_versioned: bool = True
+    ) -> World:
+        src_bucket, dst_bucket = new_bucket(s3_source, "src"), new_bucket(s3_dest, "dst")
+        if source_versioned:
+            versioned(s3_source, src_bucket)
+        if dest_versioned:
+            versioned(s3_dest, dst_bucket)
+        text = endpoint_section("source", s3_source, src_bucket)
+        text += endpoint_section("dest1", s3_dest, dst_bucket, versions="all", **(dest_extra or {}))
+        text += f"[pubsub]\nurl = {own_redis.url}\nchannel = ch-{uuid.uuid4().hex[:8]}\n"
+        path = tmp_path / f"s3s3-{uuid.uuid4().hex[:8]}.ini"
+        path.write_text(text)
+        config = Config.from_file(path)
+        client = redis.Redis.from_url(own_redis.url)
+        return World(config, open_store(config.source), FaultyStore(open_store(config.dests[0])), client)
+
+    return make
+
+
+def versioned(server: Server, bucket: str) -> None:
+    server.client().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+
+def put(store: Store, key: str, data: bytes) -> str:
+    """Write a version; return its ID."""
+    return str(client_of(store).put_object(Bucket=bucket_of(store), Key=key, Body=data).get("VersionId", ""))
+
+
+def delete(store: Store, key: str, version_id: str | None = None) -> str:
+    """A delete marker (or, with `version_id`, that version deleted for good); return the ID the store answered."""
+    extra = {"VersionId": version_id} if version_id else {}
+    return str(client_of(store).delete_object(Bucket=bucket_of(store), Key=key, **extra).get("VersionId", ""))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry of a key's history as a test sees it: a marker, or a version's bytes and what it replays."""
+
+    marker: bool
+    md5: str | None = None
+    size: int = 0
+    replays: str | None = None  # its s3s3-source-version-id
+
+
+def history_of(store: Store, key: str) -> list[Entry]:
+    """`key`'s history, oldest first: each version read back by its ID, with its metadata."""
+    client = client_of(store)
+    answer = client.list_object_versions(Bucket=bucket_of(store), Prefix=key)
+    # moto lists a key's versions newest first, then its markers: in order where the markers are the newest
+    versions = [(v, False) for v in answer.get("Versions", []) if v["Key"] == key]
+    markers = [(m, True) for m in answer.get("DeleteMarkers", []) if m["Key"] == key]
+    assert not markers or markers[0][0]["IsLatest"], "a history with a delete marker below a version"
+    entries = versions[::-1] + markers[::-1]
+    found = []
+    for item, marker in entries:
+        if marker:
+            found.append(Entry(True))
+            continue
+        got = client.get_object(Bucket=bucket_of(store), Key=key, VersionId=item["VersionId"])
+        data = got["Body"].read()
+        found.append(Entry(False, hashlib.md5(data).hexdigest(), len(data), got["Metadata"].get(META_VERSION)))
+    return found
+
+
+def version(data: bytes, replays: str) -> Entry:
+    return Entry(False, hashlib.md5(data).hexdigest(), len(data), replays)
+
+
+MARKER = Entry(True)
+
+
+# -- the replay ----------------------------------------------------------------------------------
+
+
+def test_versions_and_delete_markers_replay_in_order_byte_for_byte_and_a_second_run_writes_nothing(
+    world: Callable[..., World],
+) -> None:
+    # Given a key with three versions, a key whose newest entry is a delete marker, and a key whose older
+    # version goes in parts (read back by ranges of that very version, not of the current one)
+    w = world({"multipart_threshold": "5MiB", "multipart_chunksize": "5MiB"})
+    a = [b"first", b"second, longer", b"third and longest of all"]
+    a_ids = [put(w.source, "a.txt", data) for data in a]
+    b_ids = [put(w.source, "b.txt", b"b one"), put(w.source, "b.txt", b"b two!")]
+    b_ids.append(delete(w.source, "b.txt"))
+    big = [os.urandom(6 * MiB), b"small now"]
+    big_ids = [put(w.source, "big.bin", data) for data in big]
+
+    # When the bucket sync runs
+    summary = w.sync()
+
+    # Then each destination history is the source's, in order, byte for byte, each version naming its source
+    assert summary.ok, summary.failures
+    assert history_of(w.dest, "a.txt") == [version(d, v) for d, v in zip(a, a_ids, strict=True)]
+    assert history_of(w.dest, "b.txt") == [version(b"b one", b_ids[0]), version(b"b two!", b_ids[1]), MARKER]
+    assert history_of(w.dest, "big.bin") == [version(d, v) for d, v in zip(big, big_ids, strict=True)]
+    counts = summary.as_dict()
+    assert (counts["checked"], counts["versions_copied"], counts["markers_replayed"]) == (3, 7, 1)
+    assert counts["bytes"] == sum(map(len, [*a, b"b one", b"b two!", *big]))
+    assert sorted(w.writes()).count("delete") == 1
+
+    # When it runs again
+    again = w.sync()
+
+    # Then nothing is written, and the version map named every destination version: no HEAD
+    assert again.ok
+    assert w.writes() == []
+    counts = again.as_dict()
+    assert (counts["checked"], counts["skipped"], counts["versions_copied"], counts["markers_replayed"]) == (3, 3, 0, 0)
+    assert (counts["versions_mapped"], counts["versions_headed"]) == (7, 0)
+    assert w.dest.of("head") == []
+
+
+def test_a_later_version_arrives_alone(world: Callable[..., World], caplog: pytest.LogCaptureFixture) -> None:
+    w = world()
+    ids = [put(w.source, "k", b"one"), put(w.source, "k", b"two")]
+    assert w.sync().ok
+    w.writes()
+
+    # Given a third version written after the first sync
+    ids.append(put(w.source, "k", b"three, the newest"))
+    with caplog.at_level(logging.INFO, logger="s3s3.copy"):
+        summary = w.sync()
+
+    # Then it alone is written, after the two already there, and its line names the source version
+    assert summary.as_dict()["versions_copied"] == 1
+    assert w.writes() == ["put"]
+    copied = [r for r in caplog.records if getattr(r, "outcome", None) == "copied"]
+    assert [(r.getMessage().split(":")[0], getattr(r, "version_id", None)) for r in copied] == [
+        (f"Copied 'k' to {w.dest.label.split(':')[0]}", ids[2])
+    ]
+    assert history_of(w.dest, "k") == [version(b"one", ids[0]), version(b"two", ids[1]),
+                                       version(b"three, the newest", ids[2])]  # fmt: skip
+
+
+def test_a_lost_ledger_is_rebuilt_by_heads_and_nothing_is_copied_twice(world: Callable[..., World]) -> None:
+    w = world()
+    ids = [put(w.source, "k", data) for data in (b"v1", b"v2 is longer", b"v3 is longer still")]
+    put(w.source, "j", b"other")
+    delete(w.source, "j")
+    assert w.sync().ok
+    w.writes()
+
+    # Given the ledger flushed
+    w.client.delete(ledger.versions_key(w.dest))
+
+    # When the sync runs again
+    summary = w.sync()
+
+    # Then each destination version was asked once (a HEAD), nothing written; and the next run asks nothing
+    counts = summary.as_dict()
+    assert (counts["versions_headed"], counts["versions_copied"], counts["markers_replayed"]) == (4, 0, 0)
+    assert w.writes() == []
+    written = (b"v1", b"v2 is longer", b"v3 is longer still")
+    assert history_of(w.dest, "k") == [version(d, v) for d, v in zip(written, ids, strict=True)]
+    w.dest.calls.clear()
+    assert w.sync().as_dict()["versions_headed"] == 0
+    assert w.dest.of("head") == []
+
+
+def test_a_version_deleted_for_good_at_the_source_stays_in_the_backup(world: Callable[..., World]) -> None:
+    w = world()
+    ids = [put(w.source, "k", data) for data in (b"v1", b"v2", b"v3")]
+    assert w.sync().ok
+    w.writes()
+
+    # Given the oldest version deleted for good at the source (by its ID)
+    delete(w.source, "k", ids[0])
+
+    # When the sync runs (with --delete, which means nothing more here)
+    summary = w.sync(delete=True)
+
+    # Then the backup keeps it, and nothing is written
+    assert summary.ok
+    assert w.writes() == []
+    assert summary.as_dict()["versions_deleted"] == 0
+    assert history_of(w.dest, "k") == [version(d, v) for d, v in zip((b"v1", b"v2", b"v3"), ids, strict=True)]
+
+
+def test_with_propagate_version_deletes_a_version_gone_at_the_source_goes_under_max_delete(
+    world: Callable[..., World],
+) -> None:
+    w = world({"propagate_version_deletes": "true"})
+    ids = {key: [put(w.source, key, f"{key} {n}".encode()) for n in range(3)] for key in ("a", "b")}
+    assert w.sync().ok
+    w.writes()
+
+    # Given one version of each key deleted for good at the source
+    for key in ("a", "b"):
+        delete(w.source, key, ids[key][1])
+
+    # When the sync runs with --max-delete 1: two versions would go, so none does
+    refused = w.sync(max_delete=1)
+    assert not refused.ok
+    assert refused.errors == [f"{w.dest.label}: refusing to delete more than 1 versions whose source version is "
+                              "gone (raise --max-delete, or 0 for no limit); deleted none"]  # fmt: skip
+    assert w.writes() == []
+
+    # When it runs with room for both
+    summary = w.sync(max_delete=2)
+
+    # Then the destination's copies of those two versions are gone, and the rest stays in order
+    assert summary.ok
+    assert summary.as_dict()["versions_deleted"] == 2
+    assert sorted(w.writes()) == ["delete", "delete"]
+    for key in ("a", "b"):
+        assert history_of(w.dest, key) == [version(f"{key} 0".encode(), ids[key][0]),
+                                           version(f"{key} 2".encode(), ids[key][2])]  # fmt: skip
+
+
+def test_a_dry_run_says_what_it_would_replay_and_writes_nothing(
+    world: Callable[..., World], capsys: pytest.CaptureFixture[str]
+) -> None:
+    w = world()
+    ids = [put(w.source, "k", b"one"), put(w.source, "k", b"two")]
+    marker = delete(w.source, "k")
+
+    summary = w.sync(dry_run=True)
+
+    assert w.writes() == []
+    assert summary.as_dict()["versions_copied"] == 2
+    assert capsys.readouterr().out.splitlines() == [
+        f"would replay version {ids[0]} of 'k' to {w.dest.label} (3 bytes)",
+        f"would replay version {ids[1]} of 'k' to {w.dest.label} (3 bytes)",
+        f"would replay a delete marker ({marker}) of 'k' to {w.dest.label}",
+    ]
+
+
+# -- start-up ------------------------------------------------------------------------------------
+
+
+def test_a_destination_that_keeps_no_versions_stops_the_run_with_what_to_do(
+    world: Callable[..., World], capsys: pytest.CaptureFixture[str]
+) -> None:
+    w = world(dest_versioned=False)
+    put(w.source, "k", b"one")
+
+    code = main(["bucket", "--config", str(w.config.path)])
+
+    bucket = w.config.dests[0].bucket
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"s3s3: error: [dest1] versions = all: bucket {bucket!r} has versioning Off: enable versioning on bucket "
+        f"{bucket!r} or set versions = latest in [dest1]\n"
+    )
+    assert client_of(w.dest).list_object_versions(Bucket=bucket).get("Versions") is None
+
+
+def test_a_source_that_keeps_no_versions_is_synced_as_latest_with_one_warning(
+    world: Callable[..., World], caplog: pytest.LogCaptureFixture
+) -> None:
+    w = world(source_versioned=False)
+    put(w.source, "k", b"one")
+    put(w.source, "k", b"the current one")
+
+    with caplog.at_level(logging.WARNING, logger="s3s3"):
+        summary = w.sync()
+
+    assert summary.ok and summary.copied == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"The source bucket {w.config.source.bucket!r} keeps no versions: [dest1] copy its "
+                        "current objects only (as versions = latest) this run"]  # fmt: skip
+    assert history_of(w.dest, "k") == [replace(version(b"the current one", ""), replays=None)]
