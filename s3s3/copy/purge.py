@@ -7,7 +7,8 @@ destination's copy of that version goes too: found by the version map
 (s3s3.state.ledger) or, for the versions it does not know, by a HEAD of each
 (their `s3s3-source-version-id`), and deleted by its own version ID, under
 the key's lease (s3s3.copy.replay), once the source's own history shows the
-version gone. A delete marker carries no metadata: only the map finds its copy.
+version gone. Versions only: a delete marker removed at the source (an
+undelete) stays in the backup's history, which still shows the key deleted then.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def purge_version(
             if any(entry.version_id == version_id for entry in at_source):
                 return _outcome(key, dest, Action.KEPT, budget, version_id, "that version is still at the source")
             entries = retry_call(lambda: list(history(dest, target)), budget, what=f"{what} at {dest.label}")
-            mapping = learn_map(dest, target, entries, known, budget, Replayed())
+            versions = [entry for entry in entries if not entry.delete_marker]
+            mapping = learn_map(dest, target, versions, known, budget, Replayed())
             copies = [ours for ours, theirs in mapping.items() if theirs == version_id]
             if not copies:
                 why = f"no version here replays source version {version_id!r}"

@@ -133,3 +133,18 @@ def test_a_destination_refusing_the_delete_fails_the_purge_with_its_reason(histo
     outcome = purge_version(h.source, h.dest, "k", h.v1, retry=FAST_RETRY)
     assert outcome.action is Action.FAILED and "AccessDenied" in (outcome.error or "")
     assert versions_at(h.dest) == [h.d2, h.d1]
+
+
+def test_a_delete_marker_removed_at_the_source_stays_in_the_backup(histories: Histories) -> None:
+    # Given a delete marker at both sides (the map naming the destination's), then removed at the source
+    h = histories
+    known = VersionLedger(fakeredis.FakeRedis())
+    marker = client_of(h.source).delete_object(Bucket=bucket_of(h.source), Key="k")["VersionId"]
+    ours = client_of(h.dest).delete_object(Bucket=bucket_of(h.dest), Key="k")["VersionId"]
+    known.learn(h.dest, "k", {ours: marker})
+    h.source.delete("k", version_id=marker)
+
+    # When that removal is purged, then the backup's marker stays: its history still shows the key deleted then
+    outcome = purge_version(h.source, h.dest, "k", marker, known=known)
+    assert (outcome.action, outcome.error) == (Action.KEPT, f"no version here replays source version {marker!r}")
+    assert deleted(h.dest) == []
