@@ -23,10 +23,13 @@ import redis
 from s3s3 import names
 from s3s3.config import Config, Mode, Versions
 from s3s3.copy.limits import DEFAULT, Limits
+from s3s3.copy.replay import check_versioning
 from s3s3.errors import ConfigError
 from s3s3.listen.delivery import ListDelivery, describe, make_delivery, publish
 from s3s3.retry import RetryPolicy
 from s3s3.state import connect_redis
+from s3s3.state.leases import RedisLease
+from s3s3.state.ledger import VersionLedger
 from s3s3.state.overlap import Overlaps
 from s3s3.state.rates import SharedLimit
 from s3s3.state.version import require_redis
@@ -126,6 +129,8 @@ class ListenClient(_Buckets):
         from s3s3.listen.listener import Listener
         from s3s3.listen.metrics import Metrics
 
+        # Before anything runs: a destination keeping every version whose bucket keeps none stops it (exit 2).
+        replaying = check_versioning(self.source, self.dests)
         pubsub = self.config.pubsub
         client = connect_redis(pubsub)
         self.share_facts(client)
@@ -144,6 +149,9 @@ class ListenClient(_Buckets):
             guard=Overlaps(client),
             ledger_days=pubsub.ledger_days,
             check_redis=True,
+            lease=RedisLease(client),
+            known=VersionLedger(client, days=pubsub.ledger_days),
+            replaying=[dest.label for dest in replaying],
         )
 
     def listen(self) -> int:

@@ -10,6 +10,13 @@ stream or list), as many at once as there are free workers; their copies are
 registered together (s3s3.state.overlap) before any starts, and each is
 acknowledged only once every destination holds the newest version of its
 keys, or their failure is kept in the dead-letter stream (s3s3.listen.settle).
+
+A destination that keeps every version (`versions = all`) is not copied to:
+each announcement of a key replays there every version and delete marker of
+it the destination lacks, oldest first (s3s3.copy.replay), under the key's
+lease, which every listener and bucket sync takes: the order holds however
+the announcements arrive, and no registration is needed. A version deleted
+for good at the source is deleted there only with propagate_version_deletes.
 """
 
 from __future__ import annotations
@@ -20,15 +27,18 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import redis
 
 from s3s3 import names
+from s3s3.config import Versions
 from s3s3.copy import copy_key, delete_key, dest_key, newer_at_source
 from s3s3.copy.limits import DEFAULT, Limits
+from s3s3.copy.purge import purge_version
+from s3s3.copy.replay import Lease, VersionMap, replay_key
 from s3s3.errors import EXIT_OK, BadMessage
 from s3s3.listen.delivery import Delivery, Message
 from s3s3.listen.messages import Change, Event, parse
@@ -95,8 +105,8 @@ class _Slots:
 class _KeyState:
     """A key being copied or deleted now, and what was announced for it meanwhile."""
 
-    action: Change
-    again: Change | None = None  # the latest action announced while this one ran
+    events: list[Event]  # what this round does: the newest decides a copy or a delete; a replay takes them all
+    again: list[Event] = field(default_factory=list)  # announced while this round ran: the next round's
     waiting: list[_Pending] = field(default_factory=list)  # messages done when the next round is
 
 
@@ -126,6 +136,11 @@ class Listener:
         guard: Overlaps | None = None,
         ledger_days: int = 0,
         check_redis: bool = False,
+        replay: Callable[..., list[Outcome]] | None = None,
+        purge: Callable[..., Outcome] | None = None,
+        lease: Lease | None = None,
+        known: VersionMap | None = None,
+        replaying: Collection[str] | None = None,
     ) -> None:
         self.source = source
         self.dests = list(dests)
@@ -136,6 +151,17 @@ class Listener:
         self.metrics = metrics or Metrics()
         # `copy` stands in for copy_key in tests; the real one gets the retry policy and the process's limits.
         self.copy = copy or functools.partial(copy_key, retry=retry, limits=limits)
+        # Likewise for destinations that keep every version: their histories replayed, their versions purged.
+        self.replay = replay or functools.partial(replay_key, retry=retry, limits=limits)
+        self.purge = purge or functools.partial(purge_version, retry=retry)
+        self.lease = lease  # one replayer of a key at a destination at a time, across every process
+        self.known = known  # which source version each destination version replays (the ledger's map)
+        # The destinations whose history is replayed: by default those with versions = all; the service
+        # leaves out every one when the source keeps no versions (s3s3.copy.replay.check_versioning).
+        if replaying is None:
+            replaying = [d.label for d in self.dests if d.endpoint.versions == Versions.ALL]
+        self._replaying = [d for d in self.dests if d.label in replaying]
+        self._latest = [d for d in self.dests if d.label not in replaying]  # copied to, as ever
         self.label = label or "announcements"
         self.redis_safe_url = where  # how logs name the Redis server: never with its password
         self.recorder = ledger.Recorder(client, days=ledger_days)
@@ -166,9 +192,7 @@ class Listener:
     def healthy(self) -> bool:
         """Connected to Redis, still working, and no copy stuck (what /healthz answers)."""
         return (
-            self.connected.is_set()
-            and not self.stopping.is_set()
-            and self.oldest_copy_seconds() <= self.stuck_seconds
+            self.connected.is_set() and not self.stopping.is_set() and self.oldest_copy_seconds() <= self.stuck_seconds
         )
 
     def oldest_copy_seconds(self) -> float:
@@ -263,11 +287,12 @@ class Listener:
             return
         # A delete that propagates is registered too: a copy of the key it overlaps then finds the source
         # without it, and deletes what it wrote (`_again`), instead of leaving a deleted key behind.
+        # A destination whose history is replayed needs none: the key's lease orders its replays.
         wanted = [
             (pending, (event.key, dest.label))
             for pending, events in work
             for event in {e.key: e for e in events}.values()
-            for dest in self.dests
+            for dest in self._latest
             if event.action == Change.PUT or dest.endpoint.propagate_deletes
         ]
         tickets = self.guard.begin_many([(label, key) for _, (key, label) in wanted])
@@ -326,29 +351,29 @@ class Listener:
         with self._lock:
             state = self._keys.get(event.key)
             if state is not None:
-                state.again = event.action  # the newest announcement wins
+                state.again.append(event)  # the newest decides the next round's copy or delete
                 state.waiting.append(pending)
                 return
-            state = self._keys[event.key] = _KeyState(event.action)
+            state = self._keys[event.key] = _KeyState([event])
         done = [pending]
         since = event.event_time or pending.message.published_at
         while True:
-            ok, kept, copied = self._act(event.key, state.action, since)
+            ok, kept, copied = self._act(event.key, state.events, since)
             with self._lock:
                 # Announced again meanwhile: the next round copies whatever the source holds then, and
                 # is proven itself; this round's copies need no proof (their registrations still end).
-                superseded = state.again is not None
+                superseded = bool(state.again)
             for p in done:
                 self._finish(p, ok, kept, event.key, {} if superseded else copied)
             with self._lock:
-                if state.again is None:
+                if not state.again:
                     del self._keys[event.key]
                     return
-                state.action, state.again = state.again, None
+                state.events, state.again = state.again, []
                 done, state.waiting = state.waiting, []
 
-    def _act(self, key: str, action: Change, since: float | None) -> tuple[bool, bool, dict[str, str]]:
-        """Copy (or delete) one key at every destination; never raises.
+    def _act(self, key: str, events: list[Event], since: float | None) -> tuple[bool, bool, dict[str, str]]:
+        """Copy (or delete) one key at every destination, replay its history where it is kept; never raises.
 
         Returns (every destination succeeded, every failure is kept in the
         dead-letter stream, the source ETag copied to each destination that
@@ -356,11 +381,15 @@ class Listener:
         no failure is dropped unrecorded. The copies were registered with
         their batch (`_register`); they are proven when their message settles.
         """
+        action = events[-1].action  # at a destination of the latest version, the newest announcement wins
         ok = kept = True
         copied: dict[str, str] = {}
-        for dest in self.dests:
+        for dest in self._replaying:
+            replayed, recorded = self._history(dest, key, events)
+            ok, kept = ok and replayed, kept and recorded
+        for dest in self._latest:
             try:
-                if action == Change.DELETE:
+                if action != Change.PUT:  # a delete, a delete marker, or a version deleted for good
                     outcome = self._delete(dest, key)
                 else:
                     outcome = self.copy(self.source, dest, key, verify_md5=self.verify_md5, check_small=False)
@@ -371,9 +400,44 @@ class Listener:
             ok = ok and outcome.ok
             if outcome.action is Action.COPIED and outcome.source_etag is not None:
                 copied[dest.label] = outcome.source_etag
-        if ok and since and action != Change.DELETE:  # replication lag: until every destination holds it
+        if ok and since and action == Change.PUT:  # replication lag: until every destination holds it
             self.metrics.lag_seconds.observe(max(0.0, time.time() - since))
         return ok, kept, copied
+
+    def _history(self, dest: Store, key: str, events: list[Event]) -> tuple[bool, bool]:
+        """Bring `dest` the key's history: the versions deleted for good, then every entry it lacks; never raises.
+
+        Returns (every step succeeded, every failure is kept in the dead-letter
+        stream), as `_act` does for a copy.
+        """
+        purged = dict.fromkeys(e.version_id for e in events if e.action == Change.PURGE and e.version_id)
+        replayed: list[Outcome] = []
+        try:
+            outcomes = [self._purge(dest, key, version_id) for version_id in purged]
+            if any(e.action != Change.PURGE for e in events):  # anything else: whatever the destination lacks
+                replayed = self.replay(
+                    self.source, dest, key, lease=self.lease, known=self.known, verify_md5=self.verify_md5
+                )
+        except Exception as e:  # replay_key never raises; a stand-in that does must not strand the key
+            logger.exception("Unexpected error while replaying %r to %s", key, dest.endpoint.label)
+            outcomes, replayed = [Outcome(key, dest.label, Action.FAILED, error=describe(e))], []
+        ok = kept = True
+        for outcome in outcomes:
+            kept = self._record(dest, outcome) and kept
+            ok = ok and outcome.ok
+        for outcome in replayed:
+            # replay_key logs each entry as it writes it (a long history shows as it lands); not "nothing to do".
+            kept = self._record(dest, outcome, logged=outcome.action is not Action.SKIPPED) and kept
+            ok = ok and outcome.ok
+        self.metrics.replayed(dest.label, replayed)
+        return ok, kept
+
+    def _purge(self, dest: Store, key: str, version_id: str) -> Outcome:
+        """A backup keeps a version the source deleted for good, unless it says propagate_version_deletes."""
+        if dest.endpoint.propagate_version_deletes:
+            return self.purge(self.source, dest, key, version_id, lease=self.lease, known=self.known)
+        why = f"version {version_id!r} deleted for good at the source, propagate_version_deletes is off"
+        return Outcome(key, dest.label, Action.KEPT, error=why, version_id=version_id)
 
     def _again(self, dest: Store, key: str, copied: str) -> bool:
         """A copy another overlapped: copy the key again if the source moved on from `copied`; False: not kept."""
@@ -395,12 +459,14 @@ class Listener:
             return delete_key(self.source, dest, key)
         return Outcome(key, dest.label, Action.KEPT, error="deleted at the source, propagate_deletes is off")
 
-    def _record(self, dest: Store, outcome: Outcome) -> bool:
-        """Log, count, and remember the outcome (ledger, or dead-letter stream when it failed).
+    def _record(self, dest: Store, outcome: Outcome, *, logged: bool = False) -> bool:
+        """Log (unless `logged` already), count, and remember the outcome (ledger, or dead-letter stream when it
+        failed).
 
         Returns False when a failure could not be written to the dead-letter stream.
         """
-        self.on_outcome(outcome)
+        if not logged:
+            self.on_outcome(outcome)
         self.metrics.outcome(outcome)
         try:
             if outcome.action is Action.FAILED:
@@ -437,4 +503,3 @@ class Listener:
         wait = backoff(failures, self.backoff_start, self.backoff_cap)
         logger.error("Cannot reach Redis at %s (%s); retrying in %.1fs", self.redis_safe_url, error, wait)
         self.stopping.wait(wait)
-

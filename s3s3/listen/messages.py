@@ -9,10 +9,13 @@ The format is decided by shape, never by configuration:
   is announced in the JSON form, ``{"key": "{odd} name"}``);
 - any other UTF-8 text is one bare key name, announced as a put.
 
-JSON shapes: ``{"key": ..., "event": "put"|"delete", "bucket": ...}``; S3 event
-notifications ``{"Records": [...]}`` from AWS, MinIO and Ceph RGW, also inside
-an SNS envelope, a MinIO webhook body or MinIO's Redis ``access`` list; and the
-AWS ``s3:TestEvent``, which yields no events.
+JSON shapes: ``{"key": ..., "event": "put", "version_id": ..., "bucket": ...}``
+(the events are `Change`'s; "delete" naming a version is a "purge", as S3 has
+it); S3 event notifications ``{"Records": [...]}`` from AWS, MinIO and Ceph
+RGW, also inside an SNS envelope, a MinIO webhook body or MinIO's Redis
+``access`` list; and the AWS ``s3:TestEvent``, which yields no events. A
+record's ``s3.object.versionId`` is kept: in a versioned bucket it names the
+version (or delete marker) the event made or removed.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from urllib.parse import unquote_plus
 from s3s3.errors import BadMessage
 
 MAX_KEY_BYTES = 1024  # S3's limit on the UTF-8 length of a key
+MAX_VERSION_ID = 1024  # longer than any store's version IDs (AWS: 32 characters; Ceph: 32; MinIO: a UUID)
 
 
 class Change(StrEnum):
@@ -35,6 +39,13 @@ class Change(StrEnum):
 
     PUT = "put"  # written: copy it
     DELETE = "delete"  # deleted: delete it where propagate_deletes says so
+    # In a versioned bucket. A destination keeping every version replays the key's history for a
+    # marker (as for a put or a delete); one keeping the latest takes both as a delete.
+    MARKER = "marker"  # a delete marker made (ObjectRemoved:DeleteMarkerCreated): the key reads as deleted
+    PURGE = "purge"  # one version deleted for good (ObjectRemoved:Delete with a versionId): history rewritten
+
+
+_EVENTS = ", ".join(repr(str(c)) for c in tuple(Change)[:-1]) + f" or {str(tuple(Change)[-1])!r}"
 
 
 class Origin(StrEnum):
@@ -57,6 +68,7 @@ class Event:
     size: int | None = None
     etag: str | None = None  # without quotes, as the event gives it
     source: Origin = Origin.KEY
+    version_id: str | None = None  # the version (or delete marker) it made or removed, in a versioned bucket
 
 
 def _form_decode(key: str) -> str:
@@ -133,14 +145,20 @@ def _parse_sns(message: str, source_bucket: str) -> list[Event]:
 
 
 def _simple(doc: dict[str, Any], source_bucket: str) -> Event:
-    key, action = doc["key"], doc.get("event", "put")
+    key, name = doc["key"], doc.get("event", "put")
     if not isinstance(key, str):
         raise BadMessage(f"key must be a string, not {_show(key)}")
-    if action not in tuple(Change):
-        raise BadMessage(f"unknown event {_show(action)}: must be 'put' or 'delete'")
+    if name not in tuple(Change):
+        raise BadMessage(f"unknown event {_show(name)}: must be {_EVENTS}")
     if "bucket" in doc:
         _check_bucket(doc["bucket"], source_bucket)
-    return Event(_checked_key(key), Change(action), source=Origin.JSON)
+    version_id = _version_id(doc.get("version_id"), "version_id")
+    action = Change(name)
+    if action is Change.DELETE and version_id is not None:
+        action = Change.PURGE  # as S3 has it: a DELETE naming a version removes that version for good
+    if action is Change.PURGE and version_id is None:
+        raise BadMessage(f"event 'purge' names no version_id: {_show(doc)}")
+    return Event(_checked_key(key), action, source=Origin.JSON, version_id=version_id)
 
 
 def _records(records: Any, source_bucket: str) -> list[Event]:
@@ -157,7 +175,6 @@ def _record(record: Any, source_bucket: str) -> Event:
     if not isinstance(origin, str) or origin not in _STORES:
         raise BadMessage(f"unknown eventSource {_show(origin)}: expected one of {sorted(_STORES)}")
     source, decode = _STORES[origin]
-    action = _action(record.get("eventName"))
     s3 = _member(record, "s3")
     _check_bucket(_member(s3, "bucket").get("name"), source_bucket)
     obj = _member(s3, "object")
@@ -172,20 +189,37 @@ def _record(record: Any, source_bucket: str) -> Event:
     etag = obj.get("eTag", obj.get("etag"))
     if etag is not None and not isinstance(etag, str):
         raise BadMessage(f"s3.object.eTag must be a string, not {_show(etag)}")
+    version_id = _version_id(obj.get("versionId"), "s3.object.versionId")
+    action = _action(record.get("eventName"), version_id)
     when, size = _time(record.get("eventTime")), _size(obj.get("size"))
-    return Event(_checked_key(key), action, when, size, etag or None, source)
+    return Event(_checked_key(key), action, when, size, etag or None, source, version_id)
 
 
-def _action(name: Any) -> Change:
+def _action(name: Any, version_id: str | None) -> Change:
     # AWS and older Ceph write "ObjectCreated:Put"; MinIO and newer Ceph "s3:ObjectCreated:Put".
     # Ceph also says ObjectCreated:Post on *initiating* a multipart upload, before the
     # object exists: the copy must cope with a put for a key the source lacks.
     kind = name.removeprefix("s3:") if isinstance(name, str) else ""
     if kind.startswith("ObjectCreated:"):
         return Change.PUT
+    if kind == "ObjectRemoved:DeleteMarkerCreated":
+        return Change.MARKER
+    if kind == "ObjectRemoved:Delete" and version_id is not None:
+        # A DELETE that named a version: that version (or delete marker) is gone for good. Unversioned, AWS
+        # sends no versionId and Ceph an empty one.
+        return Change.PURGE
     if kind.startswith("ObjectRemoved:"):
         return Change.DELETE
     raise BadMessage(f"unknown event {_show(name)}: only ObjectCreated:* and ObjectRemoved:* count")
+
+
+def _version_id(value: Any, name: str) -> str | None:
+    # Ceph sends "versionId": "" for a bucket that keeps no versions; "null" is a real version's ID.
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > MAX_VERSION_ID or not value.isprintable():
+        raise BadMessage(f"{name} is not a version ID: {_show(value)}")
+    return value
 
 
 def _member(doc: dict[str, Any], name: str) -> dict[str, Any]:

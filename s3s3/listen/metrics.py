@@ -35,24 +35,44 @@ class Metrics:
         )
         self.bytes_copied = Counter("s3s3_bytes_copied", "Bytes copied, by destination.", ["dest"], registry=r)
         self.copy_seconds = Histogram(
-            "s3s3_copy_duration_seconds", "Time to copy one key to one destination.", ["dest"],
-            buckets=_SECONDS, registry=r,
+            "s3s3_copy_duration_seconds",
+            "Time to copy one key to one destination.",
+            ["dest"],
+            buckets=_SECONDS,
+            registry=r,
         )
         self.lag_seconds = Histogram(
-            "s3s3_replication_lag_seconds", "From the event (or its publication) until every destination holds it.",
-            buckets=_SECONDS, registry=r,
+            "s3s3_replication_lag_seconds",
+            "From the event (or its publication) until every destination holds it.",
+            buckets=_SECONDS,
+            registry=r,
         )
         self.in_flight = Gauge("s3s3_copies_in_flight", "Announcements being copied now.", registry=r)
         self.oldest_copy = Gauge(
             "s3s3_oldest_copy_seconds", "Age of the oldest announcement being copied now (0: none).", registry=r
         )
         self.last_copy = Gauge(
-            "s3s3_last_copy_timestamp_seconds", "When this listener last landed a copy, by destination.", ["dest"],
+            "s3s3_last_copy_timestamp_seconds",
+            "When this listener last landed a copy, by destination.",
+            ["dest"],
             registry=r,
         )
         self.reconnects = Counter("s3s3_redis_reconnects", "Times the Redis connection was lost.", registry=r)
+        self.versions_copied = Counter(
+            "s3s3_versions_copied",
+            "Versions replayed to a destination keeping every version, by destination.",
+            ["dest"],
+            registry=r,
+        )
+        self.delete_markers_replayed = Counter(
+            "s3s3_delete_markers_replayed",
+            "Delete markers replayed to a destination keeping every version, by destination.",
+            ["dest"],
+            registry=r,
+        )
         self._counted: dict[tuple[str, Action], Counter] = {}
         self._copied: dict[str, tuple[Gauge, Counter, Histogram]] = {}
+        self._replayed: dict[str, tuple[Counter, Counter]] = {}
 
     def watch(self, watcher: Watcher) -> None:
         """Export the backlog `watcher` reads (in its own thread: a scrape never waits on Redis)."""
@@ -72,6 +92,21 @@ class Metrics:
             copied[0].set_to_current_time()
             copied[1].inc(outcome.size)
             copied[2].observe(outcome.seconds)
+
+    def replayed(self, dest: str, outcomes: Sequence[Outcome]) -> None:
+        """Count what one replay of a key's history wrote at `dest`: versions, and delete markers."""
+        if not outcomes:
+            return
+        counters = self._replayed.get(dest) or self._replayed.setdefault(
+            dest, (self.versions_copied.labels(dest), self.delete_markers_replayed.labels(dest))
+        )
+        for outcome in outcomes:
+            if outcome.version_id is None:
+                continue
+            if outcome.action is Action.COPIED:
+                counters[0].inc()
+            elif outcome.action is Action.DELETED:
+                counters[1].inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -27,7 +27,7 @@ import pytest
 import redis
 
 from s3s3 import names
-from s3s3.config import Config, Endpoint
+from s3s3.config import Config, Endpoint, Versions
 from s3s3.listen.delivery import Message, PubSubDelivery
 from s3s3.listen.listener import Listener
 from s3s3.logs import log_outcome
@@ -216,9 +216,9 @@ def test_given_bad_announcements_when_listening_then_each_is_rejected_with_one_w
         "Rejected an announcement: not UTF-8 at byte 0: b'\\xffin/a'",
         "Rejected an announcement: empty key",
         "Rejected an announcement: empty key",
-        "Rejected an announcement: unknown JSON message shape: '{\"hello\": \"world\"}'",
+        'Rejected an announcement: unknown JSON message shape: \'{"hello": "world"}\'',
         "Rejected an announcement: event for bucket 'photos', not the source bucket 'src'",
-        "Rejected an announcement: unknown event 'rename': must be 'put' or 'delete'",
+        "Rejected an announcement: unknown event 'rename': must be 'put', 'delete', 'marker' or 'purge'",
         "Rejected an announcement: 'out/a' is not under the source prefix 'in/'",
     ]
     # And each is kept, as it came, in the dead-letter stream, and counted
@@ -325,6 +325,9 @@ class OneMessage:
 
     def ack(self, message: Message) -> None:
         self.acked.append(message)
+
+    def ack_many(self, messages: list[Message]) -> None:
+        self.acked.extend(messages)
 
     def release(self, message: Message) -> None:
         self.released.append(message)
@@ -498,6 +501,170 @@ def test_given_a_stop_requested_when_a_second_signal_comes_then_it_exits_1_at_on
         listener.request_stop(signal.SIGINT, None)
     assert exited.value.args == (1,)
     assert capfd.readouterr().err == "s3s3: second stop signal, exiting without finishing copies in flight\n"
+
+
+# --- destinations keeping every version: a fake replay_key and purge_version --------------------
+
+
+class FakeReplays:
+    """Stands in for replay_key and purge_version: records each call, holds the keys asked to wait."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls: list[tuple[str, str, str, str | None]] = []  # (what, dest label, key, version purged)
+        self.handed: list[tuple[object, object]] = []  # (lease, known) each call was given
+        self.held: dict[str, threading.Event] = {}
+        self.answers: dict[str, list[Outcome]] = {}  # key -> what its replay says (else one version copied)
+
+    def hold(self, key: str) -> None:
+        self.held[key] = threading.Event()
+
+    def release(self) -> None:
+        for gate in self.held.values():
+            gate.set()
+
+    def replay(self, source: Store, dest: Store, key: str, *, lease: Any = None, known: Any = None,
+               **_: Any) -> list[Outcome]:  # fmt: skip
+        with self.lock:
+            self.calls.append(("replay", dest.label, key, None))
+            self.handed.append((lease, known))
+        gate = self.held.get(key)
+        if gate is not None:
+            assert gate.wait(HOLD_SECONDS), f"replay of {key!r} was never released"
+        return self.answers.get(key, [Outcome(key, dest.label, Action.COPIED, 3, version_id="v1")])
+
+    def purge(self, source: Store, dest: Store, key: str, version_id: str, *, lease: Any = None, known: Any = None,
+              **_: Any) -> Outcome:  # fmt: skip
+        with self.lock:
+            self.calls.append(("purge", dest.label, key, version_id))
+            self.handed.append((lease, known))
+        return Outcome(key, dest.label, Action.DELETED, version_id=version_id)
+
+
+def all_versions(name: str, bucket: str, **options: Any) -> Any:
+    """A fake store whose endpoint keeps every version (versions = all)."""
+    return FakeStore(Endpoint(name=name, bucket=bucket, versions=Versions.ALL, **options))
+
+
+@pytest.fixture
+def replays() -> FakeReplays:
+    return FakeReplays()
+
+
+def versioned(start_listener: Callable[..., Running], replays: FakeReplays, dests: list[Store],
+              **options: Any) -> Running:  # fmt: skip
+    """A listener whose replays and purges are `replays`', with a lease and a version map to hand on."""
+    return start_listener(dests=dests, replay=replays.replay, purge=replays.purge, lease="the lease",
+                          known="the map", **options)  # fmt: skip
+
+
+def test_given_a_destination_keeping_every_version_when_keys_are_announced_then_their_history_is_replayed_there(
+    copies: FakeCopies,
+    replays: FakeReplays,
+    start_listener: Callable[..., Running],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given one destination keeping every version and one keeping the latest
+    replays.answers["k"] = [
+        Outcome("k", "dest1:all", Action.COPIED, 3, version_id="v1"),
+        Outcome("k", "dest1:all", Action.COPIED, 4, version_id="v2"),
+        Outcome("k", "dest1:all", Action.DELETED, version_id="dm3"),
+    ]
+    run = versioned(start_listener, replays, [all_versions("dest1", "all"), fake_bucket("dest2", "latest")])
+
+    # When a version's event, a delete marker's and a bare key are announced
+    run.publish(json.dumps({"key": "k", "version_id": "v2"}), json.dumps({"key": "m", "event": "marker"}), "bare")
+    wait_until(lambda: len(replays.calls) == 3 and len(copies.finished) == 2, timeout=5)
+
+    # Then each key's history is replayed at the first (handed the lease and the map), never copied there
+    assert sorted(replays.calls) == [("replay", "dest1:all", k, None) for k in ("bare", "k", "m")]
+    assert set(replays.handed) == {("the lease", "the map")}
+    # And the second copies what is current; a marker is a delete there (kept: propagate_deletes is off)
+    assert sorted(copies.started) == ["bare", "k"]
+    wait_until(lambda: "Kept 'm' at dest2:latest: deleted at the source, propagate_deletes is off" in logged(caplog))
+    # And the versions and markers the replays wrote are counted by destination
+    metrics = run.listener.metrics.render().decode()
+    assert 's3s3_versions_copied_total{dest="dest1:all"} 4.0' in metrics
+    assert 's3s3_delete_markers_replayed_total{dest="dest1:all"} 1.0' in metrics
+    assert run.stop() == 0
+
+
+def test_given_a_version_deleted_for_good_then_the_backup_keeps_it_unless_propagate_version_deletes(
+    replays: FakeReplays, start_listener: Callable[..., Running], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given two destinations keeping every version, the second propagating version deletes
+    dests = [all_versions("dest1", "keep"), all_versions("dest2", "gone", propagate_version_deletes=True)]
+    run = versioned(start_listener, replays, dests)
+
+    # When the source announces a version deleted for good
+    run.publish(json.dumps({"key": "k", "event": "delete", "version_id": "v1"}))
+    wait_until(lambda: "Deleted 'k' at dest2:gone in 0.00s" in logged(caplog), timeout=5)
+
+    # Then the first keeps it, and says so at INFO; the second deletes its copy; neither replays anything
+    assert ("Kept 'k' at dest1:keep: version 'v1' deleted for good at the source, propagate_version_deletes is off"
+            in logged(caplog))  # fmt: skip
+    assert replays.calls == [("purge", "dest2:gone", "k", "v1")]
+    assert replays.handed == [("the lease", "the map")]
+    assert logged(caplog, logging.WARNING) == [] and logged(caplog, logging.ERROR) == []
+    assert run.stop() == 0
+
+
+def test_given_a_replay_in_flight_when_a_purge_and_a_put_of_its_key_come_then_both_are_done_after_it(
+    replays: FakeReplays, start_listener: Callable[..., Running]
+) -> None:
+    # Given a replay of "k" held in flight
+    replays.hold("k")
+    run = versioned(start_listener, replays, [all_versions("dest1", "all", propagate_version_deletes=True)])
+    run.publish("k")
+    wait_until(lambda: replays.calls == [("replay", "dest1:all", "k", None)], timeout=5)
+
+    # When a version of it is deleted for good, then another is written, and twice more the purge
+    purge = json.dumps({"key": "k", "event": "purge", "version_id": "v1"})
+    run.publish(purge, json.dumps({"key": "k", "version_id": "v3"}), purge)
+    wait_until(lambda: run.listener._keys["k"].waiting.__len__() == 3, timeout=5)
+    replays.release()
+
+    # Then one more round does both, in that order: the purge (once) is not lost behind the newer put
+    wait_until(lambda: len(replays.calls) == 3, timeout=5)
+    assert replays.calls[1:] == [("purge", "dest1:all", "k", "v1"), ("replay", "dest1:all", "k", None)]
+    assert run.stop() == 0
+
+
+def test_given_a_failed_replay_then_it_is_dead_lettered_and_the_announcement_acknowledged() -> None:
+    # Given a replay that fails at the store
+    client = fakeredis.FakeRedis()
+    delivery = OneMessage(json.dumps({"key": "k", "version_id": "v2"}).encode())
+
+    def failing(source: Store, dest: Store, key: str, **_: Any) -> list[Outcome]:
+        return [Outcome(key, dest.label, Action.COPIED, 1, version_id="v1"),
+                Outcome(key, dest.label, Action.FAILED, error="the store said no")]  # fmt: skip
+
+    listener = Listener(fake_bucket("source", "src"), [all_versions("dest1", "all")], client, delivery,  # type: ignore[arg-type]
+                        replay=failing)  # fmt: skip
+    listener.poll_seconds = 0.05
+    thread = threading.Thread(target=listener.run, daemon=True)
+    thread.start()
+
+    # Then the failure is in the dead-letter stream (the bucket sync retries it), and the message is done
+    wait_until(lambda: delivery.acked, timeout=5)
+    listener.stopping.set()
+    thread.join(HOLD_SECONDS)
+    failures = [(f[b"kind"], f[b"key"], f[b"dest"], f[b"error"]) for _, f in client.xrange("s3s3:failed")]
+    assert failures == [(b"copy", b"k", b"dest1:all", b"the store said no")]
+    assert delivery.released == []
+
+
+def test_given_a_source_keeping_no_versions_then_a_destination_of_every_version_is_copied_to_as_ever(
+    copies: FakeCopies, replays: FakeReplays, start_listener: Callable[..., Running]
+) -> None:
+    # Given a destination with versions = all, but the service found the source unversioned (none replays)
+    run = versioned(start_listener, replays, [all_versions("dest1", "all")], replaying=[])
+
+    # When a key is announced, then it is copied, as a destination of the latest version is
+    run.publish("k")
+    wait_until(lambda: copies.finished == ["k"], timeout=5)
+    assert replays.calls == []
+    assert run.stop() == 0
 
 
 # --- deletes: moto servers, fakeredis ---------------------------------------------------------

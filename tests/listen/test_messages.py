@@ -76,7 +76,7 @@ def record(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
     """A copy of a sample record with some fields of s3.object or of the record changed."""
     rec = json.loads(json.dumps(base))
     for name, value in changes.items():
-        target = rec["s3"]["object"] if name in ("key", "size", "eTag") else rec
+        target = rec["s3"]["object"] if name in ("key", "size", "eTag", "versionId") else rec
         target[name] = value
     return rec
 
@@ -148,9 +148,7 @@ def test_json_message_is_a_put_unless_it_says_delete():
 
 
 def test_json_message_with_a_bad_field_is_rejected():
-    assert reason(raw({"key": "a", "bucket": "other"})) == (
-        "event for bucket 'other', not the source bucket 'photos'"
-    )
+    assert reason(raw({"key": "a", "bucket": "other"})) == ("event for bucket 'other', not the source bucket 'photos'")
     assert reason(raw({"key": "a", "event": "copy"})).startswith("unknown event 'copy'")
     assert reason(raw({"key": 7})).startswith("key must be a string")
 
@@ -167,6 +165,75 @@ def test_aws_delete_is_a_delete_without_size_or_etag():
     assert parse(raw({"Records": [AWS_DELETE]}), BUCKET) == [
         Event("old.jpg", "delete", epoch("2024-01-01T12:00:01.500"), source="aws")
     ]
+
+
+def test_aws_versioned_put_keeps_the_version_it_made():
+    (event,) = parse(raw({"Records": [record(AWS_PUT, versionId="3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY")]}), BUCKET)
+    assert (event.action, event.version_id) == ("put", "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY")
+    assert parse(raw({"Records": [AWS_PUT]}), BUCKET)[0].version_id is None
+
+
+def test_aws_delete_marker_created_is_a_marker_with_the_marker_version():
+    marker = record(AWS_DELETE, eventName="ObjectRemoved:DeleteMarkerCreated", versionId="dm-1")
+    assert parse(raw({"Records": [marker]}), BUCKET) == [
+        Event("old.jpg", "marker", epoch("2024-01-01T12:00:01.500"), source="aws", version_id="dm-1")
+    ]
+
+
+def test_aws_delete_naming_a_version_is_a_purge_and_without_one_a_delete():
+    purged = record(AWS_DELETE, versionId="v-1")
+    assert [(e.action, e.version_id) for e in parse(raw({"Records": [purged, AWS_DELETE]}), BUCKET)] == [
+        ("purge", "v-1"),
+        ("delete", None),
+    ]
+
+
+def test_minio_version_events_read_as_aws_ones():
+    put = record(MINIO_PUT, versionId="0b9dc9ac-4d5b-4c8e-9d5d-7d8c1b0b8f11")
+    marker = record(MINIO_PUT, eventName="s3:ObjectRemoved:DeleteMarkerCreated", versionId="a-marker")
+    purged = record(MINIO_PUT, eventName="s3:ObjectRemoved:Delete", versionId="0b9dc9ac")
+    events = parse(raw({"Records": [put, marker, purged]}), BUCKET)
+    assert [(e.action, e.version_id) for e in events] == [
+        ("put", "0b9dc9ac-4d5b-4c8e-9d5d-7d8c1b0b8f11"),
+        ("marker", "a-marker"),
+        ("purge", "0b9dc9ac"),
+    ]
+
+
+def test_ceph_empty_version_id_means_none_and_null_is_a_version():
+    assert parse(raw({"Records": [CEPH_PUT]}), BUCKET)[0].version_id is None
+    removed = record(CEPH_PUT, eventName="s3:ObjectRemoved:Delete", versionId="")
+    assert parse(raw({"Records": [removed]}), BUCKET)[0].action == "delete"
+    null = record(CEPH_PUT, eventName="ObjectRemoved:Delete", versionId="null")
+    assert [(e.action, e.version_id) for e in parse(raw({"Records": [null]}), BUCKET)] == [("purge", "null")]
+
+
+def test_record_with_a_bad_version_id_is_rejected():
+    for bad in (7, ["v"], "v" * 1025, "v\n1"):
+        assert reason(raw({"Records": [record(AWS_PUT, versionId=bad)]})).startswith(
+            "s3.object.versionId is not a version ID"
+        ), bad
+
+
+def test_json_message_carries_a_version_id_and_a_delete_naming_one_is_a_purge():
+    assert parse(raw({"key": "a", "version_id": "v2"}), BUCKET) == [Event("a", "put", source="json", version_id="v2")]
+    assert parse(raw({"key": "a", "event": "delete", "version_id": "v1"}), BUCKET) == [
+        Event("a", "purge", source="json", version_id="v1")
+    ]
+    assert parse(raw({"key": "a", "event": "purge", "version_id": "v1"}), BUCKET)[0].action == "purge"
+    assert parse(raw({"key": "a", "event": "marker"}), BUCKET) == [Event("a", "marker", source="json")]
+
+
+def test_json_purge_without_a_version_or_with_a_bad_one_is_rejected():
+    assert reason(raw({"key": "a", "event": "purge"})).startswith("event 'purge' names no version_id")
+    assert reason(raw({"key": "a", "version_id": 3})).startswith("version_id is not a version ID")
+    assert reason(raw({"key": "a", "event": "copy"})) == (
+        "unknown event 'copy': must be 'put', 'delete', 'marker' or 'purge'"
+    )
+
+
+def test_bare_key_names_no_version():
+    assert parse(b"a.jpg", BUCKET) == [Event("a.jpg", "put", version_id=None)]
 
 
 def test_aws_test_event_is_acknowledged_and_ignored():
@@ -230,9 +297,7 @@ def test_several_records_yield_one_event_each_in_order():
 def test_record_for_a_foreign_bucket_is_rejected():
     foreign = record(CEPH_PUT)
     foreign["s3"]["bucket"]["name"] = "videos"
-    assert reason(raw({"Records": [foreign]})) == (
-        "event for bucket 'videos', not the source bucket 'photos'"
-    )
+    assert reason(raw({"Records": [foreign]})) == ("event for bucket 'videos', not the source bucket 'photos'")
 
 
 @pytest.mark.parametrize(
