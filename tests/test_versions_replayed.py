@@ -216,6 +216,27 @@ def test_a_later_version_arrives_alone(world: Callable[..., World], caplog: pyte
                                        version(b"three, the newest", ids[2])]  # fmt: skip
 
 
+def test_each_replayed_version_carries_its_own_tag_set(world: Callable[..., World]) -> None:
+    # Given a key whose two versions were written with different tags
+    w = world()
+    client, bucket = client_of(w.source), bucket_of(w.source)
+    first = client.put_object(Bucket=bucket, Key="k", Body=b"one", Tagging="era=first")["VersionId"]
+    second = client.put_object(Bucket=bucket, Key="k", Body=b"two", Tagging="era=second")["VersionId"]
+
+    # When the history is replayed
+    assert w.sync().ok
+
+    # Then each destination version has the tags of the source version it replays
+    dest, dest_bucket = client_of(w.dest), bucket_of(w.dest)
+    listed = dest.list_object_versions(Bucket=dest_bucket, Prefix="k")["Versions"]
+    tags = {}
+    for item in listed:
+        head = dest.head_object(Bucket=dest_bucket, Key="k", VersionId=item["VersionId"])
+        tag_set = dest.get_object_tagging(Bucket=dest_bucket, Key="k", VersionId=item["VersionId"])["TagSet"]
+        tags[head["Metadata"][META_VERSION]] = {t["Key"]: t["Value"] for t in tag_set}
+    assert tags == {first: {"era": "first"}, second: {"era": "second"}}
+
+
 def test_a_lost_ledger_is_rebuilt_by_heads_and_nothing_is_copied_twice(world: Callable[..., World]) -> None:
     w = world()
     ids = [put(w.source, "k", data) for data in (b"v1", b"v2 is longer", b"v3 is longer still")]

@@ -344,8 +344,8 @@ class Store(Protocol):
     ) -> str:
         """Server-side copy within this store (in parts past 5 GiB), if the source still has ETag `if_match`."""
 
-    def get_tagging(self, key: str) -> str:
-        """The object's tag set, URL-encoded as x-amz-tagging wants it."""
+    def get_tagging(self, key: str, *, version_id: str | None = None) -> str:
+        """The object's (or that version's) tag set, URL-encoded as x-amz-tagging wants it."""
 
     def put_tagging(self, key: str, tagging: str) -> None:
         """Set the object's tag set (URL-encoded, as x-amz-tagging): Ceph 16 drops the tags of a multipart upload."""

@@ -395,8 +395,9 @@ class BotoStore:
             raise boundary_error("CopyObject", e) from e
         return ""
 
-    def get_tagging(self, key: str) -> str:
-        tags = self._call("GetObjectTagging", Key=key).get("TagSet", [])
+    def get_tagging(self, key: str, *, version_id: str | None = None) -> str:
+        extra = {"VersionId": version_id} if version_id else {}
+        tags = self._call("GetObjectTagging", Key=key, **extra).get("TagSet", [])
         return urlencode([(t["Key"], t["Value"]) for t in tags], quote_via=quote)
 
     def put_tagging(self, key: str, tagging: str) -> None:

@@ -273,8 +273,9 @@ class HttpStore:
             self.abort_upload(key, upload_id)
             raise
 
-    def get_tagging(self, key: str) -> str:
-        root = _xml(self.wire.send("GET", key, "GetObjectTagging", query="tagging=").data, "GetObjectTagging")
+    def get_tagging(self, key: str, *, version_id: str | None = None) -> str:
+        query = "tagging=" + (f"&{_version_query(version_id)}" if version_id is not None else "")
+        root = _xml(self.wire.send("GET", key, "GetObjectTagging", query=query).data, "GetObjectTagging")
         pairs = [(t.findtext("{*}Key") or "", t.findtext("{*}Value") or "") for t in root.iterfind(".//{*}Tag")]
         return urlencode(pairs, quote_via=quote)
 

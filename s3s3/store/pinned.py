@@ -139,10 +139,8 @@ class Pinned:
     ) -> str:
         return self.store.copy_object(source_bucket, source_key, key, size=size, if_match=if_match, attrs=attrs)
 
-    def get_tagging(self, key: str) -> str:
-        # GetObjectTagging of a version needs ?versionId=, which the interface does not carry:
-        # a replayed version gets the tags the key has now.
-        return self.store.get_tagging(key)
+    def get_tagging(self, key: str, *, version_id: str | None = None) -> str:
+        return self.store.get_tagging(key, version_id=self._version(key, version_id))
 
     def put_tagging(self, key: str, tagging: str) -> None:
         self.store.put_tagging(key, tagging)

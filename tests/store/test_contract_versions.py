@@ -176,6 +176,18 @@ def test_a_get_and_a_head_of_a_version_id_answer_that_versions_bytes_and_metadat
     assert current is not None and (current.version_id, current.metadata) == (ids[3], {"n": "3"})
 
 
+def test_each_version_answers_its_own_tag_set(versioned: Store) -> None:
+    # Given a key written twice, each version with tags of its own
+    store = versioned
+    first = put(store, "tagged", b"one", Attributes(tagging="era=first"))
+    second = put(store, "tagged", b"two", Attributes(tagging="era=second&n=2"))
+
+    # Then each version's tag set is its own, and the key's is its newest version's
+    assert store.get_tagging("tagged", version_id=first) == "era=first"
+    assert sorted(store.get_tagging("tagged", version_id=second).split("&")) == ["era=second", "n=2"]
+    assert sorted(store.get_tagging("tagged").split("&")) == ["era=second", "n=2"]
+
+
 def test_a_delete_markers_version_id_is_none_to_a_head_and_not_found_to_a_get(versioned: Store) -> None:
     # Given a key with a version under a delete marker
     store = versioned
