@@ -392,3 +392,27 @@ def test_a_replay_the_listener_gave_up_on_is_dead_lettered_and_replayed_by_the_b
     assert [e.replays for e in history(s3_dest, dst, "doomed/k")] == versions
     assert client.xlen("s3s3:failed") == 0
     client.close()
+
+
+def test_a_latest_destination_takes_the_version_a_permanent_delete_left_current(
+    s3_source: Server, s3_dest: Server, private_redis: Callable[..., RedisServer], spawn: Callable[..., Proc],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    # Given a key of two versions at the source, the newest copied to a versions = latest destination
+    world = setup(tmp_path, private_redis, s3_source, s3_dest, {"versions": "latest"})
+    put(s3_source, world.src, "k", b"older")
+    newest = put(s3_source, world.src, "k", b"newest")
+    listen(spawn, world)
+    announce(world.client, "stream", world.stream, [event(world.src, "k", newest)])
+    wait_until(acknowledged(world, 1), timeout=30)
+    assert s3_dest.client().get_object(Bucket=world.dst, Key="k")["Body"].read() == b"newest"
+
+    # When the newest version is deleted for good at the source, and that is announced
+    s3_source.client().delete_object(Bucket=world.src, Key="k", VersionId=newest)
+    announce(world.client, "stream", world.stream, [event(world.src, "k", newest, "ObjectRemoved:Delete")])
+    wait_until(acknowledged(world, 2), timeout=30)
+
+    # Then the destination holds what the source now reads as current: the older version's bytes
+    assert s3_dest.client().get_object(Bucket=world.dst, Key="k")["Body"].read() == b"older"
+    assert world.client.xlen("s3s3:failed") == 0
+    world.client.close()

@@ -293,7 +293,7 @@ class Listener:
             for pending, events in work
             for event in {e.key: e for e in events}.values()
             for dest in self._latest
-            if event.action == Change.PUT or dest.endpoint.propagate_deletes
+            if event.action in (Change.PUT, Change.PURGE) or dest.endpoint.propagate_deletes
         ]
         tickets = self.guard.begin_many([(label, key) for _, (key, label) in wanted])
         for (pending, copy), ticket in zip(wanted, tickets, strict=True):
@@ -389,10 +389,12 @@ class Listener:
             ok, kept = ok and replayed, kept and recorded
         for dest in self._latest:
             try:
-                if action != Change.PUT:  # a delete, a delete marker, or a version deleted for good
+                if action in (Change.DELETE, Change.MARKER):  # the key reads as deleted at the source
                     outcome = self._delete(dest, key)
-                else:
+                else:  # written; or one version deleted for good, which may leave an older one current
                     outcome = self.copy(self.source, dest, key, verify_md5=self.verify_md5, check_small=False)
+                    if action is Change.PURGE and outcome.action is Action.MISSING:  # it was the only one
+                        outcome = self._delete(dest, key)
             except Exception as e:  # copy_key never raises; a copy function that does must not strand the key
                 logger.exception("Unexpected error while copying %r to %s", key, dest.endpoint.label)
                 outcome = Outcome(key, dest.label, Action.FAILED, error=describe(e))

@@ -40,7 +40,8 @@ class Change(StrEnum):
     PUT = "put"  # written: copy it
     DELETE = "delete"  # deleted: delete it where propagate_deletes says so
     # In a versioned bucket. A destination keeping every version replays the key's history for a
-    # marker (as for a put or a delete); one keeping the latest takes both as a delete.
+    # marker (as for a put or a delete); one keeping the latest takes a marker as a delete, and a
+    # version deleted for good as a change to whatever the source holds now.
     MARKER = "marker"  # a delete marker made (ObjectRemoved:DeleteMarkerCreated): the key reads as deleted
     PURGE = "purge"  # one version deleted for good (ObjectRemoved:Delete with a versionId): history rewritten
 
