@@ -8,12 +8,9 @@ read back with a plain boto3 client.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,37 +19,11 @@ from s3s3.config import Config, MiB
 from s3s3.copy import copy_key
 from s3s3.outcome import Action
 from s3s3.store import META_VERSION
-from tests.helpers import next_number
 from tests.servers.base import Server
 from tests.stores import FaultyStore, failing, open_with, refusal
+from tests.versions import MULTIPART, UNTIL, lock_bucket, lock_of, put_locked
 
 pytestmark = pytest.mark.timeout(120)
-
-MULTIPART = {"multipart_threshold": "5MiB", "multipart_chunksize": "5MiB"}
-UNTIL = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
-
-
-def bucket(server: Server, *, lock: bool) -> str:
-    """A new bucket, with Object Lock (and so versions) or with neither."""
-    name = f"lock-{next_number()}-{uuid.uuid4().hex[:8]}"
-    if lock:
-        server.client().create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
-    else:
-        server.client().create_bucket(Bucket=name)
-    return name
-
-
-def put_locked(server: Server, name: str, key: str, data: bytes, mode: str = "GOVERNANCE") -> dict[str, Any]:
-    """Put `data` under a retention until UNTIL and a legal hold; return the source's HEAD of it."""
-    md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
-    client = server.client()
-    client.put_object(Bucket=name, Key=key, Body=data, ContentMD5=md5, ObjectLockMode=mode,
-                      ObjectLockRetainUntilDate=UNTIL, ObjectLockLegalHoldStatus="ON")  # fmt: skip
-    return dict(client.head_object(Bucket=name, Key=key))
-
-
-def lock_of(head: dict[str, Any]) -> tuple[Any, Any, Any]:
-    return head.get("ObjectLockMode"), head.get("ObjectLockRetainUntilDate"), head.get("ObjectLockLegalHoldStatus")
 
 
 @pytest.fixture
@@ -60,7 +31,7 @@ def pair(make_config: Callable[..., Config], s3_source: Server, s3_dest: Server)
     """A source bucket with Object Lock and a destination bucket (with it, or not), with these options."""
 
     def make(*, dest_lock: bool = True, **dest_extra: str) -> tuple[Config, str, str]:
-        src, dst = bucket(s3_source, lock=True), bucket(s3_dest, lock=dest_lock)
+        src, dst = lock_bucket(s3_source, lock=True), lock_bucket(s3_dest, lock=dest_lock)
         return make_config((s3_source, src), [(s3_dest, dst)], dest_extra=dest_extra), src, dst
 
     return make

@@ -8,10 +8,6 @@ seconds.
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import signal
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +17,19 @@ import pytest
 from s3s3.cli import main
 from s3s3.config import Config
 from s3s3.store import open_store
-from tests.helpers import endpoint_section, new_bucket
+from tests.helpers import new_bucket
 from tests.servers.base import Server
 from tests.servers.redis import RedisServer
+from tests.versions import (
+    bucket_cli,
+    current,
+    logging_and_signals_kept,
+    md5,
+    put_at,
+    versioned_bucket,
+    versions_config,
+    versions_of,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -39,16 +45,8 @@ def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]
 
 @pytest.fixture(autouse=True)
 def _restore_logging_and_signals() -> Iterator[None]:
-    """main() sets up logging and SIGTERM/SIGINT handlers; give the next test what it had."""
-    root = logging.getLogger()
-    handlers, level, s3s3_level = root.handlers[:], root.level, logging.getLogger("s3s3").level
-    signals = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    logging.getLogger("s3s3").setLevel(s3s3_level)
-    for signum, handler in signals.items():
-        signal.signal(signum, handler)
+    with logging_and_signals_kept():
+        yield
 
 
 @pytest.fixture
@@ -56,47 +54,9 @@ def ini(tmp_path: Path, s3_source: Server, s3_dest: Server, own_redis: RedisServ
     """An s3s3.ini for a source bucket and one destination bucket (`versions = all` unless told)."""
 
     def make(source: str, dest: str, **dest_extra: Any) -> Config:
-        text = endpoint_section("source", s3_source, source)
-        text += endpoint_section("dest1", s3_dest, dest, **({"versions": "all"} | dest_extra))
-        text += f"[pubsub]\nurl = {own_redis.url}\nchannel = ch-{uuid.uuid4().hex[:8]}\n"
-        path = tmp_path / f"s3s3-{uuid.uuid4().hex[:8]}.ini"
-        path.write_text(text)
-        return Config.from_file(path)
+        return versions_config(tmp_path, (s3_source, source), (s3_dest, dest), own_redis.url, **dest_extra)
 
     return make
-
-
-def versioned_bucket(server: Server, prefix: str) -> str:
-    bucket = new_bucket(server, prefix)
-    server.client().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    return bucket
-
-
-def put(server: Server, bucket: str, key: str, data: bytes, mtime: float) -> None:
-    """A version the source wrote at `mtime` (Unix seconds), as rclone records it."""
-    server.client().put_object(Bucket=bucket, Key=key, Body=data, Metadata={"mtime": f"{mtime:.9f}"})
-
-
-def current(server: Server, bucket: str) -> dict[str, str]:
-    """Every key's current object, by the MD5 of the bytes a GET returns."""
-    client = server.client()
-    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
-    return {k: hashlib.md5(client.get_object(Bucket=bucket, Key=k)["Body"].read()).hexdigest() for k in keys}
-
-
-def versions_of(server: Server, bucket: str, key: str) -> int:
-    answer = server.client().list_object_versions(Bucket=bucket, Prefix=key)
-    return len([v for v in answer.get("Versions", []) if v["Key"] == key])
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-def bucket_cli(capsys: pytest.CaptureFixture[str], config: Config, *args: str) -> tuple[int, str, str]:
-    code = main(["bucket", "--config", str(config.path), *args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture
@@ -106,10 +66,10 @@ def backed_up(s3_source: Server, s3_dest: Server, ini: Ini, capsys: pytest.Captu
     k: v1 at 1000, v2 at 2000; same: one version at 1000; later: one version at 3000.
     """
     source, backup = versioned_bucket(s3_source, "src"), versioned_bucket(s3_dest, "bak")
-    put(s3_source, source, "k", b"k as it was at 1000", 1000)
-    put(s3_source, source, "k", b"k as it is since 2000", 2000)
-    put(s3_source, source, "same", b"unchanged since 1000", 1000)
-    put(s3_source, source, "later", b"written at 3000", 3000)
+    put_at(s3_source, source, "k", b"k as it was at 1000", 1000)
+    put_at(s3_source, source, "k", b"k as it is since 2000", 2000)
+    put_at(s3_source, source, "same", b"unchanged since 1000", 1000)
+    put_at(s3_source, source, "later", b"written at 3000", 3000)
     code, _, err = bucket_cli(capsys, ini(source, backup))
     assert code == 0, err
     return source, backup
@@ -196,11 +156,11 @@ def test_a_key_deleted_before_the_time_is_deleted_only_with_delete(
     # Given a key deleted at the source (a delete marker) and backed up with its marker
     source, backup = versioned_bucket(s3_source, "src"), versioned_bucket(s3_dest, "bak")
     config = ini(source, backup)
-    put(s3_source, source, "gone", b"deleted since", 1000)
+    put_at(s3_source, source, "gone", b"deleted since", 1000)
     s3_source.client().delete_object(Bucket=source, Key="gone")
     assert bucket_cli(capsys, config)[0] == 0
     # ... and written again at the source since, which the backup has not seen
-    put(s3_source, source, "gone", b"back again", 5000)
+    put_at(s3_source, source, "gone", b"back again", 5000)
     marker = s3_dest.client().list_object_versions(Bucket=backup)["DeleteMarkers"][0]["LastModified"]
     at = str(marker.timestamp() + 1)  # a marker's time is when it was replayed at the destination
 

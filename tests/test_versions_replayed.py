@@ -15,59 +15,29 @@ listing order holds (tests/copy/test_replay.py covers markers anywhere).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from s3s3.cli import main
-from s3s3.config import Config, MiB
+from s3s3.config import MiB
 from s3s3.copy.replay import place, replay_key
 from s3s3.outcome import Action
 from s3s3.state import ledger
 from s3s3.state.leases import RedisLease
 from s3s3.state.ledger import VersionLedger
-from s3s3.store import META_VERSION, Store, open_store
-from s3s3.sync.bucket import duplicate_bucket
-from s3s3.sync.options import SyncOptions
-from s3s3.sync.summary import Summary
-from tests.helpers import endpoint_section, new_bucket
+from s3s3.store import META_VERSION
 from tests.servers.base import Server
 from tests.servers.redis import RedisServer
-from tests.stores import FaultyStore, bucket_of, client_of, failing, refusal
+from tests.stores import bucket_of, client_of, failing, refusal
+from tests.versions import MARKER, World, delete, history_of, make_world, put, version
 
 pytestmark = pytest.mark.timeout(120)
-
-PROBES = ".s3s3-probe"  # s3s3.store.probes: what a store does with a Content-MD5, asked once
-WRITES = ("put", "create_upload", "upload_part", "complete_upload", "delete", "delete_many", "copy_object")
-
-
-@dataclass
-class World:
-    """A versioned source and destination, their s3s3.ini, and the Redis of their ledger."""
-
-    config: Config
-    source: Store
-    dest: FaultyStore  # counts every request made of the destination
-    client: redis.Redis
-
-    def sync(self, **options: Any) -> Summary:
-        """One bucket sync, as s3s3bucket runs it (its workers and retries made short)."""
-        opts = SyncOptions(workers=4, **options)
-        return duplicate_bucket(self.source, [self.dest], options=opts, client=self.client)
-
-    def writes(self) -> list[str]:
-        """The writing requests made of the destination since the last call (its probes' aside)."""
-        found = [c.operation for c in self.dest.calls if c.operation in WRITES and not c.key.startswith(PROBES)]
-        self.dest.calls.clear()
-        return found
 
 
 @pytest.fixture(scope="module")
@@ -83,73 +53,10 @@ def world(tmp_path: Path, s3_source: Server, s3_dest: Server, own_redis: RedisSe
     def make(
         dest_extra: dict[str, Any] | None = None, *, source_versioned: bool = True, dest_versioned: bool = True
     ) -> World:
-        src_bucket, dst_bucket = new_bucket(s3_source, "src"), new_bucket(s3_dest, "dst")
-        if source_versioned:
-            versioned(s3_source, src_bucket)
-        if dest_versioned:
-            versioned(s3_dest, dst_bucket)
-        text = endpoint_section("source", s3_source, src_bucket)
-        text += endpoint_section("dest1", s3_dest, dst_bucket, versions="all", **(dest_extra or {}))
-        text += f"[pubsub]\nurl = {own_redis.url}\nchannel = ch-{uuid.uuid4().hex[:8]}\n"
-        path = tmp_path / f"s3s3-{uuid.uuid4().hex[:8]}.ini"
-        path.write_text(text)
-        config = Config.from_file(path)
-        client = redis.Redis.from_url(own_redis.url)
-        return World(config, open_store(config.source), FaultyStore(open_store(config.dests[0])), client)
+        return make_world(tmp_path, s3_source, s3_dest, own_redis.url, dest_extra,
+                          source_versioned=source_versioned, dest_versioned=dest_versioned)  # fmt: skip
 
     return make
-
-
-def versioned(server: Server, bucket: str) -> None:
-    server.client().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-
-
-def put(store: Store, key: str, data: bytes) -> str:
-    """Write a version; return its ID."""
-    return str(client_of(store).put_object(Bucket=bucket_of(store), Key=key, Body=data).get("VersionId", ""))
-
-
-def delete(store: Store, key: str, version_id: str | None = None) -> str:
-    """A delete marker (or, with `version_id`, that version deleted for good); return the ID the store answered."""
-    extra = {"VersionId": version_id} if version_id else {}
-    return str(client_of(store).delete_object(Bucket=bucket_of(store), Key=key, **extra).get("VersionId", ""))
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One entry of a key's history as a test sees it: a marker, or a version's bytes and what it replays."""
-
-    marker: bool
-    md5: str | None = None
-    size: int = 0
-    replays: str | None = None  # its s3s3-source-version-id
-
-
-def history_of(store: Store, key: str) -> list[Entry]:
-    """`key`'s history, oldest first: each version read back by its ID, with its metadata."""
-    client = client_of(store)
-    answer = client.list_object_versions(Bucket=bucket_of(store), Prefix=key)
-    # moto lists a key's versions newest first, then its markers: in order where the markers are the newest
-    versions = [(v, False) for v in answer.get("Versions", []) if v["Key"] == key]
-    markers = [(m, True) for m in answer.get("DeleteMarkers", []) if m["Key"] == key]
-    assert not markers or markers[0][0]["IsLatest"], "a history with a delete marker below a version"
-    entries = versions[::-1] + markers[::-1]
-    found = []
-    for item, marker in entries:
-        if marker:
-            found.append(Entry(True))
-            continue
-        got = client.get_object(Bucket=bucket_of(store), Key=key, VersionId=item["VersionId"])
-        data = got["Body"].read()
-        found.append(Entry(False, hashlib.md5(data).hexdigest(), len(data), got["Metadata"].get(META_VERSION)))
-    return found
-
-
-def version(data: bytes, replays: str) -> Entry:
-    return Entry(False, hashlib.md5(data).hexdigest(), len(data), replays)
-
-
-MARKER = Entry(True)
 
 
 # -- the replay ----------------------------------------------------------------------------------
