@@ -5,8 +5,10 @@ and retain-until date) and legal hold are written with its copy
 (s3s3.copy.job.attributes). A destination bucket without Object Lock cannot
 hold them: such a key fails at once, naming the option, rather than landing
 without the protection the source gave it. Once written, the copy's own
-answer must show them: moto 5.2 keeps none of what CreateMultipartUpload
-carries, so what is missing is set on the copy's version afterwards.
+answer must show them: moto 5.2 and Ceph 16 keep none of what
+CreateMultipartUpload carries, nor Ceph 16 what a CopyObject carries with
+the REPLACE metadata directive, so what is missing is set on the copy's
+version afterwards.
 """
 
 from __future__ import annotations

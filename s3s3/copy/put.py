@@ -128,6 +128,7 @@ def server_side_copy(
     if now is None or now.etag != info.etag:
         discard(dest, target)
         raise SourceChanged(f"{key!r} changed at the source during its server-side copy")
+    # Ceph 16 keeps none of the Object Lock a CopyObject carries with the REPLACE directive: it is set after.
     lock = locks.carried(dest, info)
     if lock is not None:
         locks.ensure_landed(dest, target, lock)
