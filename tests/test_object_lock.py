@@ -136,3 +136,24 @@ def test_with_versions_all_a_copy_records_the_source_version_it_was_made_from(
     assert outcome.action is Action.COPIED, outcome.error
     metadata = s3_dest.client().head_object(Bucket=dst, Key="doc.txt")["Metadata"]
     assert metadata.get(META_VERSION) == (source_head["VersionId"] if versions == "all" else None)
+
+
+@pytest.mark.parametrize("transport", ["http", "boto3"])
+def test_a_copy_within_one_store_carries_retention_and_legal_hold(
+    make_config: Callable[..., Config], s3_dest: Server, transport: str
+) -> None:
+    # Given two buckets of one store, with one identity, so that the store copies the bytes itself
+    src, dst = lock_bucket(s3_dest, lock=True), lock_bucket(s3_dest, lock=True)
+    config = make_config((s3_dest, src), [(s3_dest, dst)])
+    source_head = put_locked(s3_dest, src, "held.bin", b"kept for years", mode="GOVERNANCE")
+
+    # When it is copied
+    dest = FaultyStore(open_with(config.dests[0], transport))
+    outcome = copy_key(open_with(config.source, transport), dest, "held.bin")
+
+    # Then the store made the copy (CopyObject), and it holds the source version's retention and legal hold
+    assert outcome.action is Action.COPIED, outcome.error
+    assert len(dest.of("copy_object")) == 1
+    landed = s3_dest.client().get_object(Bucket=dst, Key="held.bin")
+    assert landed["Body"].read() == b"kept for years"
+    assert lock_of(landed) == lock_of(source_head) == ("GOVERNANCE", UNTIL, "ON")

@@ -115,6 +115,10 @@ def server_side_copy(
     # A copy of a multipart object keeps its -N ETag (Ceph, Swift), one past 5 GiB goes in parts: either way
     # the copy's ETag is no MD5.
     attrs = attributes(dest, info, info.md5, parts=not info.etag_is_md5 or info.size > MAX_PART)
+    # The Object Lock goes on after the copy, never in it: Ceph 16 keeps none a CopyObject carries with the
+    # REPLACE directive, and moto refuses such a CopyObject (it has no body to carry the Content-MD5 a locked
+    # write needs).
+    attrs = replace(attrs, lock=None)
     # If-Match on the version the HEAD saw: a source changed since is a 412, and the key is tried again.
     # Not for a multipart source: Swift checks x-amz-copy-source-if-match against the MD5 of the whole
     # object, not the md5-N ETag its HEAD gives, and refuses every such copy (412). The check after the
@@ -128,7 +132,6 @@ def server_side_copy(
     if now is None or now.etag != info.etag:
         discard(dest, target)
         raise SourceChanged(f"{key!r} changed at the source during its server-side copy")
-    # Ceph 16 keeps none of the Object Lock a CopyObject carries with the REPLACE directive: it is set after.
     lock = locks.carried(dest, info)
     if lock is not None:
         locks.ensure_landed(dest, target, lock)
