@@ -27,23 +27,18 @@ from tests.servers.base import Server
 from tests.servers.redis import RedisServer
 from tests.stores import FaultyStore, open_with
 from tests.versions import (
-    MARKER,
     MULTIPART,
     UNTIL,
-    World,
     bucket_cli,
     current,
-    delete,
-    history_of,
     lock_bucket,
     lock_of,
     logging_and_signals_kept,
     make_world,
     md5,
-    put,
     put_at,
     put_locked,
-    version,
+    replays_three_histories_in_order_then_writes_nothing,
     versioned_bucket,
     versions_config,
     versions_of,
@@ -73,41 +68,8 @@ def _restore_logging_and_signals() -> Iterator[None]:
 def test_a_history_replays_to_ceph_in_order_byte_for_byte_and_a_second_run_writes_nothing(
     tmp_path: Path, ceph: Server, own_redis: RedisServer
 ) -> None:
-    # Given two versioned buckets on one Ceph: a key with three versions, a key whose newest entry is a
-    # delete marker, and a key whose older version goes in parts (read back by ranges of that version)
-    w: World = make_world(tmp_path, ceph, ceph, own_redis.url, MULTIPART)
-    a = [b"first", b"second, longer", b"third and longest of all"]
-    a_ids = [put(w.source, "a.txt", data) for data in a]
-    b_ids = [put(w.source, "b.txt", b"b one"), put(w.source, "b.txt", b"b two!")]
-    b_ids.append(delete(w.source, "b.txt"))
-    big = [os.urandom(6 * MiB), b"small now"]
-    big_ids = [put(w.source, "big.bin", data) for data in big]
-
-    # When the bucket sync runs
-    summary = w.sync()
-
-    # Then each destination history is the source's, in order, byte for byte, each version naming its source
-    assert summary.ok, summary.failures
-    assert history_of(w.dest, "a.txt") == [version(d, v) for d, v in zip(a, a_ids, strict=True)]
-    assert history_of(w.dest, "b.txt") == [version(b"b one", b_ids[0]), version(b"b two!", b_ids[1]), MARKER]
-    assert history_of(w.dest, "big.bin") == [version(d, v) for d, v in zip(big, big_ids, strict=True)]
-    counts = summary.as_dict()
-    assert (counts["checked"], counts["versions_copied"], counts["markers_replayed"]) == (3, 7, 1)
-    assert counts["bytes"] == sum(map(len, [*a, b"b one", b"b two!", *big]))
-    # And no version went server-side: a replayed version is read by its ID and written with its record
-    writes = w.writes()
-    assert "copy_object" not in writes and writes.count("delete") == 1
-
-    # When it runs again
-    again = w.sync()
-
-    # Then nothing is written, and the version map named every destination version: no HEAD
-    assert again.ok
-    assert w.writes() == []
-    counts = again.as_dict()
-    assert (counts["checked"], counts["skipped"], counts["versions_copied"], counts["markers_replayed"]) == (3, 3, 0, 0)
-    assert (counts["versions_mapped"], counts["versions_headed"]) == (7, 0)
-    assert w.dest.of("head") == []
+    # Given two versioned buckets on one Ceph (a replayed version never goes server-side)
+    replays_three_histories_in_order_then_writes_nothing(make_world(tmp_path, ceph, ceph, own_redis.url, MULTIPART))
 
 
 # -- the point-in-time restore -------------------------------------------------------------------

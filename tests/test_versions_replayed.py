@@ -16,7 +16,6 @@ listing order holds (tests/copy/test_replay.py covers markers anywhere).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +24,6 @@ from typing import Any
 import pytest
 
 from s3s3.cli import main
-from s3s3.config import MiB
 from s3s3.copy.replay import place, replay_key
 from s3s3.outcome import Action
 from s3s3.state import ledger
@@ -35,7 +33,16 @@ from s3s3.store import META_VERSION
 from tests.servers.base import Server
 from tests.servers.redis import RedisServer
 from tests.stores import bucket_of, client_of, failing, refusal
-from tests.versions import MARKER, World, delete, history_of, make_world, put, version
+from tests.versions import (
+    MULTIPART,
+    World,
+    delete,
+    history_of,
+    make_world,
+    put,
+    replays_three_histories_in_order_then_writes_nothing,
+    version,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -65,39 +72,7 @@ def world(tmp_path: Path, s3_source: Server, s3_dest: Server, own_redis: RedisSe
 def test_versions_and_delete_markers_replay_in_order_byte_for_byte_and_a_second_run_writes_nothing(
     world: Callable[..., World],
 ) -> None:
-    # Given a key with three versions, a key whose newest entry is a delete marker, and a key whose older
-    # version goes in parts (read back by ranges of that very version, not of the current one)
-    w = world({"multipart_threshold": "5MiB", "multipart_chunksize": "5MiB"})
-    a = [b"first", b"second, longer", b"third and longest of all"]
-    a_ids = [put(w.source, "a.txt", data) for data in a]
-    b_ids = [put(w.source, "b.txt", b"b one"), put(w.source, "b.txt", b"b two!")]
-    b_ids.append(delete(w.source, "b.txt"))
-    big = [os.urandom(6 * MiB), b"small now"]
-    big_ids = [put(w.source, "big.bin", data) for data in big]
-
-    # When the bucket sync runs
-    summary = w.sync()
-
-    # Then each destination history is the source's, in order, byte for byte, each version naming its source
-    assert summary.ok, summary.failures
-    assert history_of(w.dest, "a.txt") == [version(d, v) for d, v in zip(a, a_ids, strict=True)]
-    assert history_of(w.dest, "b.txt") == [version(b"b one", b_ids[0]), version(b"b two!", b_ids[1]), MARKER]
-    assert history_of(w.dest, "big.bin") == [version(d, v) for d, v in zip(big, big_ids, strict=True)]
-    counts = summary.as_dict()
-    assert (counts["checked"], counts["versions_copied"], counts["markers_replayed"]) == (3, 7, 1)
-    assert counts["bytes"] == sum(map(len, [*a, b"b one", b"b two!", *big]))
-    assert sorted(w.writes()).count("delete") == 1
-
-    # When it runs again
-    again = w.sync()
-
-    # Then nothing is written, and the version map named every destination version: no HEAD
-    assert again.ok
-    assert w.writes() == []
-    counts = again.as_dict()
-    assert (counts["checked"], counts["skipped"], counts["versions_copied"], counts["markers_replayed"]) == (3, 3, 0, 0)
-    assert (counts["versions_mapped"], counts["versions_headed"]) == (7, 0)
-    assert w.dest.of("head") == []
+    replays_three_histories_in_order_then_writes_nothing(world(MULTIPART))
 
 
 def test_a_later_version_arrives_alone(world: Callable[..., World], caplog: pytest.LogCaptureFixture) -> None:

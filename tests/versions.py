@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
 import signal
 import uuid
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ import pytest
 import redis
 
 from s3s3.cli import main
-from s3s3.config import Config
+from s3s3.config import Config, MiB
 from s3s3.store import META_VERSION, Store, open_store
 from s3s3.sync.bucket import duplicate_bucket
 from s3s3.sync.options import SyncOptions
@@ -204,6 +205,47 @@ def make_world(
     config = versions_config(tmp_path, (source, src_bucket), (dest, dst_bucket), redis_url, **(dest_extra or {}))
     client = redis.Redis.from_url(redis_url)
     return World(config, open_store(config.source), FaultyStore(open_store(config.dests[0])), client)
+
+
+def replays_three_histories_in_order_then_writes_nothing(w: World) -> None:
+    """The bucket sync's replay, end to end: histories in order, byte for byte, none server-side; then nothing.
+
+    `w`'s destination must take parts of 5 MiB (MULTIPART).
+    """
+    # Given a key with three versions, a key whose newest entry is a delete marker, and a key whose older
+    # version goes in parts (read back by ranges of that very version, not of the current one)
+    a = [b"first", b"second, longer", b"third and longest of all"]
+    a_ids = [put(w.source, "a.txt", data) for data in a]
+    b_ids = [put(w.source, "b.txt", b"b one"), put(w.source, "b.txt", b"b two!")]
+    b_ids.append(delete(w.source, "b.txt"))
+    big = [os.urandom(6 * MiB), b"small now"]
+    big_ids = [put(w.source, "big.bin", data) for data in big]
+
+    # When the bucket sync runs
+    summary = w.sync()
+
+    # Then each destination history is the source's, in order, byte for byte, each version naming its source
+    assert summary.ok, summary.failures
+    assert history_of(w.dest, "a.txt") == [version(d, v) for d, v in zip(a, a_ids, strict=True)]
+    assert history_of(w.dest, "b.txt") == [version(b"b one", b_ids[0]), version(b"b two!", b_ids[1]), MARKER]
+    assert history_of(w.dest, "big.bin") == [version(d, v) for d, v in zip(big, big_ids, strict=True)]
+    counts = summary.as_dict()
+    assert (counts["checked"], counts["versions_copied"], counts["markers_replayed"]) == (3, 7, 1)
+    assert counts["bytes"] == sum(map(len, [*a, b"b one", b"b two!", *big]))
+    # And no version went server-side: a replayed version is read by its ID and written with its record
+    writes = w.writes()
+    assert "copy_object" not in writes and writes.count("delete") == 1
+
+    # When it runs again
+    again = w.sync()
+
+    # Then nothing is written, and the version map named every destination version: no HEAD
+    assert again.ok
+    assert w.writes() == []
+    counts = again.as_dict()
+    assert (counts["checked"], counts["skipped"], counts["versions_copied"], counts["markers_replayed"]) == (3, 3, 0, 0)
+    assert (counts["versions_mapped"], counts["versions_headed"]) == (7, 0)
+    assert w.dest.of("head") == []
 
 
 # -- s3s3bucket in-process -----------------------------------------------------------------------
